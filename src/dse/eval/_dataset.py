@@ -1,0 +1,202 @@
+"""Dataset import: validate every row of a JSONL file against a signature before writing any."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dse.errors import DatasetError
+from dse.signature import Signature
+from dse.store import ExampleIn, Store, UpsertResult
+
+SPLITS = ("train", "holdout", "test")
+LABEL_SOURCES = ("human", "model", "judge")
+_KNOWN_KEYS = frozenset(
+    {"example_id", "input", "expected", "split", "tags", "source", "label_source", "meta"}
+)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem with one row: where it is and what is wrong."""
+
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", field {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ParsedDataset:
+    path: Path
+    rows: list[tuple[int, ExampleIn]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: str
+    signature_id: str
+    rows_valid: int
+    errors: list[RowError]
+    written: UpsertResult | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "path": self.path,
+            "signature_id": self.signature_id,
+            "rows_valid": self.rows_valid,
+            "errors": [e.__dict__ for e in self.errors],
+            "written": None if self.written is None else _written_json(self.written),
+        }
+
+
+def parse_dataset_file(path: Path, signature: Signature[Any, Any]) -> ParsedDataset:
+    """Parse and validate every line; collects all errors instead of stopping at the first."""
+    parsed = ParsedDataset(path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row, errors = _parse_row(number, line, signature)
+        if row is not None and row.example_id in first_line_of:
+            errors.append(
+                RowError(
+                    number,
+                    "example_id",
+                    f"duplicate example_id {row.example_id!r} "
+                    f"(first on line {first_line_of[row.example_id]})",
+                )
+            )
+        if errors:
+            parsed.errors.extend(errors)
+        elif row is not None:
+            first_line_of[row.example_id] = number
+            parsed.rows.append((number, row))
+    return parsed
+
+
+def import_dataset(
+    store: Store, signature: Signature[Any, Any], path: Path, *, skip_invalid: bool = False
+) -> ImportResult:
+    """Write the rows only when every row is valid (or, with ``skip_invalid``, the good ones)."""
+    parsed = parse_dataset_file(path, signature)
+    written = None
+    if parsed.rows and (skip_invalid or not parsed.errors):
+        written = store.upsert_examples(signature.id, [row for _, row in parsed.rows])
+    return ImportResult(
+        path=str(path),
+        signature_id=signature.id,
+        rows_valid=len(parsed.rows),
+        errors=parsed.errors,
+        written=written,
+    )
+
+
+def _parse_row(
+    number: int, line: str, signature: Signature[Any, Any]
+) -> tuple[ExampleIn | None, list[RowError]]:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, [RowError(number, "", f"invalid JSON: {exc.msg} at column {exc.colno}")]
+    if not isinstance(raw, dict):
+        return None, [RowError(number, "", f"expected a JSON object, found {type(raw).__name__}")]
+    errors = [RowError(number, key, "unknown field") for key in sorted(set(raw) - _KNOWN_KEYS)]
+
+    example_id = raw.get("example_id")
+    if not isinstance(example_id, str) or not example_id.strip():
+        errors.append(RowError(number, "example_id", "required: a non-empty string"))
+    errors += _validate(number, "input", raw, signature.input_model)
+    errors += _validate(number, "expected", raw, signature.output_model)
+
+    split = raw.get("split")
+    if split is not None and split not in SPLITS:
+        errors.append(RowError(number, "split", f"must be one of {', '.join(SPLITS)}"))
+    tags = raw.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        errors.append(RowError(number, "tags", "must be a list of strings"))
+    source = raw.get("source")
+    if source is not None and not isinstance(source, str):
+        errors.append(RowError(number, "source", "must be a string"))
+    label_source = raw.get("label_source")
+    if label_source is not None and label_source not in LABEL_SOURCES:
+        errors.append(
+            RowError(number, "label_source", f"must be one of {', '.join(LABEL_SOURCES)}")
+        )
+    meta = raw.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        errors.append(RowError(number, "meta", "must be a JSON object"))
+    if label_source == "model" and split == "holdout" and not (meta or {}).get("reviewed"):
+        errors.append(
+            RowError(
+                number,
+                "split",
+                "model-labeled rows go to holdout only when reviewed (meta.reviewed = true)",
+            )
+        )
+    if errors:
+        return None, errors
+    return (
+        ExampleIn(
+            example_id=example_id.strip(),  # type: ignore[union-attr]
+            input=raw["input"],
+            expected=raw["expected"],
+            split=split,
+            tags=_normalize_tags(tags),
+            source=source,
+            label_source=label_source,
+            meta=meta,
+        ),
+        [],
+    )
+
+
+def _validate(number: int, key: str, raw: dict[str, Any], model: type[BaseModel]) -> list[RowError]:
+    if key not in raw:
+        return [RowError(number, key, "required field is missing")]
+    try:
+        model.model_validate(raw[key])
+    except ValidationError as exc:
+        return [
+            RowError(
+                number,
+                ".".join([key, *(str(p) for p in err["loc"])]),
+                _message(err),
+            )
+            for err in exc.errors()
+        ]
+    return []
+
+
+def _message(err: Any) -> str:
+    message = str(err["msg"])
+    if err["type"] in ("literal_error", "enum") or "input" not in err:
+        return message + (f" (found {err['input']!r})" if "input" in err else "")
+    return message
+
+
+def _normalize_tags(tags: list[str] | None) -> list[str] | None:
+    if tags is None:
+        return None
+    return sorted({t.strip() for t in tags if t.strip()})
+
+
+def _written_json(result: UpsertResult) -> dict[str, int]:
+    return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged}

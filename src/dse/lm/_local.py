@@ -1,0 +1,277 @@
+"""In-process llama.cpp on a GGUF file, with JSON-schema constrained decoding.
+
+A loaded model is shared by every :class:`LocalLM` on the same file and runs on its own single
+worker thread: llama.cpp contexts are not thread-safe, and queueing on a dedicated thread keeps the
+event loop's default executor free for other work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dse._canonical import canonical_str
+from dse.errors import LMError
+from dse.lm._types import Completion, LMRequest, Usage
+
+DEFAULT_N_CTX = 4096
+DEFAULT_SEED = 1234
+_GRAMMAR_CACHE_SIZE = 64
+
+
+@dataclass
+class _LoadedModel:
+    """One llama.cpp model plus the single thread allowed to touch it."""
+
+    llama: Any
+    executor: ThreadPoolExecutor
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deadline: float | None = None
+    timed_out: bool = False
+
+    def past_deadline(self, _input_ids: Any, _logits: Any) -> bool:
+        """Stopping criterion: ends generation once the call's time budget is spent."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.timed_out = True
+            return True
+        return False
+
+
+_MODELS: dict[tuple[str, int, int], _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise LMError(
+            f"local LM needs llama-cpp-python (pip install llama-cpp-python): {exc}"
+        ) from None
+    return llama_cpp
+
+
+def _load(path: Path, n_ctx: int, n_threads: int) -> _LoadedModel:
+    """Load once per (file, context size, threads) per process; later callers share it."""
+    key = (str(path), n_ctx, n_threads)
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is not None:
+            return loaded
+        llama_cpp = _import_llama()
+        try:
+            with _safe_model_params(llama_cpp):
+                llama = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    seed=DEFAULT_SEED,
+                    verbose=False,
+                )
+        except Exception as exc:
+            raise LMError(f"local LM: cannot load {path}: {exc}", path=str(path)) from None
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dse-llama-{path.name}")
+        loaded = _LoadedModel(llama=llama, executor=executor)
+        _install_deadline(loaded, llama_cpp)
+        _MODELS[key] = loaded
+        return loaded
+
+
+def _has_amx(llama_cpp: Any) -> bool:
+    info = llama_cpp.llama_print_system_info()
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    return "AMX_INT8 = 1" in text
+
+
+@contextlib.contextmanager
+def _safe_model_params(llama_cpp: Any) -> Iterator[None]:
+    """Load without llama.cpp's extra weight buffers when the build has AMX kernels.
+
+    A native build on an AMX CPU segfaults in its first decode through the AMX buffer type;
+    plain CPU buffers are correct and about as fast for these small models. ``Llama`` exposes no
+    switch for it, so its default-params factory is wrapped for the duration of one load (callers
+    hold ``_MODELS_LOCK``).
+    """
+    if not _has_amx(llama_cpp):
+        yield
+        return
+    bindings = llama_cpp.llama_cpp
+    original = bindings.llama_model_default_params
+
+    def without_extra_bufts() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = without_extra_bufts
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = original
+
+
+def _install_deadline(loaded: _LoadedModel, llama_cpp: Any) -> None:
+    """Add the deadline criterion to every completion the chat handler starts.
+
+    ``create_chat_completion`` takes no stopping criteria, but its handlers call
+    ``llama.create_completion`` on the instance, so wrapping that one method is enough.
+    """
+    original = loaded.llama.create_completion
+
+    def create_completion(*args: Any, **kwargs: Any) -> Any:
+        criteria = list(kwargs.get("stopping_criteria") or [])
+        criteria.append(loaded.past_deadline)
+        kwargs["stopping_criteria"] = llama_cpp.StoppingCriteriaList(criteria)
+        return original(*args, **kwargs)
+
+    loaded.llama.create_completion = create_completion
+
+
+class LocalLM:
+    """A GGUF model run in-process; serves exactly one model id and refuses others.
+
+    ``timeout_s`` bounds generation once the call holds the model (queueing is not counted);
+    the seed is ``seed + sample_index`` so temperature 0 is deterministic and repeated samples
+    differ only when asked to.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        model_id: str | None = None,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        timeout_s: float = 120.0,
+        seed: int = DEFAULT_SEED,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.is_file():
+            raise LMError(f"local LM: GGUF file not found: {self.path}", path=str(self.path))
+        if timeout_s <= 0:
+            raise LMError("local LM: timeout_s must be > 0")
+        self.model_id = model_id or f"gguf:{self.path.name}"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.timeout_s = timeout_s
+        self.seed = seed
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self._grammars_lock = threading.Lock()
+
+    @classmethod
+    def from_pack(cls, name: str, models_dir: str | Path | None = None, **kwargs: Any) -> LocalLM:
+        """A model pack by name; it must already be installed (``dse models install NAME``)."""
+        from dse.lm._packs import pack_path
+
+        return cls(pack_path(name, models_dir), model_id=name, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LocalLM(model_id={self.model_id!r}, path={str(self.path)!r})"
+
+    @property
+    def default_model_id(self) -> str:
+        return self.model_id
+
+    @property
+    def supports_constrained(self) -> bool:
+        return True
+
+    def _grammar(self, schema: dict[str, Any]) -> tuple[Any, bool]:
+        """Grammar for a schema, and whether it enforces the schema itself.
+
+        A schema the converter cannot express falls back to plain-JSON grammar, reported as
+        unconstrained so the decoder's validation stays the judge.
+        """
+        key = canonical_str(schema)
+        with self._grammars_lock:
+            hit = self._grammars.get(key)
+            if hit is not None:
+                self._grammars.move_to_end(key)
+                return hit  # type: ignore[no-any-return]
+        from llama_cpp import llama_grammar
+
+        try:
+            entry: tuple[Any, bool] = (
+                llama_grammar.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False),
+                True,
+            )
+        except Exception:
+            entry = (llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF), False)
+        with self._grammars_lock:
+            self._grammars[key] = entry
+            while len(self._grammars) > _GRAMMAR_CACHE_SIZE:
+                self._grammars.popitem(last=False)
+        return entry
+
+    def _run(self, loaded: _LoadedModel, request: LMRequest) -> Completion:
+        """Worker-thread body: generate under the model lock and the per-call deadline."""
+        started = time.perf_counter()
+        cfg = request.config
+        grammar, constrained = (None, False)
+        if request.response_schema is not None:
+            grammar, constrained = self._grammar(request.response_schema)
+        with loaded.lock:
+            loaded.timed_out = False
+            loaded.deadline = time.monotonic() + self.timeout_s
+            try:
+                result = loaded.llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    temperature=cfg.temperature,
+                    top_p=cfg.top_p if cfg.top_p is not None else 1.0,
+                    max_tokens=cfg.max_tokens,
+                    seed=self.seed + request.sample_index,
+                    grammar=grammar,
+                    stream=False,
+                )
+            except Exception as exc:
+                raise LMError(
+                    f"local LM {self.model_id}: generation failed: {exc}", model=self.model_id
+                ) from None
+            finally:
+                loaded.deadline = None
+            if loaded.timed_out:
+                raise LMError(
+                    f"local LM {self.model_id}: timed out after {self.timeout_s}s",
+                    model=self.model_id,
+                    status="timeout",
+                )
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+            model_used=self.model_id,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            constrained=constrained,
+        )
+
+    async def complete(self, request: LMRequest) -> Completion:
+        if request.config.model_id != self.model_id:
+            raise LMError(
+                f"local LM serves {self.model_id!r} but the request asks for "
+                f"{request.config.model_id!r}; refusing to substitute another model",
+                model=request.config.model_id,
+                loaded=self.model_id,
+            )
+        loaded = _MODELS.get((str(self.path), self.n_ctx, self.n_threads))
+        if loaded is None:
+            loaded = await asyncio.to_thread(_load, self.path, self.n_ctx, self.n_threads)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(loaded.executor, self._run, loaded, request)
+
+    async def aclose(self) -> None:
+        """Models stay loaded for other instances on the same file; nothing to release here."""
+        return None

@@ -1,0 +1,150 @@
+"""A deterministic LM for tests and benchmarks: replies come from rules, never from a model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dse.errors import LMError
+from dse.lm._types import Completion, LMRequest, Usage
+
+Rule = Callable[[LMRequest], str]
+
+DEFAULT_SCRIPTED_MODEL_ID = "scripted"
+
+
+def last_user_message(request: LMRequest) -> str:
+    """The text rules match against: the newest user turn (empty if there is none)."""
+    for message in reversed(request.messages):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def _approx_tokens(text: str) -> int:
+    """Whitespace word count: a stable stand-in for tokens so usage accounting can be tested."""
+    return len(text.split())
+
+
+class _RegexRules:
+    """First matching ``re.search`` on the last user message wins; else the default reply."""
+
+    def __init__(self, rules: Sequence[tuple[str, str]], default: str | None) -> None:
+        try:
+            self._rules = [(re.compile(pattern), reply) for pattern, reply in rules]
+        except re.error as exc:
+            raise LMError(f"scripted LM: bad rule regex: {exc}") from None
+        self._default = default
+
+    def __call__(self, request: LMRequest) -> str:
+        text = last_user_message(request)
+        for pattern, reply in self._rules:
+            if pattern.search(text):
+                return reply
+        if self._default is None:
+            raise LMError(
+                f"scripted LM: no rule matches the last user message {text[:120]!r} "
+                "and there is no default reply"
+            )
+        return self._default
+
+
+class ScriptedLM:
+    """Replies by rule; counts calls; optionally sleeps ``latency_s`` to simulate a real model.
+
+    ``rules`` is either a function of the request or a list of ``(regex, reply)`` pairs matched
+    against the last user message. With ``strict_model`` a request for another model id is refused,
+    as a real backend would.
+    """
+
+    def __init__(
+        self,
+        rules: Rule | Sequence[tuple[str, str]],
+        *,
+        default: str | None = None,
+        latency_s: float = 0.0,
+        model_id: str = DEFAULT_SCRIPTED_MODEL_ID,
+        supports_constrained: bool = False,
+        strict_model: bool = False,
+    ) -> None:
+        if latency_s < 0:
+            raise LMError("scripted LM: latency_s must be >= 0")
+        self._rule: Rule = rules if callable(rules) else _RegexRules(rules, default)
+        self.latency_s = latency_s
+        self.model_id = model_id
+        self._supports_constrained = supports_constrained
+        self.strict_model = strict_model
+        self.calls = 0
+        self.last_request: LMRequest | None = None
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, latency_s: float = 0.0, model_id: str = DEFAULT_SCRIPTED_MODEL_ID
+    ) -> ScriptedLM:
+        """Load ``{"match": regex, "reply": text}`` lines; a ``{"default": text}`` line sets the
+        fallback reply. Blank lines are skipped."""
+        file = Path(path)
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise LMError(f"scripted LM: cannot read {file}: {exc.strerror or exc}") from None
+        rules: list[tuple[str, str]] = []
+        default: str | None = None
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise LMError(f"scripted LM: {file}:{lineno}: invalid JSON ({exc})") from None
+            if isinstance(row, dict) and isinstance(row.get("default"), str) and len(row) == 1:
+                default = row["default"]
+            elif (
+                isinstance(row, dict)
+                and isinstance(row.get("match"), str)
+                and isinstance(row.get("reply"), str)
+            ):
+                rules.append((row["match"], row["reply"]))
+            else:
+                raise LMError(
+                    f"scripted LM: {file}:{lineno}: expected "
+                    '{"match": REGEX, "reply": TEXT} or {"default": TEXT}'
+                )
+        return cls(rules, default=default, latency_s=latency_s, model_id=model_id)
+
+    @property
+    def default_model_id(self) -> str:
+        return self.model_id
+
+    @property
+    def supports_constrained(self) -> bool:
+        return self._supports_constrained
+
+    async def complete(self, request: LMRequest) -> Completion:
+        if self.strict_model and request.config.model_id != self.model_id:
+            raise LMError(
+                f"scripted LM serves model {self.model_id!r}, "
+                f"request asked for {request.config.model_id!r}",
+                model=request.config.model_id,
+            )
+        started = time.perf_counter()
+        self.calls += 1
+        self.last_request = request
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        text = self._rule(request)
+        prompt_tokens = sum(_approx_tokens(m.content) for m in request.messages)
+        return Completion(
+            text=text,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=_approx_tokens(text)),
+            model_used=self.model_id,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            constrained=self._supports_constrained and request.response_schema is not None,
+        )
+
+    async def aclose(self) -> None:
+        return None

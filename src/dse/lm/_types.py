@@ -1,0 +1,100 @@
+"""The one LM protocol every backend implements, and the request/response models it speaks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dse._canonical import sha256_id
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ModelConfig(BaseModel):
+    """Decode settings for one call; ``model_id`` is always explicit (no silent defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_id: str
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_tokens: int = 256
+
+
+class LMRequest(BaseModel):
+    """Everything that determines a completion; its canonical form is the cache key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[Message, ...]
+    config: ModelConfig
+    response_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema to constrain the output to, when the backend can."
+    )
+    sample_index: int = Field(
+        default=0, description="Distinguishes repeated samples of one prompt."
+    )
+
+    def cache_key(self) -> str:
+        return sha256_id(self.model_dump(mode="json"))
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Completion(BaseModel):
+    """A model's answer, with the model that actually produced it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    usage: Usage = Usage()
+    model_used: str
+    cached: bool = False
+    latency_ms: float = 0.0
+    constrained: bool = Field(
+        default=False, description="True when the backend enforced the schema."
+    )
+
+
+@runtime_checkable
+class LM(Protocol):
+    """An async completion backend.
+
+    ``default_model_id`` fills params that do not pin a model; ``supports_constrained`` says whether
+    ``response_schema`` is enforced by the backend.
+    """
+
+    @property
+    def default_model_id(self) -> str: ...
+
+    @property
+    def supports_constrained(self) -> bool: ...
+
+    async def complete(self, request: LMRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LMCache(Protocol):
+    """Persistent completion cache keyed by :meth:`LMRequest.cache_key` (never by credentials)."""
+
+    def get(self, key: str) -> Completion | None: ...
+
+    def put(self, key: str, request: LMRequest, completion: Completion) -> None: ...

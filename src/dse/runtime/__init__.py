@@ -1,0 +1,38 @@
+"""Runtime: render, decode, strategies, budgets, Predict and its receipts."""
+
+from dse.runtime._budget import BudgetTracker
+from dse.runtime._decode import decode_output, first_balanced_object, parse_json, strip_fences
+from dse.runtime._direct import DirectStrategy
+from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
+from dse.runtime._receipt import Receipt
+from dse.runtime._render import render_messages
+from dse.runtime._strategy import (
+    CallLog,
+    Strategy,
+    StrategyContext,
+    StrategyRegistry,
+    StrategyResult,
+)
+from dse.runtime._writer import ReceiptWriter, WriterStats
+
+__all__ = [
+    "BudgetTracker",
+    "CallLog",
+    "DirectStrategy",
+    "Prediction",
+    "Predictor",
+    "Receipt",
+    "ReceiptWriter",
+    "ResolvedPolicy",
+    "Strategy",
+    "StrategyContext",
+    "StrategyRegistry",
+    "StrategyResult",
+    "WriterStats",
+    "canary_bucket",
+    "decode_output",
+    "first_balanced_object",
+    "parse_json",
+    "render_messages",
+    "strip_fences",
+]

@@ -1,0 +1,54 @@
+"""``direct.v1``: render, one LM call, decode, and up to ``max_repairs`` repair calls."""
+
+from __future__ import annotations
+
+from dse._canonical import canonical_str
+from dse.errors import DecodeError
+from dse.lm import Message
+from dse.runtime._decode import decode_output
+from dse.runtime._render import render_messages
+from dse.runtime._strategy import StrategyContext, StrategyResult, messages_hash
+
+_REPAIR_ECHO_CHARS = 4000
+
+
+class DirectStrategy:
+    id = "direct.v1"
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        signature, params = ctx.signature, ctx.params
+        messages = render_messages(signature, params, ctx.input)
+        rendered_hash = messages_hash(messages)
+        mode = params.decode.mode
+        constrained = mode == "constrained" and ctx.lm.supports_constrained
+        schema = signature.output_schema if constrained else None
+
+        completion = await ctx.call_lm(messages, response_schema=schema)
+        repairs = 0
+        while True:
+            try:
+                output = decode_output(completion.text, signature.output_model, mode)
+                return StrategyResult(
+                    output=output, rendered_prompt_hash=rendered_hash, repairs=repairs
+                )
+            except DecodeError as error:
+                if repairs >= params.decode.max_repairs:
+                    raise
+                repairs += 1
+                repair_messages = (
+                    *messages,
+                    Message(role="assistant", content=completion.text[:_REPAIR_ECHO_CHARS]),
+                    Message(role="user", content=_repair_prompt(ctx, error)),
+                )
+                completion = await ctx.call_lm(
+                    repair_messages, role="repair", response_schema=schema
+                )
+
+
+def _repair_prompt(ctx: StrategyContext, error: DecodeError) -> str:
+    return (
+        "Your previous reply could not be used: "
+        f"{error.message}.\n"
+        "Reply again with JSON only (no markdown fences, no extra keys) matching this schema:\n"
+        f"{canonical_str(ctx.signature.output_schema)}"
+    )

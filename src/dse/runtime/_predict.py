@@ -1,0 +1,247 @@
+"""Predict: resolve the policy (canary -> active pointer -> defaults), run it, write a receipt."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from dse._canonical import sha256_id
+from dse.errors import DseError, RegistryError, RenderError
+from dse.lm import LM
+from dse.runtime._budget import BudgetTracker
+from dse.runtime._direct import DirectStrategy
+from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUsage
+from dse.runtime._strategy import StrategyContext, StrategyRegistry
+from dse.runtime._writer import ReceiptWriter
+from dse.signature import Artifact, Params, Signature, SignatureRegistry
+from dse.store import Store
+
+Source = Literal["canary", "active", "defaults"]
+Arm = Literal["control", "candidate"]
+
+
+def canary_bucket(salt: str, key: str, signature_id: str) -> int:
+    """Stable bucket in [0, 100) for ``salt:key:signature_id``; same inputs, same arm, forever."""
+    digest = hashlib.sha256(f"{salt}:{key}:{signature_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    compiled_id: str
+    params: Params
+    source: Source
+    arm: Arm | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    output: BaseModel
+    compiled_id: str
+    receipt_id: str
+    source: Source
+    arm: Arm | None
+    duration_ms: float
+    receipt: Receipt
+
+
+class Predictor:
+    """Runs signatures against the live registry; every call leaves exactly one receipt."""
+
+    def __init__(
+        self,
+        store: Store,
+        lm: LM,
+        signatures: SignatureRegistry,
+        writer: ReceiptWriter,
+        *,
+        strategies: StrategyRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.lm = lm
+        self.signatures = signatures
+        self.writer = writer
+        self.strategies = strategies or StrategyRegistry([DirectStrategy()])
+        self._artifacts: dict[tuple[str, str], Artifact] = {}
+
+    async def predict(
+        self,
+        signature: str | Signature[Any, Any],
+        value: BaseModel | dict[str, Any],
+        *,
+        thread_key: str | None = None,
+    ) -> Prediction:
+        sig = self.signatures.get(signature) if isinstance(signature, str) else signature
+        receipt_id = "rcpt_" + uuid.uuid4().hex
+        started = time.monotonic()
+        created_at = datetime.now(UTC)
+        raw_input = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        policy: ResolvedPolicy | None = None
+        budget: BudgetTracker | None = None
+        ctx: StrategyContext | None = None
+        try:
+            parsed = self._parse_input(sig, value)
+            policy = self.resolve(sig, thread_key or receipt_id)
+            budget = BudgetTracker(policy.params.budgets)
+            ctx = StrategyContext(
+                signature=sig, params=policy.params, input=parsed, lm=self.lm, budget=budget
+            )
+            result = await self.strategies.get(policy.params.strategy.id).run(ctx)
+        except Exception as exc:
+            error = exc if isinstance(exc, DseError) else None
+            receipt = self._receipt(
+                sig,
+                receipt_id,
+                created_at,
+                started,
+                thread_key,
+                raw_input,
+                policy,
+                ctx,
+                budget,
+                result=ReceiptResult(
+                    status="error",
+                    error_name=error.name if error else type(exc).__name__,
+                    message=str(exc)[:2000],
+                ),
+            )
+            self.writer.submit(receipt)
+            if error is not None:
+                error.details.setdefault("receipt_id", receipt_id)
+            raise
+        output = result.output.model_dump(mode="json")
+        receipt = self._receipt(
+            sig,
+            receipt_id,
+            created_at,
+            started,
+            thread_key,
+            raw_input,
+            policy,
+            ctx,
+            budget,
+            result=ReceiptResult(status="ok"),
+            output=output,
+            extra_hashes={
+                "rendered_prompt_hash": result.rendered_prompt_hash,
+                "output_hash": sha256_id(output),
+            },
+            repairs=result.repairs,
+        )
+        self.writer.submit(receipt)
+        return Prediction(
+            output=result.output,
+            compiled_id=policy.compiled_id,
+            receipt_id=receipt_id,
+            source=policy.source,
+            arm=policy.arm,
+            duration_ms=receipt.duration_ms,
+            receipt=receipt,
+        )
+
+    def resolve(self, signature: Signature[Any, Any], key: str) -> ResolvedPolicy:
+        """Canary (sticky by key) -> active pointer -> defaults pinned to this LM's model."""
+        canary = self.store.get_canary(signature.id)
+        if canary is not None and canary.enabled and canary.rollout_pct > 0:
+            bucket = canary_bucket(canary.salt, key, signature.id)
+            arm: Arm = "candidate" if bucket < canary.rollout_pct else "control"
+            compiled_id = canary.candidate_id if arm == "candidate" else canary.control_id
+            artifact = self.load_artifact(signature, compiled_id)
+            return ResolvedPolicy(compiled_id, artifact.params, "canary", arm)
+        active = self.store.get_active(signature.id)
+        if active is not None:
+            artifact = self.load_artifact(signature, active)
+            return ResolvedPolicy(active, artifact.params, "active")
+        params = signature.defaults.with_model_id(self.lm.default_model_id)
+        return ResolvedPolicy(signature.compiled_id(params), params, "defaults")
+
+    def load_artifact(self, signature: Signature[Any, Any], compiled_id: str) -> Artifact:
+        """Load and verify an artifact once; artifacts are immutable so the check is cached."""
+        key = (signature.id, compiled_id)
+        cached = self._artifacts.get(key)
+        if cached is not None:
+            return cached
+        body = self.store.get_artifact(compiled_id)
+        if body is None:
+            raise RegistryError(
+                f"{signature.id} points at artifact {compiled_id}, which is not in the store"
+            )
+        artifact = Artifact.model_validate(body)
+        artifact.verify_against(signature)
+        self._artifacts[key] = artifact
+        return artifact
+
+    def _parse_input(
+        self, sig: Signature[Any, Any], value: BaseModel | dict[str, Any]
+    ) -> BaseModel:
+        if isinstance(value, sig.input_model):
+            same: BaseModel = value
+            return same
+        raw = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        try:
+            parsed: BaseModel = sig.input_model.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise RenderError(f"input does not match {sig.id}: {problems}") from None
+        return parsed
+
+    def _receipt(
+        self,
+        sig: Signature[Any, Any],
+        receipt_id: str,
+        created_at: datetime,
+        started: float,
+        thread_key: str | None,
+        raw_input: dict[str, Any],
+        policy: ResolvedPolicy | None,
+        ctx: StrategyContext | None,
+        budget: BudgetTracker | None,
+        *,
+        result: ReceiptResult,
+        output: dict[str, Any] | None = None,
+        extra_hashes: dict[str, str] | None = None,
+        repairs: int = 0,
+    ) -> Receipt:
+        params = policy.params if policy else sig.defaults
+        model = params.model
+        calls = ctx.calls if ctx else None
+        hashes = sig.contract_hashes.model_dump() | (extra_hashes or {})
+        return Receipt(
+            receipt_id=receipt_id,
+            created_at=created_at,
+            signature_id=sig.id,
+            compiled_id=policy.compiled_id if policy else "",
+            source=policy.source if policy else "defaults",
+            arm=policy.arm if policy else None,
+            thread_key=thread_key,
+            strategy_id=params.strategy.id,
+            hashes=hashes,
+            model=ReceiptModel(
+                requested=model.model_id,
+                used=list(calls.models_used) if calls else [],
+                temperature=model.temperature,
+                max_tokens=model.max_tokens,
+            ),
+            usage=ReceiptUsage(
+                lm_calls=calls.lm_calls if calls else 0,
+                cache_hits=calls.cache_hits if calls else 0,
+                prompt_tokens=calls.prompt_tokens if calls else 0,
+                completion_tokens=calls.completion_tokens if calls else 0,
+                total_tokens=(calls.prompt_tokens + calls.completion_tokens) if calls else 0,
+            ),
+            duration_ms=round((time.monotonic() - started) * 1000.0, 3),
+            budget=budget.snapshot() if budget else {"limits": {}, "usage": {}},
+            repairs=repairs,
+            input=raw_input,
+            output=output,
+            result=result,
+        )

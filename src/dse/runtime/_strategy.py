@@ -1,0 +1,107 @@
+"""The strategy interface: how a signature is run. ``direct.v1`` now; RLM strategies later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from dse._canonical import sha256_id
+from dse.errors import StrategyError
+from dse.lm import LM, Completion, LMRequest, Message, ModelConfig
+from dse.runtime._budget import BudgetTracker
+from dse.signature import ModelRole, Params, Signature
+
+
+@dataclass
+class CallLog:
+    """What the LM calls of one prediction cost, summed over every call (repairs included)."""
+
+    lm_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    models_used: list[str] = field(default_factory=list)
+
+    def record(self, completion: Completion) -> None:
+        self.lm_calls += 1
+        self.cache_hits += int(completion.cached)
+        self.prompt_tokens += completion.usage.prompt_tokens
+        self.completion_tokens += completion.usage.completion_tokens
+        if completion.model_used not in self.models_used:
+            self.models_used.append(completion.model_used)
+
+
+@dataclass
+class StrategyContext:
+    """What a strategy may use; LM calls go through :meth:`call_lm` so budgets and usage hold."""
+
+    signature: Signature[Any, Any]
+    params: Params
+    input: BaseModel
+    lm: LM
+    budget: BudgetTracker
+    calls: CallLog = field(default_factory=CallLog)
+    sample_index: int = 0
+
+    async def call_lm(
+        self,
+        messages: tuple[Message, ...],
+        *,
+        role: ModelRole = "main",
+        response_schema: dict[str, Any] | None = None,
+        sub: bool = False,
+    ) -> Completion:
+        self.budget.on_lm_call(sub=sub)
+        model = self.params.role_model(role)
+        assert model.model_id is not None, "params are pinned to a model before a strategy runs"
+        request = LMRequest(
+            messages=messages,
+            config=ModelConfig(
+                model_id=model.model_id,
+                temperature=model.temperature,
+                top_p=model.top_p,
+                max_tokens=model.max_tokens,
+            ),
+            response_schema=response_schema,
+            sample_index=self.sample_index,
+        )
+        completion = await self.lm.complete(request)
+        self.calls.record(completion)
+        self.budget.on_output_chars(len(completion.text))
+        return completion
+
+
+@dataclass
+class StrategyResult:
+    output: BaseModel
+    rendered_prompt_hash: str
+    repairs: int = 0
+    trace: dict[str, Any] | None = None
+
+
+class Strategy(Protocol):
+    """``(signature, params, input, context) -> output``: one way of running a signature."""
+
+    id: str
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult: ...
+
+
+def messages_hash(messages: tuple[Message, ...]) -> str:
+    return sha256_id([m.model_dump() for m in messages])
+
+
+class StrategyRegistry:
+    def __init__(self, strategies: list[Strategy]) -> None:
+        self._by_id = {s.id: s for s in strategies}
+
+    def get(self, strategy_id: str) -> Strategy:
+        try:
+            return self._by_id[strategy_id]
+        except KeyError:
+            known = ", ".join(sorted(self._by_id))
+            raise StrategyError(
+                f"unknown strategy {strategy_id!r}; available: {known}", strategy_id=strategy_id
+            ) from None

@@ -1,0 +1,99 @@
+"""Params: everything compile may change about how a signature runs. Hashed into ``compiled_id``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ModelRole = Literal["main", "sub", "repair", "judge"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Demo(_Frozen):
+    """One few-shot example, stored by content so an artifact never depends on a mutable row."""
+
+    id: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+
+
+class DecodeParams(_Frozen):
+    """How model text becomes an output model.
+
+    ``strict`` parses the whole text as JSON; ``tolerant`` takes the first balanced object;
+    ``constrained`` asks the backend to enforce the output schema (falls back to tolerant parsing of
+    what comes back). ``demos_as`` renders few-shot demos inline as JSON or as prior chat turns.
+    """
+
+    mode: Literal["strict", "tolerant", "constrained"] = "tolerant"
+    max_repairs: int = Field(default=1, ge=0, le=5)
+    demos_as: Literal["inline", "chat"] = "inline"
+
+
+class RoleOverride(_Frozen):
+    model_id: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+class ModelParams(_Frozen):
+    """Model choice; ``model_id`` is filled from the LM backend when the defaults omit it."""
+
+    model_id: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float | None = None
+    max_tokens: int = Field(default=256, ge=1)
+    roles: dict[ModelRole, RoleOverride] = Field(default_factory=dict)
+
+
+class StrategyParams(_Frozen):
+    id: str = "direct.v1"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Budgets(_Frozen):
+    """Per-prediction limits; a limit of N allows exactly N. ``None`` means unlimited."""
+
+    max_time_ms: int | None = Field(default=None, ge=0)
+    max_lm_calls: int | None = Field(default=None, ge=0)
+    max_sub_lm_calls: int | None = Field(default=None, ge=0)
+    max_iterations: int | None = Field(default=None, ge=0)
+    max_output_chars: int | None = Field(default=None, ge=0)
+
+
+class Params(_Frozen):
+    """The full, versioned policy of one signature. ``few_shot=None`` uses the authored demos."""
+
+    params_version: Literal[1] = 1
+    instruction: str | None = None
+    few_shot: tuple[Demo, ...] | None = None
+    decode: DecodeParams = DecodeParams()
+    model: ModelParams = ModelParams()
+    strategy: StrategyParams = StrategyParams()
+    rlm_lite: dict[str, Any] | None = None
+    budgets: Budgets = Budgets()
+
+    def canonical(self) -> dict[str, Any]:
+        """The JSON form that is hashed: defaults included, ``None`` fields dropped."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def with_model_id(self, model_id: str) -> Params:
+        """Pin the model when the params leave it open."""
+        if self.model.model_id is not None:
+            return self
+        return self.model_copy(
+            update={"model": self.model.model_copy(update={"model_id": model_id})}
+        )
+
+    def role_model(self, role: ModelRole) -> ModelParams:
+        """Model settings for a role: the base ``model`` with the role's fields overlaid."""
+        override = self.model.roles.get(role)
+        if override is None:
+            return self.model
+        patch = {k: v for k, v in override.model_dump().items() if v is not None}
+        return self.model.model_copy(update=patch)

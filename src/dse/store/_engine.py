@@ -1,0 +1,128 @@
+"""Database URL resolution and engine setup: SQLite (WAL) by default, PostgreSQL via psycopg 3."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError
+
+from dse.errors import StoreError
+
+ENV_VAR = "DSE_DATABASE_URL"
+DEFAULT_URL = "sqlite:///./.dse/dse.db"
+CONNECT_TIMEOUT_S = 10
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "dse_write"
+
+_USAGE = "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+_PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg"}
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+_RAW_PASSWORD = re.compile(r"(//[^/@:]*:)[^@/]*@")
+
+json_dumps = functools.partial(
+    json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+)
+
+
+def resolve_url(url: str | None) -> URL:
+    """Pick the URL (argument, then ``DSE_DATABASE_URL``, then the default) and normalize it.
+
+    ``postgresql://`` becomes ``postgresql+psycopg://`` so the psycopg 3 driver is used, and a
+    relative SQLite path is made absolute so a later ``chdir`` cannot switch databases.
+    """
+    raw = (url or os.environ.get(ENV_VAR) or DEFAULT_URL).strip()
+    try:
+        parsed = sa.make_url(raw)
+    except ArgumentError:
+        shown = _RAW_PASSWORD.sub(r"\1***@", raw)
+        raise StoreError(f"invalid database URL {shown!r}: {_USAGE}") from None
+    if parsed.drivername in _PG_DRIVERS:
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in _SQLITE_DRIVERS:
+        return _resolve_sqlite(parsed)
+    raise StoreError(f"unsupported database URL {display_url(parsed)!r}: {_USAGE}")
+
+
+def _resolve_sqlite(url: URL) -> URL:
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        raise StoreError(
+            "in-memory SQLite is not supported: every pooled connection would see a different "
+            "database; use a file such as sqlite:///./.dse/dse.db"
+        )
+    if database.startswith("file:"):
+        return url
+    path = Path(database).expanduser().resolve()
+    if path.is_dir():
+        raise StoreError(f"SQLite path {str(path)!r} is a directory, expected a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create directory {str(path.parent)!r}: {exc}") from None
+    return url.set(database=str(path))
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def scrub(message: str, url: URL) -> str:
+    """Remove the password from a driver message; drivers rarely echo it, but never is the bar."""
+    one_line = " ".join(message.split())
+    if url.password:
+        one_line = one_line.replace(str(url.password), "***")
+    return one_line
+
+
+def create_engine(url: URL) -> Engine:
+    """Build the engine; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            json_serializer=json_dumps,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return sa.create_engine(
+        url,
+        connect_args=connect_args,
+        json_serializer=json_dumps,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin) instead of sqlite3's implicit one.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    """Writers take the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes can fail under WAL with SQLITE_BUSY
+    without waiting for the busy timeout, because its read snapshot became stale; taking the
+    lock at BEGIN makes concurrent writers queue instead. Readers stay deferred and never block.
+    """
+    mode = "IMMEDIATE" if connection.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")

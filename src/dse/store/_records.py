@@ -1,0 +1,209 @@
+"""Records that cross the store boundary: validated Pydantic models, never ORM objects."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Split = Literal["train", "holdout", "test"]
+LabelSource = Literal["human", "model", "judge"]
+PointerAction = Literal["set", "promote", "rollback", "clear"]
+Arm = Literal["control", "candidate"]
+ReceiptStatus = Literal["ok", "error"]
+
+SPLITS: tuple[Split, ...] = ("train", "holdout", "test")
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExampleIn(BaseModel):
+    """One example to upsert; ``None`` means "not mentioned": an update keeps the stored value."""
+
+    model_config = _FROZEN
+
+    example_id: str = Field(min_length=1, max_length=200)
+    input: dict[str, Any]
+    expected: dict[str, Any]
+    split: Split | None = None
+    tags: list[str] | None = None
+    source: str | None = None
+    label_source: LabelSource | None = None
+    meta: dict[str, Any] | None = None
+
+
+class ExampleRow(BaseModel):
+    """A stored example; ``content_hash`` covers exactly what the dataset hash covers."""
+
+    model_config = _FROZEN
+
+    signature_id: str
+    example_id: str
+    input: dict[str, Any]
+    expected: dict[str, Any]
+    split: Split
+    tags: list[str]
+    source: str | None
+    label_source: LabelSource
+    meta: dict[str, Any]
+    content_hash: str
+
+
+class UpsertResult(BaseModel):
+    """What an import did, so re-importing the same file visibly changes nothing."""
+
+    model_config = _FROZEN
+
+    inserted: int
+    updated: int
+    unchanged: int
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+class DatasetVersionRow(BaseModel):
+    """One member of a dataset snapshot."""
+
+    model_config = _FROZEN
+
+    example_id: str
+    split: Split
+    content_hash: str
+
+
+class DatasetVersion(BaseModel):
+    """An immutable dataset snapshot; ``id`` is the dataset hash: equal content, equal id."""
+
+    model_config = _FROZEN
+
+    id: str
+    signature_id: str
+    created_at: AwareDatetime
+    n_total: int
+    n_by_split: dict[str, int]
+    rows: list[DatasetVersionRow]
+
+    @property
+    def dataset_hash(self) -> str:
+        return self.id
+
+
+class PointerHistoryRow(BaseModel):
+    """One move of an active pointer, in the order the moves happened (``seq``)."""
+
+    model_config = _FROZEN
+
+    seq: int
+    signature_id: str
+    from_compiled_id: str | None
+    to_compiled_id: str | None
+    action: PointerAction
+    reason: str
+    actor: str
+    ops_run_id: str | None
+    request_id: str | None
+    created_at: AwareDatetime
+
+
+class ArmCounters(BaseModel):
+    """Running sums for one canary arm; enough for means, variances and error rates."""
+
+    model_config = _FROZEN
+
+    ok: int = 0
+    error: int = 0
+    latency_ms_sum: float = 0.0
+    latency_ms_sq_sum: float = 0.0
+    reward_n: int = 0
+    reward_sum: float = 0.0
+    reward_sq_sum: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return self.ok + self.error
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.error / self.n if self.n else None
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_ms_sum / self.n if self.n else None
+
+    @property
+    def mean_reward(self) -> float | None:
+        return self.reward_sum / self.reward_n if self.reward_n else None
+
+
+class CanaryCounters(BaseModel):
+    """Counters for both arms: control traffic is counted too, so arms can be compared."""
+
+    model_config = _FROZEN
+
+    control: ArmCounters = ArmCounters()
+    candidate: ArmCounters = ArmCounters()
+
+    def arm(self, arm: Arm) -> ArmCounters:
+        return self.control if arm == "control" else self.candidate
+
+
+class CanaryConfig(BaseModel):
+    """What a canary is configured to do; ``config`` holds thresholds and decision settings."""
+
+    model_config = _FROZEN
+
+    signature_id: str = Field(min_length=1, max_length=200)
+    enabled: bool
+    control_id: str
+    candidate_id: str
+    rollout_pct: int = Field(ge=0, le=100)
+    salt: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class CanaryState(CanaryConfig):
+    """A stored canary: its configuration plus counters the store maintains atomically."""
+
+    counters: CanaryCounters = CanaryCounters()
+    started_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+
+class CanaryHistoryRow(BaseModel):
+    """One configuration change of a canary, with the counters as they stood after it."""
+
+    model_config = _FROZEN
+
+    seq: int
+    signature_id: str
+    action: str
+    enabled: bool
+    control_id: str
+    candidate_id: str
+    rollout_pct: int
+    counters: CanaryCounters
+    reason: str
+    actor: str
+    ops_run_id: str | None
+    created_at: AwareDatetime
+
+
+class ReceiptRow(BaseModel):
+    """One prediction receipt: indexed columns for filtering plus the full receipt ``body``."""
+
+    model_config = _FROZEN
+
+    receipt_id: str = Field(min_length=1, max_length=100)
+    created_at: AwareDatetime
+    signature_id: str
+    compiled_id: str
+    strategy_id: str
+    thread_key: str | None = None
+    arm: Arm | None = None
+    status: ReceiptStatus
+    error_name: str | None = None
+    model_used: str | None = None
+    duration_ms: float
+    body: dict[str, Any]

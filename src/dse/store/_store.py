@@ -1,0 +1,1003 @@
+"""The Store: every read and write of dse state, each one a single transaction."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import sqlalchemy as sa
+from alembic.util.exc import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, CursorResult, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from dse._canonical import canonical_bytes, sha256_id, sha256_text_id
+from dse.errors import DatasetError, RegistryError, StoreError
+from dse.store import _models as m
+from dse.store._engine import (
+    WRITE_OPTION,
+    create_engine,
+    display_url,
+    json_dumps,
+    resolve_url,
+    scrub,
+)
+from dse.store._hashing import dataset_hash, example_content, example_content_hash
+from dse.store._migrate import upgrade_to_head
+from dse.store._records import (
+    SPLITS,
+    Arm,
+    ArmCounters,
+    CanaryConfig,
+    CanaryCounters,
+    CanaryHistoryRow,
+    CanaryState,
+    DatasetVersion,
+    DatasetVersionRow,
+    ExampleIn,
+    ExampleRow,
+    PointerAction,
+    PointerHistoryRow,
+    ReceiptRow,
+    ReceiptStatus,
+    Split,
+    UpsertResult,
+)
+
+if TYPE_CHECKING:
+    from dse.lm._types import Completion, LMRequest
+
+T = TypeVar("T")
+
+_MAX_ATTEMPTS = 4
+_IN_CHUNK = 500
+# PostgreSQL serialization failure and deadlock: the transaction may simply be run again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+_ARM_COUNTERS = tuple(ArmCounters.model_fields)
+_ARMS: tuple[Arm, ...] = ("control", "candidate")
+
+
+class Store:
+    """Persistent dse state on SQLite or PostgreSQL; safe to share between threads.
+
+    Every public method runs in its own transaction, so a failure leaves nothing half-written.
+    Open it with :meth:`open`, which also migrates the schema to the newest revision.
+    """
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._url = url
+        self._dialect = engine.dialect.name
+        self.url_for_display = display_url(url)
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Open and migrate the store at ``url``, else ``DSE_DATABASE_URL``, else ./.dse/dse.db."""
+        resolved = resolve_url(url)
+        shown = display_url(resolved)
+        try:
+            engine = create_engine(resolved)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot use database {shown}: {scrub(str(exc), resolved)}") from None
+        try:
+            upgrade_to_head(engine)
+        except (SQLAlchemyError, CommandError, OSError) as exc:
+            engine.dispose()
+            raise StoreError(
+                f"cannot open store at {shown}: {_describe(exc, resolved)}", url=shown
+            ) from None
+        return cls(engine, resolved)
+
+    def close(self) -> None:
+        """Release pooled connections; the Store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url_for_display!r})"
+
+    # -- artifacts -------------------------------------------------------------------------------
+
+    def put_artifact(self, compiled_id: str, signature_id: str, body: dict[str, Any]) -> bool:
+        """Insert an immutable artifact; True if new, False if the identical one exists.
+
+        Re-putting an id with a different body (or signature) raises: an id names one content.
+        """
+        body_hash = _content_id(body, f"artifact {compiled_id}")
+        now = _now()
+
+        def run(session: Session) -> bool:
+            inserted = self._insert_ignore(
+                session,
+                m.Artifact,
+                ["compiled_id"],
+                compiled_id=compiled_id,
+                signature_id=signature_id,
+                body=body,
+                body_hash=body_hash,
+                created_at=now,
+            )
+            if inserted:
+                return True
+            existing = session.get_one(m.Artifact, compiled_id)
+            if existing.signature_id != signature_id or existing.body_hash != body_hash:
+                raise StoreError(
+                    f"artifact {compiled_id} already exists with different content "
+                    f"(stored body {existing.body_hash} for {existing.signature_id}, "
+                    f"given {body_hash} for {signature_id}); artifacts are immutable",
+                    compiled_id=compiled_id,
+                )
+            return False
+
+        return self._transact("put_artifact", run, write=True)
+
+    def get_artifact(self, compiled_id: str) -> dict[str, Any] | None:
+        def run(session: Session) -> dict[str, Any] | None:
+            row = session.get(m.Artifact, compiled_id)
+            return None if row is None else row.body
+
+        return self._transact("get_artifact", run)
+
+    # -- active pointer --------------------------------------------------------------------------
+
+    def get_active(self, signature_id: str) -> str | None:
+        def run(session: Session) -> str | None:
+            row = session.get(m.ActivePointer, signature_id)
+            return None if row is None else row.compiled_id
+
+        return self._transact("get_active", run)
+
+    def set_active(
+        self,
+        signature_id: str,
+        compiled_id: str | None,
+        *,
+        expected: str | None,
+        action: PointerAction,
+        reason: str = "",
+        actor: str = "",
+        ops_run_id: str | None = None,
+        request_id: str | None = None,
+    ) -> bool:
+        """Compare-and-swap the active pointer and append one history row.
+
+        Returns False, changing nothing, when the pointer is not at ``expected``. Re-issuing a
+        ``request_id`` that already moved this pointer returns True without a second move.
+        ``compiled_id=None`` (action ``clear``) clears the pointer.
+        """
+        if action not in ("set", "promote", "rollback", "clear"):
+            raise StoreError(f"unknown pointer action {action!r}")
+        if (action == "clear") != (compiled_id is None):
+            raise StoreError(
+                f"action {action!r} with compiled_id {compiled_id!r}: "
+                "'clear' moves to None and every other action needs an artifact id"
+            )
+        now = _now()
+
+        def run(session: Session) -> bool:
+            if request_id is not None and self._pointer_request_done(
+                session, request_id, signature_id, compiled_id
+            ):
+                return True
+            if compiled_id is not None:
+                self._require_artifact(session, compiled_id, signature_id)
+            if not self._swap_pointer(session, signature_id, compiled_id, expected, now):
+                # A concurrent call with the same request id may have made this very move.
+                return request_id is not None and self._pointer_request_done(
+                    session, request_id, signature_id, compiled_id
+                )
+            session.add(
+                m.PointerHistory(
+                    signature_id=signature_id,
+                    from_compiled_id=expected,
+                    to_compiled_id=compiled_id,
+                    action=action,
+                    reason=reason,
+                    actor=actor,
+                    ops_run_id=ops_run_id,
+                    request_id=request_id,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            return True
+
+        return self._transact("set_active", run, write=True)
+
+    def pointer_history(self, signature_id: str) -> list[PointerHistoryRow]:
+        """Every move of the pointer, oldest first."""
+
+        def run(session: Session) -> list[PointerHistoryRow]:
+            rows = session.scalars(
+                sa.select(m.PointerHistory)
+                .where(m.PointerHistory.signature_id == signature_id)
+                .order_by(m.PointerHistory.seq)
+            )
+            return [_pointer_row(row) for row in rows]
+
+        return self._transact("pointer_history", run)
+
+    def _swap_pointer(
+        self,
+        session: Session,
+        signature_id: str,
+        compiled_id: str | None,
+        expected: str | None,
+        now: datetime,
+    ) -> bool:
+        table = _table(m.ActivePointer)
+        if expected is None and self._insert_ignore(
+            session,
+            m.ActivePointer,
+            ["signature_id"],
+            signature_id=signature_id,
+            compiled_id=compiled_id,
+            updated_at=now,
+        ):
+            return True
+        result = session.connection().execute(
+            sa.update(table)
+            .where(
+                table.c.signature_id == signature_id,
+                table.c.compiled_id.is_not_distinct_from(expected),
+            )
+            .values(compiled_id=compiled_id, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    @staticmethod
+    def _pointer_request_done(
+        session: Session, request_id: str, signature_id: str, compiled_id: str | None
+    ) -> bool:
+        row = session.scalar(
+            sa.select(m.PointerHistory).where(m.PointerHistory.request_id == request_id)
+        )
+        if row is None:
+            return False
+        if row.signature_id != signature_id or row.to_compiled_id != compiled_id:
+            raise StoreError(
+                f"request id {request_id!r} already moved {row.signature_id} to "
+                f"{row.to_compiled_id}; it cannot be reused for {signature_id} -> {compiled_id}"
+            )
+        return True
+
+    @staticmethod
+    def _require_artifact(session: Session, compiled_id: str, signature_id: str) -> None:
+        artifact = session.get(m.Artifact, compiled_id)
+        if artifact is None:
+            raise RegistryError(
+                f"artifact {compiled_id} not found; store it before pointing at it",
+                compiled_id=compiled_id,
+            )
+        if artifact.signature_id != signature_id:
+            raise RegistryError(
+                f"artifact {compiled_id} belongs to {artifact.signature_id}, not {signature_id}",
+                compiled_id=compiled_id,
+            )
+
+    # -- canary ----------------------------------------------------------------------------------
+
+    def get_canary(self, signature_id: str) -> CanaryState | None:
+        def run(session: Session) -> CanaryState | None:
+            row = session.get(m.Canary, signature_id)
+            return None if row is None else _canary_state(row)
+
+        return self._transact("get_canary", run)
+
+    def put_canary(
+        self,
+        config: CanaryConfig,
+        *,
+        reason: str = "",
+        actor: str = "",
+        ops_run_id: str | None = None,
+    ) -> None:
+        """Create or reconfigure a canary and append a history row.
+
+        Counters are never written from the argument (a stale copy would erase increments): they
+        restart at zero when an enabled canary begins a new experiment (new arms or salt, or
+        re-enabled) and are kept otherwise, so a stopped canary keeps its final numbers.
+        """
+        now = _now()
+
+        def run(session: Session) -> None:
+            for compiled_id in (config.control_id, config.candidate_id):
+                self._require_artifact(session, compiled_id, config.signature_id)
+            row = session.get(m.Canary, config.signature_id, with_for_update=True)
+            was_enabled = row is not None and row.enabled
+            restart = config.enabled and (
+                row is None
+                or not row.enabled
+                or (row.control_id, row.candidate_id, row.salt)
+                != (config.control_id, config.candidate_id, config.salt)
+            )
+            if row is None:
+                row = m.Canary(signature_id=config.signature_id)
+                session.add(row)
+                _zero_counters(row, now)
+            row.enabled = config.enabled
+            row.control_id = config.control_id
+            row.candidate_id = config.candidate_id
+            row.rollout_pct = config.rollout_pct
+            row.salt = config.salt
+            row.config = config.config
+            row.updated_at = now
+            if restart:
+                _zero_counters(row, now)
+                action = "start"
+            elif was_enabled and not config.enabled:
+                action = "stop"
+            else:
+                action = "update"
+            session.flush()
+            session.add(
+                m.CanaryHistory(
+                    signature_id=config.signature_id,
+                    action=action,
+                    enabled=config.enabled,
+                    control_id=config.control_id,
+                    candidate_id=config.candidate_id,
+                    rollout_pct=config.rollout_pct,
+                    counters=_canary_counters(row).model_dump(),
+                    reason=reason,
+                    actor=actor,
+                    ops_run_id=ops_run_id,
+                    created_at=now,
+                )
+            )
+
+        self._transact("put_canary", run, write=True)
+
+    def canary_history(self, signature_id: str) -> list[CanaryHistoryRow]:
+        """Every configuration change of the signature's canary, oldest first."""
+
+        def run(session: Session) -> list[CanaryHistoryRow]:
+            rows = session.scalars(
+                sa.select(m.CanaryHistory)
+                .where(m.CanaryHistory.signature_id == signature_id)
+                .order_by(m.CanaryHistory.seq)
+            )
+            return [
+                CanaryHistoryRow(
+                    seq=row.seq,
+                    signature_id=row.signature_id,
+                    action=row.action,
+                    enabled=row.enabled,
+                    control_id=row.control_id,
+                    candidate_id=row.candidate_id,
+                    rollout_pct=row.rollout_pct,
+                    counters=CanaryCounters.model_validate(row.counters),
+                    reason=row.reason,
+                    actor=row.actor,
+                    ops_run_id=row.ops_run_id,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+        return self._transact("canary_history", run)
+
+    def bump_canary_counters(
+        self,
+        signature_id: str,
+        arm: Arm,
+        *,
+        ok: bool,
+        latency_ms: float,
+        reward: float | None,
+    ) -> bool:
+        """Count one request for ``arm`` with SQL increments (no read-modify-write).
+
+        Only an enabled canary counts; returns False when there is none, so late receipts
+        cannot change the final numbers of a stopped canary.
+        """
+        if arm not in _ARMS:
+            raise StoreError(f"unknown canary arm {arm!r}, expected 'control' or 'candidate'")
+        if not math.isfinite(latency_ms) or latency_ms < 0:
+            raise StoreError(f"latency_ms must be a finite non-negative number, got {latency_ms}")
+        if reward is not None and not math.isfinite(reward):
+            raise StoreError(f"reward must be finite, got {reward}")
+        table = _table(m.Canary)
+
+        def column(name: str) -> sa.ColumnElement[Any]:
+            return table.c[f"{arm}_{name}"]
+
+        values: dict[str, Any] = {
+            f"{arm}_{'ok' if ok else 'error'}": column("ok" if ok else "error") + 1,
+            f"{arm}_latency_ms_sum": column("latency_ms_sum") + latency_ms,
+            f"{arm}_latency_ms_sq_sum": column("latency_ms_sq_sum") + latency_ms * latency_ms,
+        }
+        if reward is not None:
+            values[f"{arm}_reward_n"] = column("reward_n") + 1
+            values[f"{arm}_reward_sum"] = column("reward_sum") + reward
+            values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + reward * reward
+        statement = (
+            sa.update(table)
+            .where(table.c.signature_id == signature_id, table.c.enabled.is_(True))
+            .values(values)
+        )
+
+        def run(session: Session) -> bool:
+            return session.connection().execute(statement).rowcount == 1
+
+        return self._transact("bump_canary_counters", run, write=True)
+
+    # -- examples and dataset versions -----------------------------------------------------------
+
+    def upsert_examples(self, signature_id: str, rows: Sequence[ExampleIn]) -> UpsertResult:
+        """Insert or update examples in one transaction; re-importing the same rows is a no-op.
+
+        A field left as None is "not mentioned": an update keeps the stored value and an insert
+        uses the default (split "train", tags [], label_source "human", meta {}).
+        """
+        _check_unique_ids(rows)
+        for row in rows:
+            _check_canonical(row)
+        now = _now()
+
+        def run(session: Session) -> UpsertResult:
+            stored = self._examples_by_id(session, signature_id, [r.example_id for r in rows])
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for row in rows:
+                old = stored.get(row.example_id)
+                merged = _merge_example(row, old)
+                merged["content_hash"] = example_content_hash(
+                    row.example_id, merged["split"], row.input, row.expected
+                )
+                if old is None:
+                    inserts.append(
+                        {
+                            "signature_id": signature_id,
+                            "example_id": row.example_id,
+                            "created_at": now,
+                            "updated_at": now,
+                            **merged,
+                        }
+                    )
+                elif canonical_bytes(merged) != canonical_bytes(_example_fields(old)):
+                    updates.append(
+                        {
+                            "b_signature_id": signature_id,
+                            "b_example_id": row.example_id,
+                            "updated_at": now,
+                            **merged,
+                        }
+                    )
+            connection = session.connection()
+            table = _table(m.Example)
+            if inserts:
+                connection.execute(sa.insert(table), inserts)
+            if updates:
+                connection.execute(
+                    sa.update(table).where(
+                        table.c.signature_id == sa.bindparam("b_signature_id"),
+                        table.c.example_id == sa.bindparam("b_example_id"),
+                    ),
+                    updates,
+                )
+            return UpsertResult(
+                inserted=len(inserts),
+                updated=len(updates),
+                unchanged=len(rows) - len(inserts) - len(updates),
+            )
+
+        return self._transact("upsert_examples", run, write=True)
+
+    def list_examples(self, signature_id: str, split: Split | None = None) -> list[ExampleRow]:
+        """All examples of a signature (optionally one split), by example_id in code-point order.
+
+        There is no limit: a dataset is never silently truncated.
+        """
+
+        def run(session: Session) -> list[ExampleRow]:
+            query = sa.select(m.Example).where(m.Example.signature_id == signature_id)
+            if split is not None:
+                query = query.where(m.Example.split == split)
+            rows = [_example_row(row) for row in session.scalars(query)]
+            # Sorted here, not in SQL: PostgreSQL collations are locale-dependent.
+            rows.sort(key=lambda row: row.example_id)
+            return rows
+
+        return self._transact("list_examples", run)
+
+    def create_dataset_version(self, signature_id: str) -> DatasetVersion:
+        """Snapshot the signature's examples; the same content always yields the same version.
+
+        The snapshot keeps every member's full content, so :meth:`dataset_examples` reproduces it
+        forever, whatever happens to the live examples afterwards.
+        """
+        now = _now()
+
+        def run(session: Session) -> DatasetVersion:
+            examples = sorted(
+                session.scalars(sa.select(m.Example).where(m.Example.signature_id == signature_id)),
+                key=lambda row: row.example_id,
+            )
+            if not examples:
+                raise DatasetError(
+                    f"signature {signature_id} has no examples; import some before snapshotting",
+                    signature_id=signature_id,
+                )
+            members = [
+                example_content(row.example_id, row.split, row.input, row.expected)
+                for row in examples
+            ]
+            version_id = dataset_hash(signature_id, members)
+            snapshot = [
+                {
+                    **member,
+                    "content_hash": sha256_id(member),
+                    "tags": row.tags,
+                    "source": row.source,
+                    "label_source": row.label_source,
+                    "meta": row.meta,
+                }
+                for member, row in zip(members, examples, strict=True)
+            ]
+            n_by_split = {split: 0 for split in SPLITS}
+            for row in examples:
+                n_by_split[row.split] += 1
+            self._insert_ignore(
+                session,
+                m.DatasetVersion,
+                ["id"],
+                id=version_id,
+                signature_id=signature_id,
+                created_at=now,
+                n_total=len(examples),
+                n_by_split=n_by_split,
+                rows=snapshot,
+            )
+            return _dataset_version(session.get_one(m.DatasetVersion, version_id))
+
+        return self._transact("create_dataset_version", run, write=True)
+
+    def get_dataset_version(self, version_id: str) -> DatasetVersion | None:
+        def run(session: Session) -> DatasetVersion | None:
+            row = session.get(m.DatasetVersion, version_id)
+            return None if row is None else _dataset_version(row)
+
+        return self._transact("get_dataset_version", run)
+
+    def dataset_examples(self, version_id: str, split: Split | None = None) -> list[ExampleRow]:
+        """The examples of a snapshot exactly as they were when it was taken.
+
+        Tags, source, label source and meta (not part of the hash) are those recorded when the
+        version was first created.
+        """
+
+        def run(session: Session) -> list[ExampleRow]:
+            version = session.get(m.DatasetVersion, version_id)
+            if version is None:
+                raise DatasetError(f"unknown dataset version {version_id}", version_id=version_id)
+            return [
+                ExampleRow(
+                    signature_id=version.signature_id,
+                    example_id=member["example_id"],
+                    input=member["input"],
+                    expected=member["expected"],
+                    split=member["split"],
+                    tags=member["tags"],
+                    source=member["source"],
+                    label_source=member["label_source"],
+                    meta=member["meta"],
+                    content_hash=member["content_hash"],
+                )
+                for member in version.rows
+                if split is None or member["split"] == split
+            ]
+
+        return self._transact("dataset_examples", run)
+
+    @staticmethod
+    def _examples_by_id(
+        session: Session, signature_id: str, example_ids: list[str]
+    ) -> dict[str, m.Example]:
+        """Load and lock (on PostgreSQL) the stored rows an upsert touches."""
+        found: dict[str, m.Example] = {}
+        for chunk in _chunks(sorted(example_ids), _IN_CHUNK):
+            query = (
+                sa.select(m.Example)
+                .where(m.Example.signature_id == signature_id, m.Example.example_id.in_(chunk))
+                .order_by(m.Example.example_id)
+                .with_for_update()
+            )
+            found.update((row.example_id, row) for row in session.scalars(query))
+        return found
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    def insert_receipts(self, rows: Sequence[ReceiptRow]) -> None:
+        """Insert a batch in one transaction; ids already stored are skipped (safe to retry)."""
+        if not rows:
+            return
+        values = [row.model_dump() for row in rows]
+        for row in rows:
+            try:
+                json_dumps(row.body)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"receipt {row.receipt_id} body is not JSON: {exc}") from exc
+
+        def run(session: Session) -> None:
+            statement = self._dialect_insert(m.Receipt).on_conflict_do_nothing(
+                index_elements=["receipt_id"]
+            )
+            session.connection().execute(statement, values)
+
+        self._transact("insert_receipts", run, write=True)
+
+    def get_receipt(self, receipt_id: str) -> ReceiptRow | None:
+        def run(session: Session) -> ReceiptRow | None:
+            row = session.get(m.Receipt, receipt_id)
+            return None if row is None else _receipt_row(row)
+
+        return self._transact("get_receipt", run)
+
+    def list_receipts(
+        self,
+        *,
+        signature_id: str | None = None,
+        status: ReceiptStatus | None = None,
+        compiled_id: str | None = None,
+        strategy_id: str | None = None,
+        thread_key: str | None = None,
+        arm: Arm | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+        before_id: str | None = None,
+    ) -> list[ReceiptRow]:
+        """Newest first (by created_at, then receipt_id); every filter is applied in SQL first.
+
+        To page, pass the last row's ``created_at`` as ``before`` and its ``receipt_id`` as
+        ``before_id``; with ``before`` alone, rows sharing that exact timestamp are skipped.
+        """
+        if limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        if before is not None and before.tzinfo is None:
+            raise StoreError("before must be a timezone-aware datetime")
+        query = sa.select(m.Receipt)
+        filters: list[tuple[InstrumentedAttribute[Any], object]] = [
+            (m.Receipt.signature_id, signature_id),
+            (m.Receipt.status, status),
+            (m.Receipt.compiled_id, compiled_id),
+            (m.Receipt.strategy_id, strategy_id),
+            (m.Receipt.thread_key, thread_key),
+            (m.Receipt.arm, arm),
+        ]
+        for column, value in filters:
+            if value is not None:
+                query = query.where(column == value)
+        if before is not None:
+            older = m.Receipt.created_at < before
+            if before_id is not None:
+                older = older | (
+                    (m.Receipt.created_at == before) & (m.Receipt.receipt_id < before_id)
+                )
+            query = query.where(older)
+        query = query.order_by(m.Receipt.created_at.desc(), m.Receipt.receipt_id.desc())
+
+        def run(session: Session) -> list[ReceiptRow]:
+            return [_receipt_row(row) for row in session.scalars(query.limit(limit))]
+
+        return self._transact("list_receipts", run)
+
+    def count_receipts(self, signature_id: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(m.Receipt)
+        if signature_id is not None:
+            query = query.where(m.Receipt.signature_id == signature_id)
+
+        def run(session: Session) -> int:
+            return int(session.scalar(query) or 0)
+
+        return self._transact("count_receipts", run)
+
+    # -- blobs -----------------------------------------------------------------------------------
+
+    def put_blob(self, text: str, mime: str = "text/plain") -> str:
+        """Store text by content; returns its id (``sha256:`` of the UTF-8 bytes)."""
+        blob_id = sha256_text_id(text)
+        now = _now()
+
+        def run(session: Session) -> str:
+            self._insert_ignore(
+                session,
+                m.Blob,
+                ["blob_id"],
+                blob_id=blob_id,
+                mime=mime,
+                text=text,
+                size=len(text.encode("utf-8")),
+                created_at=now,
+            )
+            return blob_id
+
+        return self._transact("put_blob", run, write=True)
+
+    def get_blob(self, blob_id: str) -> str | None:
+        def run(session: Session) -> str | None:
+            row = session.get(m.Blob, blob_id)
+            return None if row is None else row.text
+
+        return self._transact("get_blob", run)
+
+    # -- LM cache --------------------------------------------------------------------------------
+
+    def lm_cache(self) -> LMCacheStore:
+        """The persistent LM completion cache (implements ``dse.lm._types.LMCache``)."""
+        return LMCacheStore(self)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _transact(self, what: str, fn: Callable[[Session], T], *, write: bool = False) -> T:
+        """Run ``fn`` in one transaction, retrying races that a fresh attempt resolves.
+
+        A unique-key race (two writers inserting the same key) or a PostgreSQL serialization
+        failure/deadlock rolls everything back and runs ``fn`` again; other database errors
+        become a StoreError.
+        """
+        engine = self._writer if write else self._engine
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                with (
+                    Session(engine, expire_on_commit=False, autoflush=False) as session,
+                    session.begin(),
+                ):
+                    return fn(session)
+            except IntegrityError as exc:
+                if attempt == _MAX_ATTEMPTS:
+                    raise StoreError(f"{what} failed: {_describe(exc, self._url)}") from exc
+            except OperationalError as exc:
+                if _sqlstate(exc) not in _RETRYABLE_SQLSTATES or attempt == _MAX_ATTEMPTS:
+                    raise StoreError(f"{what} failed: {_describe(exc, self._url)}") from exc
+            except SQLAlchemyError as exc:
+                raise StoreError(f"{what} failed: {_describe(exc, self._url)}") from exc
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _dialect_insert(self, model: type[m.Base]) -> postgresql.Insert | sqlite.Insert:
+        table = _table(model)
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _insert_ignore(
+        self, session: Session, model: type[m.Base], keys: list[str], **values: Any
+    ) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted."""
+        statement = (
+            self._dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+        )
+        # INSERT rowcount is only reported when asked for (psycopg would otherwise give -1).
+        result: CursorResult[Any] = session.connection().execute(
+            statement, execution_options={"preserve_rowcount": True}
+        )
+        return result.rowcount == 1
+
+
+class LMCacheStore:
+    """LM completions cached in the store, keyed by ``LMRequest.cache_key()``.
+
+    Only the request (messages, model config, schema, sample index) and the completion are
+    stored; credentials are not part of either. Hits come back flagged ``cached=True``.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: str) -> Completion | None:
+        # Imported here: dse.lm's package loads every backend (openai, llama.cpp), which would
+        # make `import dse.store` slow and invite import cycles.
+        from dse.lm._types import Completion
+
+        def run(session: Session) -> Completion | None:
+            row = session.get(m.LMCacheEntry, key)
+            if row is None:
+                return None
+            return Completion.model_validate(row.completion).model_copy(update={"cached": True})
+
+        return self._store._transact("lm_cache.get", run)
+
+    def put(self, key: str, request: LMRequest, completion: Completion) -> None:
+        """First write wins: a key always maps to the completion first recorded for it."""
+        now = _now()
+        request_body = request.model_dump(mode="json")
+        completion_body = completion.model_copy(update={"cached": False}).model_dump(mode="json")
+
+        def run(session: Session) -> None:
+            self._store._insert_ignore(
+                session,
+                m.LMCacheEntry,
+                ["key"],
+                key=key,
+                model_id=request.config.model_id,
+                request=request_body,
+                completion=completion_body,
+                created_at=now,
+            )
+
+        self._store._transact("lm_cache.put", run, write=True)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _table(model: type[m.Base]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _describe(exc: BaseException, url: URL) -> str:
+    """The driver's message (not SQLAlchemy's SQL and parameters), without the password."""
+    origin = exc.orig if isinstance(exc, DBAPIError) else exc
+    return scrub(str(origin) or type(origin).__name__, url)
+
+
+def _content_id(value: Any, what: str) -> str:
+    try:
+        return sha256_id(value)
+    except ValueError as exc:
+        raise StoreError(f"{what} is not canonical JSON: {exc}") from exc
+
+
+def _check_unique_ids(rows: Sequence[ExampleIn]) -> None:
+    counts = Counter(row.example_id for row in rows)
+    duplicates = sorted(example_id for example_id, n in counts.items() if n > 1)
+    if duplicates:
+        raise DatasetError(
+            f"example ids appear more than once in one import: {', '.join(duplicates[:10])}",
+            example_ids=duplicates,
+        )
+
+
+def _check_canonical(row: ExampleIn) -> None:
+    try:
+        canonical_bytes(row.model_dump())
+    except ValueError as exc:
+        raise DatasetError(
+            f"example {row.example_id} is not canonical JSON: {exc}", example_id=row.example_id
+        ) from exc
+
+
+def _example_fields(row: m.Example) -> dict[str, Any]:
+    return {
+        "input": row.input,
+        "expected": row.expected,
+        "split": row.split,
+        "tags": row.tags,
+        "source": row.source,
+        "label_source": row.label_source,
+        "meta": row.meta,
+        "content_hash": row.content_hash,
+    }
+
+
+def _merge_example(row: ExampleIn, old: m.Example | None) -> dict[str, Any]:
+    """Apply "None means not mentioned": keep the stored value, or use the insert default."""
+    return {
+        "input": row.input,
+        "expected": row.expected,
+        "split": row.split or (old.split if old else "train"),
+        "tags": row.tags if row.tags is not None else (old.tags if old else []),
+        "source": row.source if row.source is not None else (old.source if old else None),
+        "label_source": row.label_source or (old.label_source if old else "human"),
+        "meta": row.meta if row.meta is not None else (old.meta if old else {}),
+    }
+
+
+def _example_row(row: m.Example) -> ExampleRow:
+    return ExampleRow(
+        signature_id=row.signature_id,
+        example_id=row.example_id,
+        input=row.input,
+        expected=row.expected,
+        split=row.split,
+        tags=row.tags,
+        source=row.source,
+        label_source=row.label_source,
+        meta=row.meta,
+        content_hash=row.content_hash,
+    )
+
+
+def _dataset_version(row: m.DatasetVersion) -> DatasetVersion:
+    return DatasetVersion(
+        id=row.id,
+        signature_id=row.signature_id,
+        created_at=row.created_at,
+        n_total=row.n_total,
+        n_by_split=row.n_by_split,
+        rows=[
+            DatasetVersionRow(
+                example_id=member["example_id"],
+                split=member["split"],
+                content_hash=member["content_hash"],
+            )
+            for member in row.rows
+        ],
+    )
+
+
+def _pointer_row(row: m.PointerHistory) -> PointerHistoryRow:
+    return PointerHistoryRow(
+        seq=row.seq,
+        signature_id=row.signature_id,
+        from_compiled_id=row.from_compiled_id,
+        to_compiled_id=row.to_compiled_id,
+        action=row.action,
+        reason=row.reason,
+        actor=row.actor,
+        ops_run_id=row.ops_run_id,
+        request_id=row.request_id,
+        created_at=row.created_at,
+    )
+
+
+def _canary_counters(row: m.Canary) -> CanaryCounters:
+    arms = {
+        arm: ArmCounters.model_validate(
+            {name: getattr(row, f"{arm}_{name}") for name in _ARM_COUNTERS}
+        )
+        for arm in _ARMS
+    }
+    return CanaryCounters(control=arms["control"], candidate=arms["candidate"])
+
+
+def _zero_counters(row: m.Canary, started_at: datetime) -> None:
+    row.started_at = started_at
+    for arm in _ARMS:
+        for name in _ARM_COUNTERS:
+            setattr(row, f"{arm}_{name}", 0)
+
+
+def _canary_state(row: m.Canary) -> CanaryState:
+    return CanaryState(
+        signature_id=row.signature_id,
+        enabled=row.enabled,
+        control_id=row.control_id,
+        candidate_id=row.candidate_id,
+        rollout_pct=row.rollout_pct,
+        salt=row.salt,
+        config=row.config,
+        counters=_canary_counters(row),
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _receipt_row(row: m.Receipt) -> ReceiptRow:
+    return ReceiptRow(
+        receipt_id=row.receipt_id,
+        created_at=row.created_at,
+        signature_id=row.signature_id,
+        compiled_id=row.compiled_id,
+        strategy_id=row.strategy_id,
+        thread_key=row.thread_key,
+        arm=row.arm,
+        status=row.status,
+        error_name=row.error_name,
+        model_used=row.model_used,
+        duration_ms=row.duration_ms,
+        body=row.body,
+    )

@@ -1,0 +1,102 @@
+"""The command line contract: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dse.autopilot import SELECT_TOOL_ID
+from dse.cli import app
+
+runner = CliRunner()
+INPUT = json.dumps(
+    {"message": "call me Sam", "blueprint_hint": {"user_handle": "x", "agent_name": "Autopilot"}}
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'dse.db'}"
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> str:
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text(
+        json.dumps({"match": "call me", "reply": '{"action":"tool","tool":"user_update"}'})
+        + "\n"
+        + json.dumps({"default": '{"action":"none"}'})
+        + "\n"
+    )
+    return f"scripted:{rules}"
+
+
+def test_init_creates_the_store(db: str) -> None:
+    result = runner.invoke(app, ["--db", db, "--json", "init"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True
+
+
+def test_import_of_a_bad_file_prints_each_error_and_exits_nonzero(db: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good_row = {
+        "example_id": "g.1",
+        "input": {"message": "hi", "blueprint_hint": {"user_handle": "a", "agent_name": "b"}},
+        "expected": {"action": "none"},
+    }
+    missing = {"example_id": "m.3", "expected": {"action": "none"}}
+    unknown = {**good_row, "example_id": "u.4", "expected": {"action": "tool", "tool": "nope"}}
+    bad.write_text(
+        "\n".join([json.dumps(good_row), "{not json", json.dumps(missing), json.dumps(unknown)])
+    )
+    result = runner.invoke(app, ["--db", db, "import", SELECT_TOOL_ID, str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:line 2" in result.stderr
+    assert f"{bad}:line 3, field input" in result.stderr
+    assert f"{bad}:line 4, field expected.tool.tool" in result.stderr
+    assert "nothing written" in result.stderr
+    listed = runner.invoke(app, ["--db", db, "--json", "signatures"])
+    assert json.loads(listed.output)["signatures"][0]["examples"] == {}
+
+
+def test_predict_prints_output_compiled_id_and_receipt(db: str, scripted: str) -> None:
+    result = runner.invoke(
+        app, ["--db", db, "--lm", scripted, "--json", "predict", SELECT_TOOL_ID, "--input", INPUT]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["output"] == {"action": "tool", "tool": "user_update"}
+    assert payload["compiled_id"].startswith("sha256:")
+    shown = runner.invoke(app, ["--db", db, "--json", "receipts", payload["receipt_id"]])
+    receipt = json.loads(shown.output)["receipt"]
+    assert receipt["compiled_id"] == payload["compiled_id"]
+    assert receipt["model"]["used"] == ["scripted"]
+    assert receipt["result"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", SELECT_TOOL_ID, "--input", "{oops"], "--input is not valid JSON"),
+        (["predict", "no/Such.v1", "--input", INPUT], "unknown signature 'no/Such.v1'"),
+        (["predict", SELECT_TOOL_ID, "--input", '{"message": ""}'], "input does not match"),
+    ],
+)
+def test_predict_errors_are_one_clear_line(
+    db: str, scripted: str, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["--db", db, "--lm", scripted, *args])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_lm_spec_is_a_clear_error(db: str) -> None:
+    result = runner.invoke(
+        app, ["--db", db, "--lm", "bogus:thing", "predict", SELECT_TOOL_ID, "--input", INPUT]
+    )
+    assert result.exit_code == 1
+    assert "bogus:thing" in result.stderr

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dse.errors import StoreError
+from dse.store import ENV_VAR, Store
+from dse.store._engine import resolve_url
+
+
+def test_default_is_sqlite_under_dot_dse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+    with Store.open() as store:
+        assert store.url_for_display == f"sqlite:///{tmp_path / '.dse' / 'dse.db'}"
+    assert (tmp_path / ".dse" / "dse.db").is_file()
+
+
+def test_env_var_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "nested" / "dir" / "from-env.db"
+    monkeypatch.setenv(ENV_VAR, f"sqlite:///{target}")
+
+    with Store.open() as store:
+        assert store.url_for_display.endswith("from-env.db")
+    assert target.is_file()
+
+
+def test_explicit_url_wins_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "mysql://nope")
+
+    with Store.open(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        assert store.url_for_display.endswith("x.db")
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'p.db'}") as store, store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_postgresql_urls_use_psycopg3() -> None:
+    for raw in ("postgresql://u:p@h/db", "postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"):
+        assert resolve_url(raw).drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "definitely not a url",
+        "mysql://root:hunter2@localhost/dse",
+        "postgresql+psycopg2://root:hunter2@localhost/dse",
+        "sqlite://",
+        "sqlite:///:memory:",
+    ],
+)
+def test_bad_urls_raise_store_error_without_the_password(url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.open(url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_sqlite_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        Store.open(f"sqlite:///{tmp_path}")
+
+
+def test_unreachable_postgresql_fails_fast_without_the_password() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        Store.open("postgresql://bob:hunter2@127.0.0.1:1/dse?connect_timeout=2")
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert "hunter2" not in message
+    assert "bob:***@127.0.0.1:1/dse" in message
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_url_for_display_masks_the_password(store_url: str) -> None:
+    # The throwaway server trusts local connections, so any password is accepted.
+    url = store_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@", 1)
+
+    with Store.open(url) as store:
+        assert "hunter2" not in store.url_for_display
+        assert "hunter2" not in repr(store)
+        if url.startswith("postgresql"):
+            assert "postgres:***@" in store.url_for_display
+
+
+def test_a_database_newer_than_the_code_is_refused(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_url(store_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE dse_alembic_version SET version_num = 'zzzz'"))
+    finally:
+        engine.dispose()
+
+    with pytest.raises(StoreError, match="zzzz"):
+        Store.open(store_url)
