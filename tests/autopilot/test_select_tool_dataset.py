@@ -8,14 +8,12 @@ notes, section 19 items 23-24).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections import Counter
 from difflib import SequenceMatcher
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,24 +49,8 @@ MASK = "NAMEMASK"
 # --------------------------------------------------------------------------- loading
 
 
-REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "src" / "dse" / "autopilot" / "data"
-
-
 def _data_dir() -> Traversable:
-    try:
-        return resources.files("dse.autopilot") / "data"
-    except ImportError:
-        pass
-    # The package cannot be imported here: either a dependency of its modules is missing (its
-    # import location still tells where the data is) or dse is not on the path at all (run
-    # without installing or PYTHONPATH=src; fall back to the source tree).
-    try:
-        spec = importlib.util.find_spec("dse.autopilot")
-    except ImportError:
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations))) / "data"
-    return REPO_DATA_DIR
+    return resources.files("dse.autopilot") / "data"
 
 
 def _load_rows() -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import pytest
 from dse.errors import RegistryError, StoreError
 from dse.store import Arm, ArmCounters, CanaryConfig, Store
 
-from ._helpers import SIG, put_artifacts
+from ._helpers import SIG, put_artifacts, receipt
 
 
 def _config(**overrides: Any) -> CanaryConfig:
@@ -143,3 +143,24 @@ def test_bad_counter_inputs_are_refused(canary_store: Store) -> None:
         canary_store.bump_canary_counters(
             SIG, "control", ok=True, latency_ms=1, reward=float("inf")
         )
+
+
+def test_receipts_count_toward_their_arm_once_even_when_a_batch_is_retried(
+    canary_store: Store,
+) -> None:
+    canary_store.put_canary(_config())
+    batch = [
+        receipt(1, compiled_id="sha256:control", arm="control"),
+        receipt(2, compiled_id="sha256:candidate", arm="candidate", reward=1.0),
+        receipt(3, compiled_id="sha256:candidate", arm="candidate", status="error", reward=0.0),
+        receipt(4, compiled_id="sha256:old-candidate", arm="candidate"),
+    ]
+    canary_store.insert_receipts(batch)
+    canary_store.insert_receipts(batch)
+    state = canary_store.get_canary(SIG)
+    assert state is not None
+    assert (state.counters.control.ok, state.counters.control.error) == (1, 0)
+    assert (state.counters.candidate.ok, state.counters.candidate.error) == (1, 1)
+    assert state.counters.candidate.reward_n == 2
+    assert state.counters.candidate.reward_sum == 1.0
+    assert canary_store.count_receipts(SIG) == 4

@@ -1,4 +1,4 @@
-"""Receipt persistence off the request path: a bounded buffer drained by one group-commit thread.
+"""Receipt persistence off the request path: a bounded buffer drained by a group-commit thread.
 
 A storage failure never turns a good prediction into an error, and nothing is dropped silently:
 every receipt is either written or counted in ``dropped`` (and logged).
@@ -111,7 +111,6 @@ class ReceiptWriter:
         for attempt in range(self._retries + 1):
             try:
                 self._store.insert_receipts(rows)
-                self._bump_canary_counters(batch)
                 with self._lock:
                     self.stats.written += len(batch)
                 return
@@ -121,18 +120,6 @@ class ReceiptWriter:
                 log.warning("receipt batch write failed (attempt %d): %s", attempt + 1, exc)
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         self._count_drop(len(batch), "store write failed after retries")
-
-    def _bump_canary_counters(self, batch: list[Receipt]) -> None:
-        for receipt in batch:
-            if receipt.arm is None:
-                continue
-            self._store.bump_canary_counters(
-                receipt.signature_id,
-                receipt.arm,
-                ok=receipt.result.status == "ok",
-                latency_ms=receipt.duration_ms,
-                reward=None,
-            )
 
     def _count_drop(self, count: int, why: str) -> None:
         with self._lock:

@@ -207,3 +207,6 @@ class ReceiptRow(BaseModel):
     model_used: str | None = None
     duration_ms: float
     body: dict[str, Any]
+    reward: float | None = Field(
+        default=None, description="Online reward when the request had a known label (canary)."
+    )

@@ -401,31 +401,7 @@ class Store:
         Only an enabled canary counts; returns False when there is none, so late receipts
         cannot change the final numbers of a stopped canary.
         """
-        if arm not in _ARMS:
-            raise StoreError(f"unknown canary arm {arm!r}, expected 'control' or 'candidate'")
-        if not math.isfinite(latency_ms) or latency_ms < 0:
-            raise StoreError(f"latency_ms must be a finite non-negative number, got {latency_ms}")
-        if reward is not None and not math.isfinite(reward):
-            raise StoreError(f"reward must be finite, got {reward}")
-        table = _table(m.Canary)
-
-        def column(name: str) -> sa.ColumnElement[Any]:
-            return table.c[f"{arm}_{name}"]
-
-        values: dict[str, Any] = {
-            f"{arm}_{'ok' if ok else 'error'}": column("ok" if ok else "error") + 1,
-            f"{arm}_latency_ms_sum": column("latency_ms_sum") + latency_ms,
-            f"{arm}_latency_ms_sq_sum": column("latency_ms_sq_sum") + latency_ms * latency_ms,
-        }
-        if reward is not None:
-            values[f"{arm}_reward_n"] = column("reward_n") + 1
-            values[f"{arm}_reward_sum"] = column("reward_sum") + reward
-            values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + reward * reward
-        statement = (
-            sa.update(table)
-            .where(table.c.signature_id == signature_id, table.c.enabled.is_(True))
-            .values(values)
-        )
+        statement = _bump_statement(signature_id, arm, None, ok, latency_ms, reward)
 
         def run(session: Session) -> bool:
             return session.connection().execute(statement).rowcount == 1
@@ -619,21 +595,46 @@ class Store:
     # -- receipts --------------------------------------------------------------------------------
 
     def insert_receipts(self, rows: Sequence[ReceiptRow]) -> None:
-        """Insert a batch in one transaction; ids already stored are skipped (safe to retry)."""
+        """Insert a batch and count canary arms in one transaction.
+
+        Ids already stored are skipped and not counted again, so a retried batch is harmless;
+        a receipt counts only toward the canary whose arm served it.
+        """
         if not rows:
             return
-        values = [row.model_dump() for row in rows]
+        values = [row.model_dump(exclude={"reward"}) for row in rows]
         for row in rows:
             try:
                 json_dumps(row.body)
             except (TypeError, ValueError) as exc:
                 raise StoreError(f"receipt {row.receipt_id} body is not JSON: {exc}") from exc
 
+        by_id = {row.receipt_id: row for row in rows}
+
         def run(session: Session) -> None:
-            statement = self._dialect_insert(m.Receipt).on_conflict_do_nothing(
-                index_elements=["receipt_id"]
-            )
-            session.connection().execute(statement, values)
+            connection = session.connection()
+            inserted: list[str] = []
+            for value in values:
+                statement = (
+                    self._dialect_insert(m.Receipt)
+                    .values(**value)
+                    .on_conflict_do_nothing(index_elements=["receipt_id"])
+                    .returning(m.Receipt.receipt_id)
+                )
+                inserted.extend(connection.execute(statement).scalars())
+            for receipt_id in inserted:
+                row = by_id[receipt_id]
+                if row.arm is not None:
+                    connection.execute(
+                        _bump_statement(
+                            row.signature_id,
+                            row.arm,
+                            row.compiled_id,
+                            row.status == "ok",
+                            max(0.0, row.duration_ms),
+                            row.reward,
+                        )
+                    )
 
         self._transact("insert_receipts", run, write=True)
 
@@ -1001,3 +1002,42 @@ def _receipt_row(row: m.Receipt) -> ReceiptRow:
         duration_ms=row.duration_ms,
         body=row.body,
     )
+
+
+def _bump_statement(
+    signature_id: str,
+    arm: Arm,
+    compiled_id: str | None,
+    ok: bool,
+    latency_ms: float,
+    reward: float | None,
+) -> sa.Update:
+    """SQL increments for one request on one arm of an enabled canary (no read-modify-write).
+
+    With ``compiled_id`` the row must still name it for that arm, so a late receipt from an
+    earlier experiment never counts toward a new one.
+    """
+    if arm not in _ARMS:
+        raise StoreError(f"unknown canary arm {arm!r}, expected 'control' or 'candidate'")
+    if not math.isfinite(latency_ms) or latency_ms < 0:
+        raise StoreError(f"latency_ms must be a finite non-negative number, got {latency_ms}")
+    if reward is not None and not math.isfinite(reward):
+        raise StoreError(f"reward must be finite, got {reward}")
+    table = _table(m.Canary)
+
+    def column(name: str) -> sa.ColumnElement[Any]:
+        return table.c[f"{arm}_{name}"]
+
+    values: dict[str, Any] = {
+        f"{arm}_{'ok' if ok else 'error'}": column("ok" if ok else "error") + 1,
+        f"{arm}_latency_ms_sum": column("latency_ms_sum") + latency_ms,
+        f"{arm}_latency_ms_sq_sum": column("latency_ms_sq_sum") + latency_ms * latency_ms,
+    }
+    if reward is not None:
+        values[f"{arm}_reward_n"] = column("reward_n") + 1
+        values[f"{arm}_reward_sum"] = column("reward_sum") + reward
+        values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + reward * reward
+    conditions = [table.c.signature_id == signature_id, table.c.enabled.is_(True)]
+    if compiled_id is not None:
+        conditions.append(table.c[f"{arm}_id"] == compiled_id)
+    return sa.update(table).where(*conditions).values(values)
