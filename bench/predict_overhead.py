@@ -99,6 +99,8 @@ def main() -> None:
         f"p90 {dspy_figures['p90_ms']:.3f} ms"
     )
     print(f"  ratio dse/DSPy (p50): {ratio:.2f}")
+    wall_ratio = dse_figures["wall_per_call_ms"] / dspy_figures["mean_ms"]
+    print(f"  ratio dse wall/call incl. receipt flush / DSPy mean: {wall_ratio:.2f}")
     sys.stdout.flush()
 
 

@@ -37,8 +37,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="Local model packs.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass

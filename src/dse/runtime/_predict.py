@@ -17,12 +17,14 @@ from dse.lm import LM
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
 from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUsage
+from dse.runtime._render import PromptTemplate, build_template
 from dse.runtime._strategy import StrategyContext, StrategyRegistry
 from dse.runtime._writer import ReceiptWriter
 from dse.signature import Artifact, Params, Signature, SignatureRegistry
 from dse.store import Store
 
 Source = Literal["canary", "active", "defaults"]
+_POLICY_CACHE_SIZE = 512
 Arm = Literal["control", "candidate"]
 
 
@@ -38,6 +40,7 @@ class ResolvedPolicy:
     params: Params
     source: Source
     arm: Arm | None = None
+    template: PromptTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Predictor:
         self.signatures = signatures
         self.writer = writer
         self.strategies = strategies or StrategyRegistry([DirectStrategy()])
-        self._artifacts: dict[tuple[str, str], Artifact] = {}
+        self._policies: dict[tuple[str, str], ResolvedPolicy] = {}
 
     async def predict(
         self,
@@ -90,7 +93,12 @@ class Predictor:
             policy = self.resolve(sig, thread_key or receipt_id)
             budget = BudgetTracker(policy.params.budgets)
             ctx = StrategyContext(
-                signature=sig, params=policy.params, input=parsed, lm=self.lm, budget=budget
+                signature=sig,
+                params=policy.params,
+                input=parsed,
+                lm=self.lm,
+                budget=budget,
+                template=policy.template,
             )
             result = await self.strategies.get(policy.params.strategy.id).run(ctx)
         except Exception as exc:
@@ -146,27 +154,24 @@ class Predictor:
         )
 
     def resolve(self, signature: Signature[Any, Any], key: str) -> ResolvedPolicy:
-        """Canary (sticky by key) -> active pointer -> defaults pinned to this LM's model."""
-        canary = self.store.get_canary(signature.id)
+        """Canary (sticky by key) -> active pointer -> defaults pinned to this LM's model.
+
+        The store is read on every request, so a promotion is seen on the very next one;
+        only immutable things (verified artifacts, rendered templates) are cached.
+        """
+        routing = self.store.routing(signature.id)
+        canary = routing.canary
         if canary is not None and canary.enabled and canary.rollout_pct > 0:
             bucket = canary_bucket(canary.salt, key, signature.id)
             arm: Arm = "candidate" if bucket < canary.rollout_pct else "control"
             compiled_id = canary.candidate_id if arm == "candidate" else canary.control_id
-            artifact = self.load_artifact(signature, compiled_id)
-            return ResolvedPolicy(compiled_id, artifact.params, "canary", arm)
-        active = self.store.get_active(signature.id)
-        if active is not None:
-            artifact = self.load_artifact(signature, active)
-            return ResolvedPolicy(active, artifact.params, "active")
-        params = signature.defaults.with_model_id(self.lm.default_model_id)
-        return ResolvedPolicy(signature.compiled_id(params), params, "defaults")
+            return self._policy(signature, compiled_id, "canary", arm)
+        if routing.active_id is not None:
+            return self._policy(signature, routing.active_id, "active")
+        return self._defaults(signature)
 
     def load_artifact(self, signature: Signature[Any, Any], compiled_id: str) -> Artifact:
-        """Load and verify an artifact once; artifacts are immutable so the check is cached."""
-        key = (signature.id, compiled_id)
-        cached = self._artifacts.get(key)
-        if cached is not None:
-            return cached
+        """Load an artifact and check it against the running signature's contract."""
         body = self.store.get_artifact(compiled_id)
         if body is None:
             raise RegistryError(
@@ -174,8 +179,44 @@ class Predictor:
             )
         artifact = Artifact.model_validate(body)
         artifact.verify_against(signature)
-        self._artifacts[key] = artifact
         return artifact
+
+    def _policy(
+        self,
+        signature: Signature[Any, Any],
+        compiled_id: str,
+        source: Source,
+        arm: Arm | None = None,
+    ) -> ResolvedPolicy:
+        key = (signature.id, compiled_id)
+        cached = self._policies.get(key)
+        if cached is None:
+            params = self.load_artifact(signature, compiled_id).params
+            cached = self._remember(key, compiled_id, params, signature)
+        return ResolvedPolicy(cached.compiled_id, cached.params, source, arm, cached.template)
+
+    def _defaults(self, signature: Signature[Any, Any]) -> ResolvedPolicy:
+        key = (signature.id, "")
+        cached = self._policies.get(key)
+        if cached is None:
+            params = signature.defaults.with_model_id(self.lm.default_model_id)
+            cached = self._remember(key, signature.compiled_id(params), params, signature)
+        return ResolvedPolicy(cached.compiled_id, cached.params, "defaults", None, cached.template)
+
+    def _remember(
+        self,
+        key: tuple[str, str],
+        compiled_id: str,
+        params: Params,
+        signature: Signature[Any, Any],
+    ) -> ResolvedPolicy:
+        if len(self._policies) >= _POLICY_CACHE_SIZE:
+            self._policies.clear()
+        policy = ResolvedPolicy(
+            compiled_id, params, "defaults", None, build_template(signature, params)
+        )
+        self._policies[key] = policy
+        return policy
 
     def _parse_input(
         self, sig: Signature[Any, Any], value: BaseModel | dict[str, Any]

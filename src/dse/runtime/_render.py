@@ -1,49 +1,75 @@
-"""Rendering: signature + params + input -> chat messages."""
+"""Rendering: signature + params -> a prompt template; template + input -> chat messages.
+
+Everything but the input is fixed for a (signature, params) pair, so it is rendered and hashed
+once per policy rather than once per request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from dse._canonical import canonical_str
+from dse._canonical import canonical_str, sha256_id
 from dse.lm import Message
 from dse.signature import Demo, Params, Signature
 
 _JSON_ONLY = "Output format: JSON only. No markdown fences, no extra keys, no commentary."
 
 
-def render_messages(
-    signature: Signature[Any, Any], params: Params, value: BaseModel
-) -> tuple[Message, ...]:
+@dataclass(frozen=True)
+class PromptTemplate:
+    """The rendered prompt minus the input: ``head`` messages, then a user turn of
+    ``user_prefix`` followed by the input."""
+
+    head: tuple[Message, ...]
+    user_prefix: str
+    hash: str
+
+    def render(self, value: BaseModel) -> tuple[Message, ...]:
+        return (*self.head, Message(role="user", content=self.user_prefix + input_text(value)))
+
+    def rendered_hash(self, value: BaseModel) -> str:
+        """Identity of the rendered prompt: the template's hash plus the canonical input."""
+        return sha256_id({"template": self.hash, "input": value.model_dump(mode="json")})
+
+
+def build_template(signature: Signature[Any, Any], params: Params) -> PromptTemplate:
     """Render the prompt; demos go inline as JSON or, with ``demos_as='chat'``, as prior turns."""
     prompt = signature.prompt
     instruction = params.instruction if params.instruction is not None else prompt.instruction
     demos = params.few_shot if params.few_shot is not None else prompt.demos
     guidance = _join([instruction, _context_section(signature), _output_format(signature)])
-    input_text = "Input:\n" + canonical_str(value.model_dump(mode="json"))
 
+    head: list[Message]
     if params.decode.demos_as == "chat":
-        messages = [Message(role="system", content=_join([prompt.system, guidance]))]
+        head = [Message(role="system", content=_join([prompt.system, guidance]))]
         for demo in demos:
-            messages.append(Message(role="user", content=_demo_input(demo)))
-            messages.append(Message(role="assistant", content=canonical_str(demo.output)))
-        messages.append(Message(role="user", content=input_text))
-        return tuple(messages)
+            head.append(Message(role="user", content=_demo_input(demo)))
+            head.append(Message(role="assistant", content=canonical_str(demo.output)))
+        user_prefix = ""
+    else:
+        head = (
+            [Message(role="system", content=prompt.system.strip())] if prompt.system.strip() else []
+        )
+        examples = ""
+        if demos:
+            lines = [f"{_demo_input(demo)}\nOutput: {canonical_str(demo.output)}" for demo in demos]
+            examples = "Examples:\n\n" + "\n\n".join(lines)
+        user_prefix = _join([guidance, examples]) + "\n\n"
+    template_hash = sha256_id({"head": [m.model_dump() for m in head], "user_prefix": user_prefix})
+    return PromptTemplate(head=tuple(head), user_prefix=user_prefix, hash=template_hash)
 
-    messages = []
-    if prompt.system.strip():
-        messages.append(Message(role="system", content=prompt.system.strip()))
-    examples = ""
-    if demos:
-        lines = [f"{_demo_input(demo)}\nOutput: {canonical_str(demo.output)}" for demo in demos]
-        examples = "Examples:\n\n" + "\n\n".join(lines)
-    messages.append(Message(role="user", content=_join([guidance, examples, input_text])))
-    return tuple(messages)
+
+def render_messages(
+    signature: Signature[Any, Any], params: Params, value: BaseModel
+) -> tuple[Message, ...]:
+    return build_template(signature, params).render(value)
 
 
-def output_format_text(signature: Signature[Any, Any]) -> str:
-    return _output_format(signature)
+def input_text(value: BaseModel) -> str:
+    return "Input:\n" + canonical_str(value.model_dump(mode="json"))
 
 
 def _demo_input(demo: Demo) -> str:

@@ -7,10 +7,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from dse._canonical import sha256_id
 from dse.errors import StrategyError
 from dse.lm import LM, Completion, LMRequest, Message, ModelConfig
 from dse.runtime._budget import BudgetTracker
+from dse.runtime._render import PromptTemplate, build_template
 from dse.signature import ModelRole, Params, Signature
 
 
@@ -44,6 +44,13 @@ class StrategyContext:
     budget: BudgetTracker
     calls: CallLog = field(default_factory=CallLog)
     sample_index: int = 0
+    template: PromptTemplate | None = None
+
+    def prompt_template(self) -> PromptTemplate:
+        """The policy's rendered template: given by the caller's cache, else built here."""
+        if self.template is None:
+            self.template = build_template(self.signature, self.params)
+        return self.template
 
     async def call_lm(
         self,
@@ -87,10 +94,6 @@ class Strategy(Protocol):
     id: str
 
     async def run(self, ctx: StrategyContext) -> StrategyResult: ...
-
-
-def messages_hash(messages: tuple[Message, ...]) -> str:
-    return sha256_id([m.model_dump() for m in messages])
 
 
 class StrategyRegistry:

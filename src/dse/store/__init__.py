@@ -24,6 +24,7 @@ from dse.store._records import (
     PointerHistoryRow,
     ReceiptRow,
     ReceiptStatus,
+    Routing,
     Split,
     UpsertResult,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "PointerHistoryRow",
     "ReceiptRow",
     "ReceiptStatus",
+    "Routing",
     "Split",
     "Store",
     "UpsertResult",

@@ -163,6 +163,16 @@ class CanaryConfig(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+class Routing(BaseModel):
+    """What Predict needs to route one request: the active pointer and the canary's arms."""
+
+    model_config = _FROZEN
+
+    signature_id: str
+    active_id: str | None = None
+    canary: CanaryConfig | None = None
+
+
 class CanaryState(CanaryConfig):
     """A stored canary: its configuration plus counters the store maintains atomically."""
 

@@ -19,6 +19,7 @@ from dse._canonical import canonical_bytes, sha256_id, sha256_text_id
 from dse.errors import DatasetError, RegistryError, StoreError
 from dse.store import _models as m
 from dse.store._engine import (
+    SINGLE_READ_OPTION,
     WRITE_OPTION,
     create_engine,
     display_url,
@@ -44,6 +45,7 @@ from dse.store._records import (
     PointerHistoryRow,
     ReceiptRow,
     ReceiptStatus,
+    Routing,
     Split,
     UpsertResult,
 )
@@ -71,6 +73,7 @@ class Store:
     def __init__(self, engine: Engine, url: URL) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._single_read = engine.execution_options(**{SINGLE_READ_OPTION: True})
         self._url = url
         self._dialect = engine.dialect.name
         self.url_for_display = display_url(url)
@@ -286,6 +289,29 @@ class Store:
             )
 
     # -- canary ----------------------------------------------------------------------------------
+
+    def routing(self, signature_id: str) -> Routing:
+        """Active pointer and canary arms in one statement: one consistent snapshot, one round trip.
+
+        This is on every prediction's path, so it skips the ORM.
+        """
+        try:
+            with self._single_read.connect() as connection:
+                row = connection.execute(_ROUTING, {"signature_id": signature_id}).one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"routing failed: {_describe(exc, self._url)}") from exc
+        active_id, enabled, control_id, candidate_id, rollout_pct, salt = row
+        canary = None
+        if control_id is not None:
+            canary = CanaryConfig(
+                signature_id=signature_id,
+                enabled=bool(enabled),
+                control_id=control_id,
+                candidate_id=candidate_id,
+                rollout_pct=rollout_pct,
+                salt=salt,
+            )
+        return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
 
     def get_canary(self, signature_id: str) -> CanaryState | None:
         def run(session: Session) -> CanaryState | None:
@@ -613,15 +639,12 @@ class Store:
 
         def run(session: Session) -> None:
             connection = session.connection()
-            inserted: list[str] = []
-            for value in values:
-                statement = (
-                    self._dialect_insert(m.Receipt)
-                    .values(**value)
-                    .on_conflict_do_nothing(index_elements=["receipt_id"])
-                    .returning(m.Receipt.receipt_id)
-                )
-                inserted.extend(connection.execute(statement).scalars())
+            statement = (
+                self._dialect_insert(m.Receipt)
+                .on_conflict_do_nothing(index_elements=["receipt_id"])
+                .returning(m.Receipt.receipt_id)
+            )
+            inserted = list(connection.execute(statement, values).scalars())
             for receipt_id in inserted:
                 row = by_id[receipt_id]
                 if row.arm is not None:
@@ -1041,3 +1064,25 @@ def _bump_statement(
     if compiled_id is not None:
         conditions.append(table.c[f"{arm}_id"] == compiled_id)
     return sa.update(table).where(*conditions).values(values)
+
+
+def _routing_statement() -> sa.Select[Any]:
+    """Built once: statement construction costs more than running it on SQLite."""
+    pointers, canaries = _table(m.ActivePointer), _table(m.Canary)
+    signature_id = sa.bindparam("signature_id", type_=sa.String())
+
+    def pick(table: sa.Table, column: str) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(table.c[column]).where(table.c.signature_id == signature_id).scalar_subquery()
+        )
+
+    return sa.select(
+        pick(pointers, "compiled_id"),
+        *(
+            pick(canaries, name)
+            for name in ("enabled", "control_id", "candidate_id", "rollout_pct", "salt")
+        ),
+    )
+
+
+_ROUTING = _routing_statement()
