@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dse.store import ReceiptRow, Store
+from dse.store import ExampleIn, ReceiptRow, Store
 
 SIG = "demo/SelectTool.v1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,3 +49,19 @@ def receipt(
     }
     fields.update(extra)
     return ReceiptRow.model_validate(fields)
+
+
+def dataset_version(store: Store, signature_id: str = SIG, n: int = 3, tag: str = "") -> str:
+    """Import ``n`` examples (``ex-000``...) and snapshot them; returns the version id."""
+    store.upsert_examples(
+        signature_id,
+        [
+            ExampleIn(
+                example_id=f"ex-{i:03d}",
+                input={"message": f"message {i}{tag}"},
+                expected={"tool": "none"},
+            )
+            for i in range(n)
+        ],
+    )
+    return store.create_dataset_version(signature_id).id

@@ -61,3 +61,24 @@ def test_concurrent_first_opens_all_succeed(store_url: str) -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert list(pool.map(open_and_close, range(4))) == [None] * 4
+
+
+def test_migrated_keys_and_checks_match_the_models(store_url: str) -> None:
+    """compare_metadata ignores primary keys and CHECK constraints; compare them here."""
+    Store.open(store_url).close()
+
+    engine = engine_for(store_url)
+    try:
+        inspector = sa.inspect(engine)
+        for table in Base.metadata.sorted_tables:
+            primary = inspector.get_pk_constraint(table.name)["constrained_columns"]
+            assert primary == [c.name for c in table.primary_key.columns], table.name
+            checks = {c["name"] for c in inspector.get_check_constraints(table.name)}
+            expected = {str(c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+            assert checks == expected, table.name
+        assert inspector.get_pk_constraint("ops_run_events")["constrained_columns"] == [
+            "run_id",
+            "seq",
+        ]
+    finally:
+        engine.dispose()

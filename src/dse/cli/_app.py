@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dse._catalog import builtin_signatures
+from dse._catalog import builtin_catalog, builtin_signatures
+from dse.compile import CompileOutcome, compile_signature, evaluate_artifact
 from dse.errors import DseError
-from dse.eval import ExampleResult, evaluate_exact, import_dataset
+from dse.eval import import_dataset
 from dse.lm import LM, CachedLM, install_pack, list_packs, lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
-from dse.signature import Artifact
-from dse.store import ReceiptStatus, Split, Store
+from dse.store import EvalReportRow, ReceiptStatus, Split, Store
 
 DEFAULT_LM = "local:qwen2.5-coder-0.5b"
 
@@ -247,85 +247,176 @@ def predict(
     _emit(opts, payload, human)
 
 
+def _progress_bar(opts: Options, label: str) -> Progress:
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=opts.json or not (sys.stderr.isatty() or os.environ.get("DSE_PROGRESS")),
+    )
+
+
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
     signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
     compiled_id: Annotated[
         str | None,
-        typer.Argument(metavar="[COMPILED_ID]", help="Artifact to evaluate (default: defaults)."),
+        typer.Argument(metavar="[COMPILED_ID]", help="Artifact to score (default: serving now)."),
     ] = None,
     split: Annotated[Split, typer.Option("--split")] = "holdout",
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 8,
 ) -> None:
-    """Exact-match accuracy of an artifact (or the defaults) on one split of a dataset version."""
+    """Score an artifact on one split of the current dataset version; stores an eval report."""
     opts = _opts(ctx)
+    catalog = builtin_catalog()
     with _errors(opts):
-        signature = builtin_signatures().get(signature_id)
+        signature = catalog.signatures.get(signature_id)
+        profile = catalog.profile(signature_id)
         store = _open_store(opts)
         try:
-            version = store.create_dataset_version(signature.id)
-            examples = store.dataset_examples(version.id, split)
-            if not examples:
-                raise DseError(f"{signature.id} has no {split} rows; import a dataset first")
-            params = signature.defaults
-            if compiled_id is not None:
-                body = store.get_artifact(compiled_id)
-                if body is None:
-                    raise DseError(f"artifact {compiled_id} is not in the store")
-                artifact = Artifact.model_validate(body)
-                artifact.verify_against(signature)
-                params = artifact.params
-            lm = CachedLM(lm_from_spec(opts.lm), store.lm_cache())
-            run = asyncio.run(_run_eval(opts, signature, params, examples, lm, concurrency))
+            lm = lm_from_spec(opts.lm)
+            progress = _progress_bar(opts, "evaluating")
+            with progress:
+                task = progress.add_task("eval", total=None, status="")
+
+                def advance(compiled: str, example: str, reward: float) -> None:
+                    progress.update(task, advance=1)
+
+                async def run() -> EvalReportRow:
+                    try:
+                        return await evaluate_artifact(
+                            store,
+                            signature,
+                            lm,
+                            profile,
+                            compiled_id,
+                            split=split,
+                            concurrency=concurrency,
+                            on_result=advance,
+                        )
+                    finally:
+                        await lm.aclose()
+
+                report = asyncio.run(run())
         finally:
             store.close()
-    payload = {"ok": True, "dataset_version": version.id, "split": split, **run.summary()}
+    summary = report.body["summary"]
+    payload = {
+        "ok": True,
+        "eval_hash": report.eval_hash,
+        "compiled_id": report.compiled_id,
+        "dataset_version": report.dataset_version_id,
+        "split": report.split,
+        "reward": {"id": report.reward_id, "version": report.reward_version},
+        "judge_compiled_id": report.judge_compiled_id,
+        **summary,
+    }
 
     def human() -> None:
-        s = run.summary()
         out.print(
-            f"{signature.id} on {split} ({s['n']} rows, dataset {version.id[:19]}…): "
-            f"accuracy {s['accuracy']:.3f} ({s['correct']}/{s['n']}), errors {s['errors']}, "
-            f"LM calls {s['lm_calls']} (cache hits {s['cache_hits']}), {s['wall_ms'] / 1000:.1f}s"
+            f"{signature_id} on {split}: mean reward {summary['mean_reward']:.3f} over "
+            f"{summary['n']} rows (errors {summary['errors']}, LM calls {summary['lm_calls']}, "
+            f"cache hits {summary['cache_hits']}, reused results {summary['reused_results']})"
         )
-        out.print(f"compiled_id: {run.compiled_id}")
+        out.print(f"compiled_id: {report.compiled_id}")
+        out.print(f"eval_hash:   {report.eval_hash}")
 
     _emit(opts, payload, human)
 
 
-async def _run_eval(
-    opts: Options,
-    signature: Any,
-    params: Any,
-    examples: Any,
-    lm: LM,
-    concurrency: int,
-) -> Any:
-    progress = Progress(
-        TextColumn("evaluating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("correct {task.fields[correct]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=opts.json or (not sys.stderr.isatty() and not os.environ.get("DSE_PROGRESS")),
-    )
-    with progress:
-        task = progress.add_task("eval", total=len(examples), correct=0)
-        correct = 0
-
-        def advance(result: ExampleResult) -> None:
-            nonlocal correct
-            correct += int(result.correct)
-            progress.update(task, advance=1, correct=correct)
-
+@app.command("compile")
+def compile_(
+    ctx: typer.Context,
+    signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
+    optimizer: Annotated[
+        str | None,
+        typer.Option("--optimizer", help="grid | fewshot_greedy | bootstrap_random_search | tpe"),
+    ] = None,
+    budget_calls: Annotated[
+        int | None, typer.Option("--budget-calls", min=1, help="LM calls for the search.")
+    ] = None,
+    budget_seconds: Annotated[
+        float | None, typer.Option("--budget-seconds", min=1, help="Seconds for the search.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 8,
+) -> None:
+    """Search SIGNATURE's params, check the best on holdout against the control, store a report."""
+    opts = _opts(ctx)
+    catalog = builtin_catalog()
+    with _errors(opts):
+        signature = catalog.signatures.get(signature_id)
+        profile = catalog.profile(signature_id)
+        budget = profile.budget.model_copy(
+            update={
+                k: v
+                for k, v in (("max_lm_calls", budget_calls), ("max_seconds", budget_seconds))
+                if v is not None
+            }
+        )
+        store = _open_store(opts)
         try:
-            return await evaluate_exact(
-                signature, params, examples, lm, concurrency=concurrency, on_result=advance
-            )
+            lm = lm_from_spec(opts.lm)
+            progress = _progress_bar(opts, "compiling")
+            with progress:
+                task = progress.add_task("compile", total=budget.max_lm_calls, status="")
+
+                def show(state: dict[str, Any]) -> None:
+                    progress.update(
+                        task,
+                        completed=min(state.get("results", 0), budget.max_lm_calls),
+                        status=f"{state.get('phase', '')} (attempt {state.get('attempt', 1)})",
+                    )
+
+                async def run() -> CompileOutcome:
+                    try:
+                        return await compile_signature(
+                            store,
+                            signature,
+                            lm,
+                            profile,
+                            optimizer=optimizer,
+                            budget=budget,
+                            concurrency=concurrency,
+                            on_progress=show,
+                        )
+                    finally:
+                        await lm.aclose()
+
+                outcome = asyncio.run(run())
         finally:
-            await lm.aclose()
+            store.close()
+    report = outcome.report
+    headline = report.headline()
+    payload = {
+        "ok": True,
+        "report_id": outcome.report_id,
+        "reused": outcome.reused,
+        "job_hash": report.job_hash,
+        "dataset_version": report.dataset_version,
+        "baseline_compiled_id": report.baseline_compiled_id,
+        **headline,
+    }
+
+    def human() -> None:
+        out.print(
+            f"{'stored report' if outcome.reused else 'compiled'} {outcome.report_id} "
+            f"({report.optimizer}, {headline['candidates']} candidates, "
+            f"{headline['lm_calls']} LM calls, {headline['cache_hits']} cache hits, "
+            f"{headline['results_reused']} results reused, {headline['wall_seconds']} s)"
+        )
+        out.print(f"best: {report.best_label}  {report.best_compiled_id}")
+        out.print(
+            f"holdout (n={headline['holdout_n']}): control {headline['holdout_control']:.3f} -> "
+            f"best {headline['holdout_best']:.3f}, delta {headline['delta']:+.3f} "
+            f"[{headline['ci'][0]:+.3f}, {headline['ci'][1]:+.3f}] "
+            f"({headline['confidence']:.0%} paired bootstrap CI)"
+        )
+
+    _emit(opts, payload, human)
 
 
 @app.command()

@@ -1,5 +1,6 @@
-"""Datasets and evaluation."""
+"""Datasets, rewards and evaluation."""
 
+from dse.eval._budgeted import BudgetedLM, SpendBudget
 from dse.eval._dataset import (
     ImportResult,
     ParsedDataset,
@@ -7,15 +8,45 @@ from dse.eval._dataset import (
     import_dataset,
     parse_dataset_file,
 )
-from dse.eval._evaluate import EvalRun, ExampleResult, evaluate_exact
+from dse.eval._evaluate import Candidate, CandidateEval, Evaluator, ProgressCallback
+from dse.eval._reward import (
+    CostPenalty,
+    ExactMatch,
+    FieldMatch,
+    FormatValid,
+    JudgeSignal,
+    Outcome,
+    RewardBundle,
+    RewardScore,
+    Signal,
+    SignalScore,
+    exact_match_reward,
+)
+from dse.eval._stats import PairedDelta, paired_bootstrap
 
 __all__ = [
-    "EvalRun",
-    "ExampleResult",
+    "BudgetedLM",
+    "Candidate",
+    "CandidateEval",
+    "CostPenalty",
+    "Evaluator",
+    "ExactMatch",
+    "FieldMatch",
+    "FormatValid",
     "ImportResult",
+    "JudgeSignal",
+    "Outcome",
+    "PairedDelta",
     "ParsedDataset",
+    "ProgressCallback",
+    "RewardBundle",
+    "RewardScore",
     "RowError",
-    "evaluate_exact",
+    "Signal",
+    "SignalScore",
+    "SpendBudget",
+    "exact_match_reward",
     "import_dataset",
+    "paired_bootstrap",
     "parse_dataset_file",
 ]

@@ -1,121 +1,246 @@
-"""Evaluate params on dataset rows: run the strategy directly (no registry, no receipts)."""
+"""Evaluation: every (candidate, example) pair under one concurrency limit, each result persisted.
+
+Results are keyed by (compiled_id, example, dataset version, reward, judge), so an interrupted
+compile resumes where it stopped and a repeated evaluation costs nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-
-from dse.errors import DseError
-from dse.lm import LM
-from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext, StrategyRegistry
+from dse.errors import BudgetExceededError, DseError
+from dse.eval._budgeted import SPEND_BUDGET_PREFIX, BudgetedLM, SpendBudget
+from dse.eval._reward import Outcome, RewardBundle
+from dse.lm import LM, LMCache
+from dse.runtime import (
+    BudgetTracker,
+    DirectStrategy,
+    StrategyContext,
+    StrategyRegistry,
+    build_template,
+)
 from dse.signature import Params, Signature
-from dse.store import ExampleRow
+from dse.store import EvalResultRow, ExampleRow, Store
+
+_FLUSH_EVERY = 32
+ProgressCallback = Callable[[str, str, float], None]
 
 
 @dataclass(frozen=True)
-class ExampleResult:
-    example_id: str
-    expected: dict[str, Any]
-    predicted: dict[str, Any] | None
-    correct: bool
-    error: str | None
-    lm_calls: int
-    cache_hits: int
-    tokens: int
-    latency_ms: float
+class Candidate:
+    """One set of params to score; ``compiled_id`` names it."""
+
+    compiled_id: str
+    params: Params
+    label: str = ""
+
+    @classmethod
+    def of(cls, signature: Signature[Any, Any], params: Params, label: str = "") -> Candidate:
+        return cls(signature.compiled_id(params), params, label)
 
 
 @dataclass
-class EvalRun:
-    signature_id: str
+class CandidateEval:
+    """A candidate's scores on a set of examples; ``complete`` only if every example was scored."""
+
     compiled_id: str
-    results: list[ExampleResult] = field(default_factory=list)
-    wall_ms: float = 0.0
+    example_ids: list[str]
+    rewards: dict[str, float] = field(default_factory=dict)
+    errors: int = 0
+    lm_calls: int = 0
+    cache_hits: int = 0
+    reused: int = 0
+    tokens: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return len(self.rewards) == len(self.example_ids)
 
     @property
     def n(self) -> int:
-        return len(self.results)
+        return len(self.rewards)
 
     @property
-    def accuracy(self) -> float:
-        return sum(r.correct for r in self.results) / self.n if self.results else 0.0
+    def mean(self) -> float:
+        return sum(self.rewards.values()) / len(self.rewards) if self.rewards else 0.0
+
+    def paired(self) -> list[float]:
+        return [self.rewards[e] for e in self.example_ids if e in self.rewards]
 
     def summary(self) -> dict[str, Any]:
         return {
-            "signature_id": self.signature_id,
             "compiled_id": self.compiled_id,
             "n": self.n,
-            "correct": sum(r.correct for r in self.results),
-            "accuracy": round(self.accuracy, 4),
-            "errors": sum(r.error is not None for r in self.results),
-            "lm_calls": sum(r.lm_calls for r in self.results),
-            "cache_hits": sum(r.cache_hits for r in self.results),
-            "tokens": sum(r.tokens for r in self.results),
-            "wall_ms": round(self.wall_ms, 1),
+            "of": len(self.example_ids),
+            "mean_reward": round(self.mean, 6),
+            "errors": self.errors,
+            "lm_calls": self.lm_calls,
+            "cache_hits": self.cache_hits,
+            "reused_results": self.reused,
+            "tokens": self.tokens,
         }
 
 
-async def evaluate_exact(
-    signature: Signature[Any, Any],
-    params: Params,
-    examples: Sequence[ExampleRow],
-    lm: LM,
-    *,
-    concurrency: int = 8,
-    strategies: StrategyRegistry | None = None,
-    on_result: Callable[[ExampleResult], None] | None = None,
-) -> EvalRun:
-    """Exact-match accuracy of ``params`` over ``examples``, under one concurrency limit."""
-    pinned = params.with_model_id(lm.default_model_id)
-    registry = strategies or StrategyRegistry([DirectStrategy()])
-    strategy = registry.get(pinned.strategy.id)
-    limit = asyncio.Semaphore(concurrency)
-    run = EvalRun(signature_id=signature.id, compiled_id=signature.compiled_id(pinned))
+class Evaluator:
+    """Scores candidates on examples of one dataset version with one reward bundle."""
 
-    async def one(example: ExampleRow) -> ExampleResult:
-        async with limit:
-            started = time.monotonic()
-            expected = _normalized(signature.output_model, example.expected)
-            ctx = StrategyContext(
-                signature=signature,
-                params=pinned,
-                input=signature.input_model.model_validate(example.input),
-                lm=lm,
-                budget=BudgetTracker(pinned.budgets),
-            )
-            predicted: dict[str, Any] | None = None
-            error: str | None = None
-            try:
-                result = await strategy.run(ctx)
-                predicted = result.output.model_dump(mode="json")
-            except DseError as exc:
-                error = f"{exc.name}: {exc.message}"
-            outcome = ExampleResult(
-                example_id=example.example_id,
-                expected=expected,
-                predicted=predicted,
-                correct=predicted == expected,
-                error=error,
-                lm_calls=ctx.calls.lm_calls,
-                cache_hits=ctx.calls.cache_hits,
-                tokens=ctx.calls.prompt_tokens + ctx.calls.completion_tokens,
-                latency_ms=(time.monotonic() - started) * 1000.0,
-            )
-            if on_result is not None:
-                on_result(outcome)
-            return outcome
+    def __init__(
+        self,
+        store: Store,
+        signature: Signature[Any, Any],
+        lm: LM,
+        reward: RewardBundle,
+        dataset_version_id: str,
+        *,
+        budget: SpendBudget | None = None,
+        cache: LMCache | None = None,
+        concurrency: int = 8,
+        strategies: StrategyRegistry | None = None,
+        on_result: ProgressCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.signature = signature
+        self.budget = budget or SpendBudget()
+        self.lm = BudgetedLM(lm, cache, self.budget)
+        self.reward = reward
+        self.dataset_version_id = dataset_version_id
+        self.strategies = strategies or StrategyRegistry([DirectStrategy()])
+        self._limit = asyncio.Semaphore(concurrency)
+        self._on_result = on_result
+        self.reused_results = 0
 
-    started = time.monotonic()
-    run.results = list(await asyncio.gather(*(one(e) for e in examples)))
-    run.wall_ms = (time.monotonic() - started) * 1000.0
-    return run
+    async def evaluate(
+        self, candidates: Sequence[Candidate], examples: Sequence[ExampleRow]
+    ) -> dict[str, CandidateEval]:
+        """Score every pair not already stored; starts no new pair once the budget is spent."""
+        example_ids = [e.example_id for e in examples]
+        evals = {c.compiled_id: CandidateEval(c.compiled_id, example_ids) for c in candidates}
+        stored = await asyncio.to_thread(
+            self.store.get_eval_results,
+            dataset_version_id=self.dataset_version_id,
+            reward_id=self.reward.id,
+            reward_version=self.reward.version,
+            judge_compiled_id=self.reward.judge_compiled_id,
+            compiled_ids=list(evals),
+            example_ids=example_ids,
+        )
+        done: set[tuple[str, str]] = set()
+        for row in stored:
+            ev = evals[row.compiled_id]
+            ev.rewards[row.example_id] = row.reward
+            ev.errors += row.status == "error"
+            ev.reused += 1
+            done.add((row.compiled_id, row.example_id))
+        self.reused_results += len(stored)
 
+        pending: list[EvalResultRow] = []
+        flushes: list[asyncio.Task[int]] = []
 
-def _normalized(model: type[BaseModel], value: dict[str, Any]) -> dict[str, Any]:
-    dumped: dict[str, Any] = model.model_validate(value).model_dump(mode="json")
-    return dumped
+        def flush() -> None:
+            if pending:
+                batch = list(pending)
+                pending.clear()
+                flushes.append(asyncio.create_task(asyncio.to_thread(self._persist, batch)))
+
+        async def run_pair(candidate: Candidate, template: Any, example: ExampleRow) -> None:
+            async with self._limit:
+                if self.budget.exhausted:
+                    return
+                row = await self._score(candidate, template, example, evals[candidate.compiled_id])
+            if row is not None:
+                pending.append(row)
+                if len(pending) >= _FLUSH_EVERY:
+                    flush()
+
+        jobs: list[Coroutine[Any, Any, None]] = []
+        for candidate in candidates:
+            missing = [e for e in examples if (candidate.compiled_id, e.example_id) not in done]
+            if not missing:
+                continue
+            template = build_template(self.signature, candidate.params)
+            jobs.extend(run_pair(candidate, template, e) for e in missing)
+        try:
+            await asyncio.gather(*jobs)
+        finally:
+            flush()
+            if flushes:
+                await asyncio.gather(*flushes)
+        return evals
+
+    async def _score(
+        self, candidate: Candidate, template: Any, example: ExampleRow, ev: CandidateEval
+    ) -> EvalResultRow | None:
+        started = time.monotonic()
+        ctx = StrategyContext(
+            signature=self.signature,
+            params=candidate.params,
+            input=self.signature.input_model.model_validate(example.input),
+            lm=self.lm,
+            budget=BudgetTracker(candidate.params.budgets),
+            template=template,
+        )
+        predicted: dict[str, Any] | None = None
+        error: DseError | None = None
+        try:
+            strategy = self.strategies.get(candidate.params.strategy.id)
+            result = await strategy.run(ctx)
+            predicted = result.output.model_dump(mode="json")
+        except BudgetExceededError as exc:
+            if str(exc.details.get("budget", "")).startswith(SPEND_BUDGET_PREFIX):
+                return None
+            error = exc
+        except DseError as exc:
+            error = exc
+        expected = self.signature.output_model.model_validate(example.expected)
+        outcome = Outcome(
+            example_id=example.example_id,
+            input=example.input,
+            expected=expected.model_dump(mode="json"),
+            predicted=predicted,
+            error_name=error.name if error else None,
+            error=error.message if error else None,
+            latency_ms=(time.monotonic() - started) * 1000.0,
+            lm_calls=ctx.calls.lm_calls,
+            tokens=ctx.calls.prompt_tokens + ctx.calls.completion_tokens,
+        )
+        try:
+            score = await self.reward.score(outcome, self.lm)
+        except BudgetExceededError:
+            return None
+        real_calls = ctx.calls.lm_calls - ctx.calls.cache_hits
+        ev.rewards[example.example_id] = score.reward
+        ev.errors += error is not None
+        ev.lm_calls += real_calls
+        ev.cache_hits += ctx.calls.cache_hits
+        ev.tokens += outcome.tokens
+        if self._on_result is not None:
+            self._on_result(candidate.compiled_id, example.example_id, score.reward)
+        return EvalResultRow(
+            compiled_id=candidate.compiled_id,
+            dataset_version_id=self.dataset_version_id,
+            example_id=example.example_id,
+            reward_id=self.reward.id,
+            reward_version=self.reward.version,
+            judge_compiled_id=self.reward.judge_compiled_id,
+            reward=score.reward,
+            status="error" if error else "ok",
+            error_name=error.name if error else None,
+            body={
+                "predicted": predicted,
+                "error": outcome.error,
+                "latency_ms": round(outcome.latency_ms, 2),
+                "lm_calls": real_calls,
+                "cache_hits": ctx.calls.cache_hits,
+                "tokens": outcome.tokens,
+                **score.to_json(),
+            },
+            created_at=datetime.now(UTC),
+        )
+
+    def _persist(self, rows: list[EvalResultRow]) -> int:
+        return self.store.put_eval_results(rows)

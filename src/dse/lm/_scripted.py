@@ -86,7 +86,8 @@ class ScriptedLM:
         cls, path: str | Path, *, latency_s: float = 0.0, model_id: str = DEFAULT_SCRIPTED_MODEL_ID
     ) -> ScriptedLM:
         """Load ``{"match": regex, "reply": text}`` lines; a ``{"default": text}`` line sets the
-        fallback reply. Blank lines are skipped."""
+        fallback reply and a ``{"latency_s": seconds}`` line simulates a slow model. Blank lines
+        are skipped."""
         file = Path(path)
         try:
             lines = file.read_text(encoding="utf-8").splitlines()
@@ -105,6 +106,12 @@ class ScriptedLM:
                 default = row["default"]
             elif (
                 isinstance(row, dict)
+                and isinstance(row.get("latency_s"), int | float)
+                and len(row) == 1
+            ):
+                latency_s = float(row["latency_s"])
+            elif (
+                isinstance(row, dict)
                 and isinstance(row.get("match"), str)
                 and isinstance(row.get("reply"), str)
             ):
@@ -112,7 +119,7 @@ class ScriptedLM:
             else:
                 raise LMError(
                     f"scripted LM: {file}:{lineno}: expected "
-                    '{"match": REGEX, "reply": TEXT} or {"default": TEXT}'
+                    '{"match": REGEX, "reply": TEXT}, {"default": TEXT} or {"latency_s": SECONDS}'
                 )
         return cls(rules, default=default, latency_s=latency_s, model_id=model_id)
 

@@ -5,7 +5,7 @@ from dse.runtime._decode import decode_output, first_balanced_object, parse_json
 from dse.runtime._direct import DirectStrategy
 from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
 from dse.runtime._receipt import Receipt
-from dse.runtime._render import render_messages
+from dse.runtime._render import PromptTemplate, build_template, render_messages
 from dse.runtime._strategy import (
     CallLog,
     Strategy,
@@ -21,6 +21,7 @@ __all__ = [
     "DirectStrategy",
     "Prediction",
     "Predictor",
+    "PromptTemplate",
     "Receipt",
     "ReceiptWriter",
     "ResolvedPolicy",
@@ -29,6 +30,7 @@ __all__ = [
     "StrategyRegistry",
     "StrategyResult",
     "WriterStats",
+    "build_template",
     "canary_bucket",
     "decode_output",
     "first_balanced_object",

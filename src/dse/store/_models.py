@@ -9,7 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dse.store._records import Arm, LabelSource, PointerAction, ReceiptStatus, Split
+from dse.store._records import (
+    Arm,
+    CompileJobStatus,
+    EvalStatus,
+    LabelSource,
+    OpsEventLevel,
+    OpsRunStatus,
+    PointerAction,
+    ReceiptStatus,
+    Split,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -116,6 +126,7 @@ class CompileJob(Base):
     __tablename__ = "compile_jobs"
     __table_args__ = (
         sa.UniqueConstraint("job_hash", "dataset_version_id", name="uq_compile_jobs_job_dataset"),
+        sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
         sa.Index("ix_compile_jobs_signature_created", "signature_id", "created_at"),
         sa.Index("ix_compile_jobs_status", "status"),
     )
@@ -126,7 +137,7 @@ class CompileJob(Base):
     dataset_version_id: Mapped[str] = mapped_column(
         CONTENT_ID, sa.ForeignKey("dataset_versions.id")
     )
-    status: Mapped[str] = mapped_column(SHORT)
+    status: Mapped[CompileJobStatus] = mapped_column(SHORT)
     spec: Mapped[dict[str, Any]] = mapped_column(_json())
     progress: Mapped[dict[str, Any]] = mapped_column(_json())
     compiled_id: Mapped[str | None] = mapped_column(OBJECT_ID)
@@ -205,6 +216,7 @@ class EvalResult(Base):
             "judge_compiled_id",
             name="uq_eval_results_key",
         ),
+        sa.CheckConstraint("status IN ('ok', 'error')", name="status"),
         sa.Index("ix_eval_results_dataset", "dataset_version_id"),
     )
 
@@ -218,7 +230,7 @@ class EvalResult(Base):
     reward_version: Mapped[str] = mapped_column(SHORT)
     judge_compiled_id: Mapped[str] = mapped_column(OBJECT_ID, server_default="")
     reward: Mapped[float] = mapped_column(sa.Float)
-    status: Mapped[str] = mapped_column(SHORT)
+    status: Mapped[EvalStatus] = mapped_column(SHORT)
     error_name: Mapped[str | None] = mapped_column(NAME)
     body: Mapped[dict[str, Any]] = mapped_column(_json())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -354,10 +366,11 @@ class OpsRun(Base):
     __table_args__ = (
         sa.CheckConstraint("status IN ('running', 'finished', 'failed', 'aborted')", name="status"),
         sa.Index("ix_ops_runs_started", "started_at"),
+        sa.Index("ix_ops_runs_status", "status"),
     )
 
     run_id: Mapped[str] = mapped_column(OBJECT_ID, primary_key=True)
-    status: Mapped[str] = mapped_column(SHORT)
+    status: Mapped[OpsRunStatus] = mapped_column(SHORT)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -370,20 +383,24 @@ class OpsRun(Base):
 
 
 class OpsRunEvent(Base):
-    """Append-only event of an ops run; a unique (run_id, event_key) stops resume duplicates."""
+    """Append-only event of an ops run; a unique (run_id, event_key) stops resume duplicates.
+
+    ``seq`` numbers the events of one run 1, 2, 3, ...; the store assigns it in SQL while
+    holding the run's row lock, so concurrent appends never collide or leave gaps.
+    """
 
     __tablename__ = "ops_run_events"
     __table_args__ = (
         sa.UniqueConstraint("run_id", "event_key", name="uq_ops_run_events_run_key"),
-        sa.Index("ix_ops_run_events_run_seq", "run_id", "seq"),
+        sa.CheckConstraint("level IN ('debug', 'info', 'warn', 'error')", name="level"),
     )
 
-    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
-        OBJECT_ID, sa.ForeignKey("ops_runs.run_id", ondelete="CASCADE")
+        OBJECT_ID, sa.ForeignKey("ops_runs.run_id", ondelete="CASCADE"), primary_key=True
     )
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
-    level: Mapped[str] = mapped_column(SHORT)
+    level: Mapped[OpsEventLevel] = mapped_column(SHORT)
     phase: Mapped[str] = mapped_column(NAME)
     message: Mapped[str] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(_json())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -11,8 +12,15 @@ LabelSource = Literal["human", "model", "judge"]
 PointerAction = Literal["set", "promote", "rollback", "clear"]
 Arm = Literal["control", "candidate"]
 ReceiptStatus = Literal["ok", "error"]
+EvalStatus = Literal["ok", "error"]
+CompileJobStatus = Literal["queued", "running", "succeeded", "failed"]
+OpsRunStatus = Literal["running", "finished", "failed", "aborted"]
+OpsEventLevel = Literal["debug", "info", "warn", "error"]
 
 SPLITS: tuple[Split, ...] = ("train", "holdout", "test")
+COMPILE_JOB_STATUSES: tuple[CompileJobStatus, ...] = ("queued", "running", "succeeded", "failed")
+OPS_RUN_STATUSES: tuple[OpsRunStatus, ...] = ("running", "finished", "failed", "aborted")
+OPS_EVENT_LEVELS: tuple[OpsEventLevel, ...] = ("debug", "info", "warn", "error")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -220,3 +228,117 @@ class ReceiptRow(BaseModel):
     reward: float | None = Field(
         default=None, description="Online reward when the request had a known label (canary)."
     )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EvalResultRow(BaseModel):
+    """One scored (candidate, example) pair; the unique key is everything but the score.
+
+    ``judge_compiled_id`` is "" when the reward uses no judge.
+    """
+
+    model_config = _FROZEN
+
+    compiled_id: str = Field(min_length=1, max_length=100)
+    dataset_version_id: str = Field(min_length=1, max_length=80)
+    example_id: str = Field(min_length=1, max_length=200)
+    reward_id: str = Field(min_length=1, max_length=200)
+    reward_version: str = Field(min_length=1, max_length=32)
+    judge_compiled_id: str = Field(default="", max_length=100)
+    reward: float = Field(allow_inf_nan=False)
+    status: EvalStatus
+    error_name: str | None = Field(default=None, max_length=200)
+    body: dict[str, Any] = Field(default_factory=dict)
+    created_at: AwareDatetime = Field(default_factory=_utcnow)
+
+
+class EvalReportRow(BaseModel):
+    """An evaluation summary; ``eval_hash`` identifies it and it never changes once stored."""
+
+    model_config = _FROZEN
+
+    eval_hash: str = Field(min_length=1, max_length=80)
+    signature_id: str = Field(min_length=1, max_length=200)
+    compiled_id: str = Field(min_length=1, max_length=100)
+    dataset_version_id: str = Field(min_length=1, max_length=80)
+    split: str = Field(min_length=1, max_length=32)
+    reward_id: str = Field(min_length=1, max_length=200)
+    reward_version: str = Field(min_length=1, max_length=32)
+    judge_compiled_id: str | None = Field(default=None, max_length=100)
+    n: int = Field(ge=0)
+    mean_reward: float | None = Field(default=None, allow_inf_nan=False)
+    body: dict[str, Any] = Field(default_factory=dict)
+    created_at: AwareDatetime = Field(default_factory=_utcnow)
+
+
+class CompileJobRow(BaseModel):
+    """A background compile with its stored progress; (job_hash, dataset_version_id) is unique."""
+
+    model_config = _FROZEN
+
+    id: str
+    signature_id: str
+    job_hash: str
+    dataset_version_id: str
+    status: CompileJobStatus
+    spec: dict[str, Any]
+    progress: dict[str, Any]
+    compiled_id: str | None
+    error: dict[str, Any] | None
+    ops_run_id: str | None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+    heartbeat_at: AwareDatetime | None
+
+
+class CompileReportRow(BaseModel):
+    """The report of one compile; one per (signature_id, job_hash, dataset_version_id)."""
+
+    model_config = _FROZEN
+
+    id: str
+    signature_id: str
+    job_hash: str
+    dataset_version_id: str
+    compile_job_id: str | None
+    best_compiled_id: str | None
+    body: dict[str, Any]
+    created_at: AwareDatetime
+
+
+class OpsRunRow(BaseModel):
+    """One execution of the overnight loop; ``state`` is the runner's persisted position."""
+
+    model_config = _FROZEN
+
+    id: str
+    status: OpsRunStatus
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None
+    updated_at: AwareDatetime
+    commit_sha: str | None
+    actor: str
+    signature_ids: list[str]
+    links: dict[str, Any]
+    summary: dict[str, Any]
+    state: dict[str, Any]
+
+
+class OpsEventRow(BaseModel):
+    """One timeline event; ``seq`` counts 1, 2, 3, ... within its run, without gaps."""
+
+    model_config = _FROZEN
+
+    run_id: str
+    seq: int
+    ts: AwareDatetime
+    level: OpsEventLevel
+    phase: str
+    message: str
+    data: dict[str, Any]
+    event_key: str | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -28,8 +30,26 @@ from dse.store._engine import (
     scrub,
 )
 from dse.store._hashing import dataset_hash, example_content, example_content_hash
+from dse.store._limits import (
+    MAX_EVAL_RESULT_BODY_BYTES,
+    MAX_EVENT_DATA_BYTES,
+    MAX_EVENT_MESSAGE_CHARS,
+    MAX_JOB_ERROR_BYTES,
+    MAX_JOB_PROGRESS_BYTES,
+    MAX_JOB_SPEC_BYTES,
+    MAX_REPORT_BODY_BYTES,
+    MAX_RUN_LINKS_BYTES,
+    MAX_RUN_STATE_BYTES,
+    MAX_RUN_SUMMARY_BYTES,
+    cap_json,
+    cap_text,
+    require_within,
+)
 from dse.store._migrate import upgrade_to_head
 from dse.store._records import (
+    COMPILE_JOB_STATUSES,
+    OPS_EVENT_LEVELS,
+    OPS_RUN_STATUSES,
     SPLITS,
     Arm,
     ArmCounters,
@@ -37,10 +57,19 @@ from dse.store._records import (
     CanaryCounters,
     CanaryHistoryRow,
     CanaryState,
+    CompileJobRow,
+    CompileJobStatus,
+    CompileReportRow,
     DatasetVersion,
     DatasetVersionRow,
+    EvalReportRow,
+    EvalResultRow,
     ExampleIn,
     ExampleRow,
+    OpsEventLevel,
+    OpsEventRow,
+    OpsRunRow,
+    OpsRunStatus,
     PointerAction,
     PointerHistoryRow,
     ReceiptRow,
@@ -61,6 +90,26 @@ _IN_CHUNK = 500
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 _ARM_COUNTERS = tuple(ArmCounters.model_fields)
 _ARMS: tuple[Arm, ...] = ("control", "candidate")
+_EVAL_RESULT_KEY = (
+    "compiled_id",
+    "dataset_version_id",
+    "example_id",
+    "reward_id",
+    "reward_version",
+    "judge_compiled_id",
+)
+# Which status a compile job may move to from each status; "succeeded" is final.
+_JOB_TRANSITIONS: dict[CompileJobStatus, frozenset[CompileJobStatus]] = {
+    "queued": frozenset({"queued", "running", "failed"}),
+    "running": frozenset({"running", "succeeded", "failed", "queued"}),
+    "failed": frozenset({"failed", "queued", "running"}),
+    "succeeded": frozenset(),
+}
+# Column lengths, so over-long input fails the same way on SQLite (which ignores them).
+_SIGNATURE_LEN = cast(int, m.SIGNATURE_ID.length)
+_CONTENT_LEN = cast(int, m.CONTENT_ID.length)
+_OBJECT_LEN = cast(int, m.OBJECT_ID.length)
+_NAME_LEN = cast(int, m.NAME.length)
 
 
 class Store:
@@ -755,6 +804,702 @@ class Store:
 
         return self._transact("get_blob", run)
 
+    # -- evaluation results and reports ----------------------------------------------------------
+
+    def put_eval_results(self, rows: Sequence[EvalResultRow]) -> int:
+        """Insert scored (candidate, example) pairs in one batched transaction; returns how many
+        were new.
+
+        A pair already stored (same compiled_id, dataset version, example, reward id and version,
+        judge) is skipped: the first score wins, so a resumed or retried batch changes nothing.
+        A body over ``MAX_EVAL_RESULT_BODY_BYTES`` is stored as a truncation marker; the score
+        columns are always kept.
+        """
+        if not rows:
+            return 0
+        values: list[dict[str, Any]] = []
+        for row in rows:
+            value = row.model_dump()
+            value["body"] = cap_json(
+                row.body,
+                MAX_EVAL_RESULT_BODY_BYTES,
+                f"eval result body of {row.compiled_id} on example {row.example_id}",
+            )
+            values.append(value)
+        dataset_ids = sorted({row.dataset_version_id for row in rows})
+        statement = (
+            self._dialect_insert(m.EvalResult)
+            .on_conflict_do_nothing(index_elements=list(_EVAL_RESULT_KEY))
+            .returning(m.EvalResult.id)
+        )
+
+        def run(session: Session) -> int:
+            self._require_dataset_versions(session, dataset_ids)
+            return len(session.connection().execute(statement, values).all())
+
+        return self._transact("put_eval_results", run, write=True)
+
+    def get_eval_results(
+        self,
+        *,
+        dataset_version_id: str,
+        reward_id: str,
+        reward_version: str,
+        judge_compiled_id: str = "",
+        compiled_ids: Sequence[str] | None = None,
+        example_ids: Sequence[str] | None = None,
+    ) -> list[EvalResultRow]:
+        """Stored results for one dataset version, reward and judge ("" = no judge).
+
+        ``compiled_ids`` and ``example_ids`` restrict the result to those ids (any number of
+        them: they are sent in chunks); an empty list matches nothing. Ordered by
+        (compiled_id, example_id) in code-point order.
+        """
+        compiled = _id_set(compiled_ids, "compiled_ids")
+        examples = _id_set(example_ids, "example_ids")
+        if compiled == [] or examples == []:
+            return []
+        table = _table(m.EvalResult)
+        base = sa.select(*(table.c[name] for name in EvalResultRow.model_fields)).where(
+            table.c.dataset_version_id == dataset_version_id,
+            table.c.reward_id == reward_id,
+            table.c.reward_version == reward_version,
+            table.c.judge_compiled_id == judge_compiled_id,
+        )
+
+        def run(session: Session) -> list[EvalResultRow]:
+            found: list[EvalResultRow] = []
+            for compiled_chunk in _optional_chunks(compiled):
+                for example_chunk in _optional_chunks(examples):
+                    query = base
+                    if compiled_chunk is not None:
+                        query = query.where(table.c.compiled_id.in_(compiled_chunk))
+                    if example_chunk is not None:
+                        query = query.where(table.c.example_id.in_(example_chunk))
+                    found.extend(
+                        EvalResultRow.model_validate(dict(row._mapping))
+                        for row in session.execute(query)
+                    )
+            # Sorted here, not in SQL: PostgreSQL collations are locale-dependent.
+            found.sort(key=lambda row: (row.compiled_id, row.example_id))
+            return found
+
+        return self._transact("get_eval_results", run)
+
+    def put_eval_report(self, row: EvalReportRow) -> bool:
+        """Store an evaluation report; False when its ``eval_hash`` is already stored.
+
+        Reports are immutable and the first write wins: a second report with the same hash is
+        ignored (whatever its body) and False is returned. A body over
+        ``MAX_REPORT_BODY_BYTES`` is refused with a StoreError.
+        """
+        require_within(row.body, MAX_REPORT_BODY_BYTES, f"eval report {row.eval_hash} body")
+        values = row.model_dump()
+
+        def run(session: Session) -> bool:
+            self._require_dataset_versions(session, [row.dataset_version_id])
+            return self._insert_ignore(session, m.EvalReport, ["eval_hash"], **values)
+
+        return self._transact("put_eval_report", run, write=True)
+
+    def get_eval_report(self, eval_hash: str) -> EvalReportRow | None:
+        def run(session: Session) -> EvalReportRow | None:
+            row = session.get(m.EvalReport, eval_hash)
+            return None if row is None else _eval_report_row(row)
+
+        return self._transact("get_eval_report", run)
+
+    def list_eval_reports(
+        self,
+        *,
+        signature_id: str | None = None,
+        compiled_id: str | None = None,
+        limit: int = 50,
+    ) -> list[EvalReportRow]:
+        """Newest first; filters are applied before the limit."""
+        _check_limit(limit)
+        query = sa.select(m.EvalReport)
+        if signature_id is not None:
+            query = query.where(m.EvalReport.signature_id == signature_id)
+        if compiled_id is not None:
+            query = query.where(m.EvalReport.compiled_id == compiled_id)
+        query = query.order_by(m.EvalReport.created_at.desc(), m.EvalReport.eval_hash.desc())
+
+        def run(session: Session) -> list[EvalReportRow]:
+            return [_eval_report_row(row) for row in session.scalars(query.limit(limit))]
+
+        return self._transact("list_eval_reports", run)
+
+    # -- compile jobs and reports ----------------------------------------------------------------
+
+    def get_or_create_compile_job(
+        self,
+        *,
+        signature_id: str,
+        job_hash: str,
+        dataset_version_id: str,
+        spec: dict[str, Any],
+        ops_run_id: str | None = None,
+    ) -> tuple[CompileJobRow, bool]:
+        """The job for (job_hash, dataset_version_id), created ``queued`` if there is none.
+
+        Returns ``(job, created)``. Safe under concurrent callers: exactly one creates it and
+        every caller gets the same job. An existing job is returned as it is (its spec and
+        ops run id are not rewritten); a job spec over ``MAX_JOB_SPEC_BYTES`` is refused.
+        """
+        _check_text(signature_id, "signature_id", _SIGNATURE_LEN)
+        _check_text(job_hash, "job_hash", _CONTENT_LEN)
+        _check_text(dataset_version_id, "dataset_version_id", _CONTENT_LEN)
+        if ops_run_id is not None:
+            _check_text(ops_run_id, "ops_run_id", _OBJECT_LEN)
+        require_within(spec, MAX_JOB_SPEC_BYTES, f"compile job spec {job_hash}")
+        job_id = f"cjob_{uuid.uuid4().hex}"
+        now = _now()
+
+        def run(session: Session) -> tuple[CompileJobRow, bool]:
+            self._require_dataset_versions(session, [dataset_version_id])
+            created = self._insert_ignore(
+                session,
+                m.CompileJob,
+                ["job_hash", "dataset_version_id"],
+                id=job_id,
+                signature_id=signature_id,
+                job_hash=job_hash,
+                dataset_version_id=dataset_version_id,
+                status="queued",
+                spec=spec,
+                progress={},
+                compiled_id=None,
+                error=None,
+                ops_run_id=ops_run_id,
+                created_at=now,
+                updated_at=now,
+                started_at=None,
+                finished_at=None,
+                heartbeat_at=None,
+            )
+            row = session.scalars(
+                sa.select(m.CompileJob).where(
+                    m.CompileJob.job_hash == job_hash,
+                    m.CompileJob.dataset_version_id == dataset_version_id,
+                )
+            ).one()
+            if row.signature_id != signature_id:
+                raise StoreError(
+                    f"compile job {row.id} for job {job_hash} belongs to {row.signature_id}, "
+                    f"not {signature_id}",
+                    job_id=row.id,
+                )
+            return _compile_job_row(row), created
+
+        return self._transact("get_or_create_compile_job", run, write=True)
+
+    def get_compile_job(self, job_id: str) -> CompileJobRow | None:
+        def run(session: Session) -> CompileJobRow | None:
+            row = session.get(m.CompileJob, job_id)
+            return None if row is None else _compile_job_row(row)
+
+        return self._transact("get_compile_job", run)
+
+    def update_compile_job(
+        self,
+        job_id: str,
+        *,
+        status: CompileJobStatus | None = None,
+        progress: dict[str, Any] | None = None,
+        compiled_id: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> CompileJobRow:
+        """Move a job and/or record its progress; every call is also a heartbeat.
+
+        Transitions: queued -> running | failed; running -> succeeded | failed | queued
+        (requeue); failed -> queued | running (retry, clears the error). Succeeded is final:
+        any change raises, and only an identical repeat (a retried final write) returns the
+        job unchanged. ``started_at`` is set the first time a job runs, ``finished_at`` when
+        it succeeds or fails; succeeding needs a ``compiled_id``. ``progress`` replaces the
+        stored progress; progress and error over their caps are stored as truncation markers.
+        """
+        if status is not None and status not in COMPILE_JOB_STATUSES:
+            raise StoreError(
+                f"unknown compile job status {status!r}, expected one of "
+                f"{', '.join(COMPILE_JOB_STATUSES)}"
+            )
+        if compiled_id is not None:
+            _check_text(compiled_id, "compiled_id", _OBJECT_LEN)
+        new_progress = None
+        if progress is not None:
+            new_progress = cap_json(progress, MAX_JOB_PROGRESS_BYTES, f"job {job_id} progress")
+        new_error = None
+        if error is not None:
+            new_error = cap_json(error, MAX_JOB_ERROR_BYTES, f"job {job_id} error")
+        now = _now()
+
+        def run(session: Session) -> CompileJobRow:
+            row = session.get(m.CompileJob, job_id, with_for_update=True)
+            if row is None:
+                raise StoreError(f"unknown compile job {job_id}", job_id=job_id)
+            old = row.status
+            new = status or old
+            if old == "succeeded":
+                if (
+                    new == old
+                    and compiled_id in (None, row.compiled_id)
+                    and new_progress in (None, row.progress)
+                    and new_error is None
+                ):
+                    return _compile_job_row(row)
+                raise StoreError(
+                    f"compile job {job_id} has succeeded; a succeeded job is final",
+                    job_id=job_id,
+                )
+            if new not in _JOB_TRANSITIONS[old]:
+                raise StoreError(
+                    f"compile job {job_id} cannot go from {old} to {new}",
+                    job_id=job_id,
+                    status=old,
+                )
+            if new == "succeeded" and compiled_id is None and row.compiled_id is None:
+                raise StoreError(
+                    f"compile job {job_id} cannot succeed without a compiled_id", job_id=job_id
+                )
+            if new != old:
+                row.status = new
+                if new == "running" and row.started_at is None:
+                    row.started_at = now
+                row.finished_at = now if new in ("succeeded", "failed") else None
+                if old == "failed":
+                    row.error = None
+            if new_progress is not None:
+                row.progress = new_progress
+            if compiled_id is not None:
+                row.compiled_id = compiled_id
+            if new_error is not None:
+                row.error = new_error
+            row.updated_at = now
+            row.heartbeat_at = now
+            session.flush()
+            return _compile_job_row(row)
+
+        return self._transact("update_compile_job", run, write=True)
+
+    def list_compile_jobs(
+        self,
+        *,
+        signature_id: str | None = None,
+        status: CompileJobStatus | None = None,
+        limit: int = 50,
+    ) -> list[CompileJobRow]:
+        """Newest first (by creation); filters are applied before the limit."""
+        _check_limit(limit)
+        if status is not None and status not in COMPILE_JOB_STATUSES:
+            raise StoreError(f"unknown compile job status {status!r}")
+        query = sa.select(m.CompileJob)
+        if signature_id is not None:
+            query = query.where(m.CompileJob.signature_id == signature_id)
+        if status is not None:
+            query = query.where(m.CompileJob.status == status)
+        query = query.order_by(m.CompileJob.created_at.desc(), m.CompileJob.id.desc())
+
+        def run(session: Session) -> list[CompileJobRow]:
+            return [_compile_job_row(row) for row in session.scalars(query.limit(limit))]
+
+        return self._transact("list_compile_jobs", run)
+
+    def put_compile_report(
+        self,
+        *,
+        signature_id: str,
+        job_hash: str,
+        dataset_version_id: str,
+        compile_job_id: str | None = None,
+        best_compiled_id: str | None = None,
+        body: dict[str, Any],
+    ) -> tuple[CompileReportRow, bool]:
+        """Store the report of a compile; returns ``(report, created)``.
+
+        Idempotent on (signature_id, job_hash, dataset_version_id): when a report exists it is
+        returned unchanged with False. ``compile_job_id``, if given, must name a job for the
+        same job hash and dataset version. A body over ``MAX_REPORT_BODY_BYTES`` is refused.
+        """
+        _check_text(signature_id, "signature_id", _SIGNATURE_LEN)
+        _check_text(job_hash, "job_hash", _CONTENT_LEN)
+        _check_text(dataset_version_id, "dataset_version_id", _CONTENT_LEN)
+        if best_compiled_id is not None:
+            _check_text(best_compiled_id, "best_compiled_id", _OBJECT_LEN)
+        require_within(body, MAX_REPORT_BODY_BYTES, f"compile report body for job {job_hash}")
+        report_id = f"crep_{uuid.uuid4().hex}"
+        now = _now()
+
+        def run(session: Session) -> tuple[CompileReportRow, bool]:
+            self._require_dataset_versions(session, [dataset_version_id])
+            if compile_job_id is not None:
+                job = session.get(m.CompileJob, compile_job_id)
+                if job is None:
+                    raise StoreError(f"unknown compile job {compile_job_id}", job_id=compile_job_id)
+                if (job.job_hash, job.dataset_version_id) != (job_hash, dataset_version_id):
+                    raise StoreError(
+                        f"compile job {compile_job_id} ran job {job.job_hash} on "
+                        f"{job.dataset_version_id}, not {job_hash} on {dataset_version_id}",
+                        job_id=compile_job_id,
+                    )
+            created = self._insert_ignore(
+                session,
+                m.CompileReport,
+                ["signature_id", "job_hash", "dataset_version_id"],
+                id=report_id,
+                signature_id=signature_id,
+                job_hash=job_hash,
+                dataset_version_id=dataset_version_id,
+                compile_job_id=compile_job_id,
+                best_compiled_id=best_compiled_id,
+                body=body,
+                created_at=now,
+            )
+            row = session.scalars(
+                _compile_report_key(signature_id, job_hash, dataset_version_id)
+            ).one()
+            return _compile_report_row(row), created
+
+        return self._transact("put_compile_report", run, write=True)
+
+    def get_compile_report(self, report_id: str) -> CompileReportRow | None:
+        def run(session: Session) -> CompileReportRow | None:
+            row = session.get(m.CompileReport, report_id)
+            return None if row is None else _compile_report_row(row)
+
+        return self._transact("get_compile_report", run)
+
+    def find_compile_report(
+        self, *, signature_id: str, job_hash: str, dataset_version_id: str
+    ) -> CompileReportRow | None:
+        """The report for this job and dataset version (what a gate needs), if any."""
+        query = _compile_report_key(signature_id, job_hash, dataset_version_id)
+
+        def run(session: Session) -> CompileReportRow | None:
+            row = session.scalars(query).one_or_none()
+            return None if row is None else _compile_report_row(row)
+
+        return self._transact("find_compile_report", run)
+
+    def list_compile_reports(
+        self, *, signature_id: str | None = None, limit: int = 50
+    ) -> list[CompileReportRow]:
+        """Newest first; the filter is applied before the limit."""
+        _check_limit(limit)
+        query = sa.select(m.CompileReport)
+        if signature_id is not None:
+            query = query.where(m.CompileReport.signature_id == signature_id)
+        query = query.order_by(m.CompileReport.created_at.desc(), m.CompileReport.id.desc())
+
+        def run(session: Session) -> list[CompileReportRow]:
+            return [_compile_report_row(row) for row in session.scalars(query.limit(limit))]
+
+        return self._transact("list_compile_reports", run)
+
+    # -- ops runs and their events ---------------------------------------------------------------
+
+    def create_ops_run(
+        self,
+        *,
+        actor: str,
+        signature_ids: Sequence[str],
+        commit_sha: str | None = None,
+        links: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        exclusive: bool = False,
+    ) -> OpsRunRow:
+        """Start a run (status ``running``); its id is ``opsrun_<uuid hex>`` unless given.
+
+        A given ``run_id`` that already exists is refused. With ``exclusive=True`` the run is
+        refused (StoreError naming the other run) when a running run already names one of
+        the signatures; the check and the insert are atomic, so of two runners started at
+        once exactly one gets the run.
+        """
+        if isinstance(signature_ids, str):
+            raise StoreError("signature_ids must be a list of signature ids, not one string")
+        signatures = list(dict.fromkeys(signature_ids))
+        for signature_id in signatures:
+            _check_text(signature_id, "signature id", _SIGNATURE_LEN)
+        _check_text(actor, "actor", _NAME_LEN, allow_empty=True)
+        if commit_sha is not None:
+            _check_text(commit_sha, "commit_sha", _CONTENT_LEN)
+        new_id = run_id if run_id is not None else f"opsrun_{uuid.uuid4().hex}"
+        _check_text(new_id, "run_id", _OBJECT_LEN)
+        stored_links = cap_json(links or {}, MAX_RUN_LINKS_BYTES, "ops run links")
+        now = _now()
+
+        def run(session: Session) -> OpsRunRow:
+            if exclusive:
+                self._lock_signatures(session, signatures)
+                for signature_id in signatures:
+                    other = session.scalars(self._active_runs(signature_id).limit(1)).first()
+                    if other is not None:
+                        raise StoreError(
+                            f"signature {signature_id} already has a running ops run "
+                            f"{other.run_id} (started {other.started_at.isoformat()}); "
+                            "resume it or mark it aborted first",
+                            run_id=other.run_id,
+                            signature_id=signature_id,
+                        )
+            inserted = self._insert_ignore(
+                session,
+                m.OpsRun,
+                ["run_id"],
+                run_id=new_id,
+                status="running",
+                started_at=now,
+                ended_at=None,
+                updated_at=now,
+                commit_sha=commit_sha,
+                actor=actor,
+                signature_ids=signatures,
+                links=stored_links,
+                summary={},
+                state={},
+            )
+            if not inserted:
+                raise StoreError(f"ops run {new_id} already exists", run_id=new_id)
+            return _ops_run_row(session.get_one(m.OpsRun, new_id))
+
+        return self._transact("create_ops_run", run, write=True)
+
+    def get_ops_run(self, run_id: str) -> OpsRunRow | None:
+        def run(session: Session) -> OpsRunRow | None:
+            row = session.get(m.OpsRun, run_id)
+            return None if row is None else _ops_run_row(row)
+
+        return self._transact("get_ops_run", run)
+
+    def update_ops_run(
+        self,
+        run_id: str,
+        *,
+        status: OpsRunStatus | None = None,
+        summary: dict[str, Any] | None = None,
+        links: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> OpsRunRow:
+        """Change a running run; each given field replaces the stored one.
+
+        ``ended_at`` is set when the status leaves ``running``. Finished, failed and aborted
+        runs are final: any change raises, and only an identical repeat (a retried final
+        write) returns the run unchanged. Summary and links over their caps are stored as
+        truncation markers; a ``state`` over ``MAX_RUN_STATE_BYTES`` is refused, because a
+        truncated state could not be resumed.
+        """
+        if status is not None and status not in OPS_RUN_STATUSES:
+            raise StoreError(
+                f"unknown ops run status {status!r}, expected one of {', '.join(OPS_RUN_STATUSES)}"
+            )
+        new_summary = None
+        if summary is not None:
+            new_summary = cap_json(summary, MAX_RUN_SUMMARY_BYTES, f"ops run {run_id} summary")
+        new_links = None
+        if links is not None:
+            new_links = cap_json(links, MAX_RUN_LINKS_BYTES, f"ops run {run_id} links")
+        if state is not None:
+            require_within(state, MAX_RUN_STATE_BYTES, f"ops run {run_id} state")
+        now = _now()
+
+        def run(session: Session) -> OpsRunRow:
+            row = session.get(m.OpsRun, run_id, with_for_update=True)
+            if row is None:
+                raise StoreError(f"unknown ops run {run_id}", run_id=run_id)
+            if row.status != "running":
+                if (
+                    status in (None, row.status)
+                    and new_summary in (None, row.summary or {})
+                    and new_links in (None, row.links)
+                    and state in (None, row.state)
+                ):
+                    return _ops_run_row(row)
+                raise StoreError(
+                    f"ops run {run_id} is {row.status}; a finished, failed or aborted run is final",
+                    run_id=run_id,
+                    status=row.status,
+                )
+            if status is not None and status != "running":
+                row.status = status
+                row.ended_at = now
+            if new_summary is not None:
+                row.summary = new_summary
+            if new_links is not None:
+                row.links = new_links
+            if state is not None:
+                row.state = state
+            row.updated_at = now
+            session.flush()
+            return _ops_run_row(row)
+
+        return self._transact("update_ops_run", run, write=True)
+
+    def list_ops_runs(
+        self,
+        *,
+        status: OpsRunStatus | None = None,
+        signature_id: str | None = None,
+        limit: int = 50,
+    ) -> list[OpsRunRow]:
+        """Newest first (by start); filters are applied in SQL before the limit."""
+        _check_limit(limit)
+        if status is not None and status not in OPS_RUN_STATUSES:
+            raise StoreError(f"unknown ops run status {status!r}")
+        query = sa.select(m.OpsRun)
+        if status is not None:
+            query = query.where(m.OpsRun.status == status)
+        if signature_id is not None:
+            query = query.where(self._names_signature(signature_id))
+        query = query.order_by(m.OpsRun.started_at.desc(), m.OpsRun.run_id.desc())
+
+        def run(session: Session) -> list[OpsRunRow]:
+            return [_ops_run_row(row) for row in session.scalars(query.limit(limit))]
+
+        return self._transact("list_ops_runs", run)
+
+    def active_ops_run(self, signature_id: str) -> OpsRunRow | None:
+        """The newest running run that names this signature, if any."""
+        query = self._active_runs(signature_id).limit(1)
+
+        def run(session: Session) -> OpsRunRow | None:
+            row = session.scalars(query).first()
+            return None if row is None else _ops_run_row(row)
+
+        return self._transact("active_ops_run", run)
+
+    def append_ops_event(
+        self,
+        run_id: str,
+        *,
+        level: OpsEventLevel,
+        phase: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        event_key: str | None = None,
+    ) -> OpsEventRow:
+        """Append an event to a run's timeline; its ``seq`` is the run's next number.
+
+        ``seq`` is assigned in SQL while holding the run's row lock, so concurrent appends get
+        1, 2, 3, ... without gaps or duplicates. With ``event_key``, an event already appended
+        under that key is returned instead of a second one (a resumed runner re-announcing a
+        step). A message over ``MAX_EVENT_MESSAGE_CHARS`` and data over
+        ``MAX_EVENT_DATA_BYTES`` are stored truncated, with a marker.
+        """
+        if level not in OPS_EVENT_LEVELS:
+            raise StoreError(
+                f"unknown event level {level!r}, expected one of {', '.join(OPS_EVENT_LEVELS)}"
+            )
+        _check_text(phase, "phase", _NAME_LEN, allow_empty=True)
+        if event_key is not None:
+            _check_text(event_key, "event_key", _NAME_LEN)
+        if not isinstance(message, str):
+            raise StoreError(f"event message must be a string, got {type(message).__name__}")
+        stored_message = cap_text(message, MAX_EVENT_MESSAGE_CHARS)
+        stored_data = cap_json(data or {}, MAX_EVENT_DATA_BYTES, f"ops run {run_id} event data")
+        now = _now()
+        events = _table(m.OpsRunEvent)
+        next_seq = (
+            sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0) + 1)
+            .where(events.c.run_id == run_id)
+            .scalar_subquery()
+        )
+        insert = (
+            sa.insert(events)
+            .values(
+                run_id=run_id,
+                seq=next_seq,
+                ts=now,
+                level=level,
+                phase=phase,
+                message=stored_message,
+                data=stored_data,
+                event_key=event_key,
+            )
+            .returning(events.c.seq)
+        )
+
+        def run(session: Session) -> OpsEventRow:
+            locked = session.scalar(
+                sa.select(m.OpsRun.run_id).where(m.OpsRun.run_id == run_id).with_for_update()
+            )
+            if locked is None:
+                raise StoreError(f"unknown ops run {run_id}", run_id=run_id)
+            if event_key is not None:
+                existing = session.scalar(
+                    sa.select(m.OpsRunEvent).where(
+                        m.OpsRunEvent.run_id == run_id, m.OpsRunEvent.event_key == event_key
+                    )
+                )
+                if existing is not None:
+                    return _ops_event_row(existing)
+            seq = session.connection().execute(insert).scalar_one()
+            return OpsEventRow(
+                run_id=run_id,
+                seq=seq,
+                ts=now,
+                level=level,
+                phase=phase,
+                message=stored_message,
+                data=stored_data,
+                event_key=event_key,
+            )
+
+        return self._transact("append_ops_event", run, write=True)
+
+    def list_ops_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[OpsEventRow]:
+        """Events with ``seq > after_seq``, oldest first; pass the last seq seen to page."""
+        _check_limit(limit)
+        if after_seq < 0:
+            raise StoreError(f"after_seq must be at least 0, got {after_seq}")
+        query = (
+            sa.select(m.OpsRunEvent)
+            .where(m.OpsRunEvent.run_id == run_id, m.OpsRunEvent.seq > after_seq)
+            .order_by(m.OpsRunEvent.seq)
+            .limit(limit)
+        )
+
+        def run(session: Session) -> list[OpsEventRow]:
+            return [_ops_event_row(row) for row in session.scalars(query)]
+
+        return self._transact("list_ops_events", run)
+
+    def _active_runs(self, signature_id: str) -> sa.Select[m.OpsRun]:
+        return (
+            sa.select(m.OpsRun)
+            .where(m.OpsRun.status == "running", self._names_signature(signature_id))
+            .order_by(m.OpsRun.started_at.desc(), m.OpsRun.run_id.desc())
+        )
+
+    def _names_signature(self, signature_id: str) -> sa.ColumnElement[bool]:
+        """SQL for "the run's signature_ids list contains this id" on either backend."""
+        column = m.OpsRun.signature_ids
+        if self._dialect == "postgresql":
+            return sa.cast(column, postgresql.JSONB).contains([signature_id])
+        members = sa.func.json_each(column).table_valued("value")
+        return sa.exists(sa.select(sa.literal(1)).where(members.c.value == signature_id))
+
+    def _lock_signatures(self, session: Session, signature_ids: list[str]) -> None:
+        """Serialize exclusive run creation per signature (SQLite: BEGIN IMMEDIATE already does)."""
+        if self._dialect != "postgresql":
+            return
+        for key in sorted({_advisory_key("ops_run", s) for s in signature_ids}):
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    @staticmethod
+    def _require_dataset_versions(session: Session, version_ids: list[str]) -> None:
+        found = set(
+            session.scalars(
+                sa.select(m.DatasetVersion.id).where(m.DatasetVersion.id.in_(version_ids))
+            )
+        )
+        missing = [version_id for version_id in version_ids if version_id not in found]
+        if missing:
+            raise StoreError(
+                f"unknown dataset version {missing[0]}; snapshot the dataset first",
+                version_id=missing[0],
+            )
+
     # -- LM cache --------------------------------------------------------------------------------
 
     def lm_cache(self) -> LMCacheStore:
@@ -866,6 +1611,42 @@ def _table(model: type[m.Base]) -> sa.Table:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _optional_chunks(items: list[str] | None) -> Iterator[list[str] | None]:
+    """Chunks of an IN-list, or a single None meaning "no filter"."""
+    if items is None:
+        yield None
+        return
+    yield from _chunks(items, _IN_CHUNK)
+
+
+def _id_set(ids: Sequence[str] | None, what: str) -> list[str] | None:
+    if ids is None:
+        return None
+    if isinstance(ids, str):
+        raise StoreError(f"{what} must be a list of ids, not one string")
+    return sorted(set(ids))
+
+
+def _check_text(value: str, what: str, max_len: int, *, allow_empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise StoreError(f"{what} must be a string, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise StoreError(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise StoreError(f"{what} is {len(value)} characters, over the limit of {max_len}")
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise StoreError(f"limit must be at least 1, got {limit}")
+
+
+def _advisory_key(namespace: str, name: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock key for (namespace, name)."""
+    digest = hashlib.sha256(f"dse.{namespace}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -1024,6 +1805,95 @@ def _receipt_row(row: m.Receipt) -> ReceiptRow:
         model_used=row.model_used,
         duration_ms=row.duration_ms,
         body=row.body,
+    )
+
+
+def _eval_report_row(row: m.EvalReport) -> EvalReportRow:
+    return EvalReportRow(
+        eval_hash=row.eval_hash,
+        signature_id=row.signature_id,
+        compiled_id=row.compiled_id,
+        dataset_version_id=row.dataset_version_id,
+        split=row.split,
+        reward_id=row.reward_id,
+        reward_version=row.reward_version,
+        judge_compiled_id=row.judge_compiled_id,
+        n=row.n,
+        mean_reward=row.mean_reward,
+        body=row.body,
+        created_at=row.created_at,
+    )
+
+
+def _compile_job_row(row: m.CompileJob) -> CompileJobRow:
+    return CompileJobRow(
+        id=row.id,
+        signature_id=row.signature_id,
+        job_hash=row.job_hash,
+        dataset_version_id=row.dataset_version_id,
+        status=row.status,
+        spec=row.spec,
+        progress=row.progress,
+        compiled_id=row.compiled_id,
+        error=row.error,
+        ops_run_id=row.ops_run_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+    )
+
+
+def _compile_report_key(
+    signature_id: str, job_hash: str, dataset_version_id: str
+) -> sa.Select[m.CompileReport]:
+    return sa.select(m.CompileReport).where(
+        m.CompileReport.signature_id == signature_id,
+        m.CompileReport.job_hash == job_hash,
+        m.CompileReport.dataset_version_id == dataset_version_id,
+    )
+
+
+def _compile_report_row(row: m.CompileReport) -> CompileReportRow:
+    return CompileReportRow(
+        id=row.id,
+        signature_id=row.signature_id,
+        job_hash=row.job_hash,
+        dataset_version_id=row.dataset_version_id,
+        compile_job_id=row.compile_job_id,
+        best_compiled_id=row.best_compiled_id,
+        body=row.body,
+        created_at=row.created_at,
+    )
+
+
+def _ops_run_row(row: m.OpsRun) -> OpsRunRow:
+    return OpsRunRow(
+        id=row.run_id,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        updated_at=row.updated_at,
+        commit_sha=row.commit_sha,
+        actor=row.actor,
+        signature_ids=row.signature_ids,
+        links=row.links,
+        summary=row.summary or {},
+        state=row.state,
+    )
+
+
+def _ops_event_row(row: m.OpsRunEvent) -> OpsEventRow:
+    return OpsEventRow(
+        run_id=row.run_id,
+        seq=row.seq,
+        ts=row.ts,
+        level=row.level,
+        phase=row.phase,
+        message=row.message,
+        data=row.data or {},
+        event_key=row.event_key,
     )
 
 

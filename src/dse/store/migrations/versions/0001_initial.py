@@ -124,6 +124,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", name=op.f("pk_ops_runs")),
     )
     op.create_index("ix_ops_runs_started", "ops_runs", ["started_at"])
+    op.create_index("ix_ops_runs_status", "ops_runs", ["status"])
 
     op.create_table(
         "pointer_history",
@@ -233,6 +234,10 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed')",
+            name=op.f("ck_compile_jobs_status"),
+        ),
         sa.ForeignKeyConstraint(
             ["dataset_version_id"],
             ["dataset_versions.id"],
@@ -286,6 +291,7 @@ def upgrade() -> None:
         sa.Column("error_name", sa.String(length=200), nullable=True),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status IN ('ok', 'error')", name=op.f("ck_eval_results_status")),
         sa.ForeignKeyConstraint(
             ["dataset_version_id"],
             ["dataset_versions.id"],
@@ -306,24 +312,26 @@ def upgrade() -> None:
 
     op.create_table(
         "ops_run_events",
-        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("run_id", sa.String(length=100), nullable=False),
+        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("level", sa.String(length=32), nullable=False),
         sa.Column("phase", sa.String(length=200), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=True),
         sa.Column("event_key", sa.String(length=200), nullable=True),
+        sa.CheckConstraint(
+            "level IN ('debug', 'info', 'warn', 'error')", name=op.f("ck_ops_run_events_level")
+        ),
         sa.ForeignKeyConstraint(
             ["run_id"],
             ["ops_runs.run_id"],
             name=op.f("fk_ops_run_events_run_id_ops_runs"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_ops_run_events")),
+        sa.PrimaryKeyConstraint("run_id", "seq", name=op.f("pk_ops_run_events")),
         sa.UniqueConstraint("run_id", "event_key", name="uq_ops_run_events_run_key"),
     )
-    op.create_index("ix_ops_run_events_run_seq", "ops_run_events", ["run_id", "seq"])
 
     op.create_table(
         "compile_reports",

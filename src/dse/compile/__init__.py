@@ -1,0 +1,42 @@
+"""Compile: search params against a reward, prove the winner on holdout, store a report."""
+
+from dse.compile._compile import (
+    OPTIMIZERS,
+    CompileOutcome,
+    CompileProfile,
+    Control,
+    RewardFactory,
+    compile_signature,
+    job_for,
+    resolve_control,
+)
+from dse.compile._eval_report import eval_hash, evaluate_artifact
+from dse.compile._job import CompileBudget, JobSpec, build_job_spec
+from dse.compile._report import CompileReport, HoldoutComparison
+from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
+from dse.compile._space import InstructionVariant, SearchSpace, split_train
+
+__all__ = [
+    "OPTIMIZERS",
+    "CandidateRecord",
+    "CompileBudget",
+    "CompileOutcome",
+    "CompileProfile",
+    "CompileReport",
+    "Control",
+    "HoldoutComparison",
+    "InstructionVariant",
+    "JobSpec",
+    "Optimizer",
+    "RewardFactory",
+    "SearchContext",
+    "SearchSpace",
+    "build_job_spec",
+    "compile_signature",
+    "eval_hash",
+    "evaluate_artifact",
+    "job_for",
+    "params_summary",
+    "resolve_control",
+    "split_train",
+]

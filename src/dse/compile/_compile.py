@@ -1,0 +1,311 @@
+"""Compile: search a signature's params against its reward, then compare the winner with the
+control on holdout, paired. Idempotent by (job_hash, dataset version); resumable after a kill."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dse.compile._bootstrap import BootstrapRandomSearchOptimizer
+from dse.compile._fewshot import FewShotGreedyOptimizer
+from dse.compile._grid import GridOptimizer
+from dse.compile._job import CompileBudget, JobSpec, build_job_spec
+from dse.compile._report import CompileReport, HoldoutComparison
+from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
+from dse.compile._space import SearchSpace, split_train
+from dse.compile._tpe import TPEOptimizer
+from dse.errors import DatasetError, DseError
+from dse.eval import Candidate, Evaluator, RewardBundle, SpendBudget, paired_bootstrap
+from dse.lm import LM
+from dse.signature import Artifact, OptimizerInfo, Params, Signature
+from dse.store import Store
+
+RewardFactory = Callable[[Store, LM], RewardBundle]
+ProgressFn = Callable[[dict[str, Any]], None]
+
+OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
+    "grid": GridOptimizer,
+    "fewshot_greedy": FewShotGreedyOptimizer,
+    "bootstrap_random_search": BootstrapRandomSearchOptimizer,
+    "tpe": TPEOptimizer,
+}
+
+
+@dataclass(frozen=True)
+class CompileProfile:
+    """What compile needs about a signature beyond the signature: its space, reward and budget."""
+
+    space: SearchSpace
+    reward: RewardFactory
+    budget: CompileBudget
+    optimizer: str = "tpe"
+
+
+@dataclass(frozen=True)
+class Control:
+    compiled_id: str
+    params: Params
+    source: str
+
+
+@dataclass(frozen=True)
+class CompileOutcome:
+    report: CompileReport
+    report_id: str
+    reused: bool
+
+
+def resolve_control(store: Store, signature: Signature[Any, Any], lm: LM) -> Control:
+    """The policy serving traffic now: the active artifact (verified) or the pinned defaults."""
+    active = store.get_active(signature.id)
+    if active is not None:
+        body = store.get_artifact(active)
+        if body is None:
+            raise DseError(f"active artifact {active} of {signature.id} is missing from the store")
+        artifact = Artifact.model_validate(body)
+        artifact.verify_against(signature)
+        return Control(active, artifact.params, "active")
+    params = signature.defaults.with_model_id(lm.default_model_id)
+    return Control(signature.compiled_id(params), params, "defaults")
+
+
+def job_for(
+    store: Store,
+    signature: Signature[Any, Any],
+    lm: LM,
+    profile: CompileProfile,
+    *,
+    optimizer: str | None = None,
+    budget: CompileBudget | None = None,
+) -> tuple[JobSpec, RewardBundle, Control]:
+    """Build the job spec from code (the profile), never from a request body."""
+    reward = profile.reward(store, lm)
+    control = resolve_control(store, signature, lm)
+    spec = build_job_spec(
+        signature_id=signature.id,
+        model_id=lm.default_model_id,
+        reward_id=reward.id,
+        reward_version=reward.version,
+        judge_compiled_id=reward.judge_compiled_id or None,
+        space=profile.space,
+        optimizer=optimizer or profile.optimizer,
+        budget=budget or profile.budget,
+        baseline_compiled_id=control.compiled_id,
+    )
+    return spec, reward, control
+
+
+async def compile_signature(
+    store: Store,
+    signature: Signature[Any, Any],
+    lm: LM,
+    profile: CompileProfile,
+    *,
+    optimizer: str | None = None,
+    budget: CompileBudget | None = None,
+    concurrency: int = 8,
+    on_progress: ProgressFn | None = None,
+    ops_run_id: str | None = None,
+) -> CompileOutcome:
+    started = time.monotonic()
+    version = store.create_dataset_version(signature.id)
+    spec, reward, control = job_for(
+        store, signature, lm, profile, optimizer=optimizer, budget=budget
+    )
+    job_hash = spec.job_hash()
+    existing = store.find_compile_report(
+        signature_id=signature.id, job_hash=job_hash, dataset_version_id=version.id
+    )
+    if existing is not None:
+        report = CompileReport.model_validate(existing.body)
+        return CompileOutcome(report, existing.id, reused=True)
+
+    train = store.dataset_examples(version.id, "train")
+    holdout = store.dataset_examples(version.id, "holdout")
+    if not holdout:
+        raise DatasetError(
+            f"{signature.id} has no holdout rows in dataset {version.id}; a compile must be "
+            "checked on holdout before it can be gated"
+        )
+    demo_pool, scoring = split_train(train, spec.search_space.demo_pool_share)
+    if not scoring:
+        raise DatasetError(f"{signature.id} has no train rows to score candidates on")
+
+    job, _ = store.get_or_create_compile_job(
+        signature_id=signature.id,
+        job_hash=job_hash,
+        dataset_version_id=version.id,
+        spec=spec.model_dump(mode="json"),
+        ops_run_id=ops_run_id,
+    )
+    attempt = int(job.progress.get("attempt", 0)) + 1
+    tracker = _Progress(store, job.id, attempt, on_progress)
+    tracker.update(phase="search", force=True)
+    try:
+        budget_used = SpendBudget(spec.budget.max_lm_calls, spec.budget.max_seconds)
+        evaluator = Evaluator(
+            store,
+            signature,
+            lm,
+            reward,
+            version.id,
+            budget=budget_used,
+            cache=store.lm_cache(),
+            concurrency=concurrency,
+            on_result=tracker.on_result,
+        )
+        ctx = SearchContext(
+            signature=signature,
+            space=spec.search_space,
+            baseline=control.params,
+            scoring=scoring,
+            demo_pool=demo_pool,
+            evaluator=evaluator,
+            budget=budget_used,
+            config=spec.optimizer_config,
+            seed=spec.seed,
+        )
+        await OPTIMIZERS[spec.optimizer]().search(ctx)
+        best = ctx.best() or _baseline_record(ctx, control)
+
+        tracker.update(phase="holdout", force=True)
+        max_calls_per_example = 1 + max(
+            control.params.decode.max_repairs, best.params.decode.max_repairs
+        )
+        holdout_budget = SpendBudget(max_lm_calls=2 * len(holdout) * max_calls_per_example)
+        holdout_eval = Evaluator(
+            store,
+            signature,
+            lm,
+            reward,
+            version.id,
+            budget=holdout_budget,
+            cache=store.lm_cache(),
+            concurrency=concurrency,
+            on_result=tracker.on_result,
+        )
+        evals = await holdout_eval.evaluate(
+            [
+                Candidate(control.compiled_id, control.params, "control"),
+                Candidate(best.compiled_id, best.params, best.label),
+            ],
+            holdout,
+        )
+        control_eval, best_eval = evals[control.compiled_id], evals[best.compiled_id]
+        paired = paired_bootstrap(control_eval.paired(), best_eval.paired(), seed=spec.seed)
+
+        _store_artifact(store, signature, control.params, "control", spec, version.id, None)
+        _store_artifact(
+            store, signature, best.params, spec.optimizer, spec, version.id, best_eval.summary()
+        )
+        report = CompileReport(
+            signature_id=signature.id,
+            job_hash=job_hash,
+            job=spec.model_dump(mode="json"),
+            dataset_version=version.id,
+            splits={"scoring": len(scoring), "demo_pool": len(demo_pool), "holdout": len(holdout)},
+            reward=reward.describe(),
+            optimizer=spec.optimizer,
+            baseline_compiled_id=control.compiled_id,
+            best_compiled_id=best.compiled_id,
+            best_label=best.label,
+            best_params=params_summary(best.params),
+            candidates=[r.summary() for r in ctx.records],
+            holdout=HoldoutComparison(
+                control_compiled_id=control.compiled_id,
+                control_source="active" if control.source == "active" else "defaults",
+                best_compiled_id=best.compiled_id,
+                control=control_eval.summary(),
+                best=best_eval.summary(),
+                paired=paired,
+            ),
+            spend=budget_used.spent(),
+            holdout_spend=holdout_budget.spent(),
+            results_reused=tracker.reused(evaluator, holdout_eval),
+            attempt=attempt,
+            wall_seconds=time.monotonic() - started,
+            created_at=datetime.now(UTC),
+            compile_job_id=job.id,
+        )
+        row, _ = store.put_compile_report(
+            signature_id=signature.id,
+            job_hash=job_hash,
+            dataset_version_id=version.id,
+            compile_job_id=job.id,
+            best_compiled_id=best.compiled_id,
+            body=report.model_dump(mode="json"),
+        )
+        tracker.update(phase="done", force=True)
+        store.update_compile_job(job.id, status="succeeded", compiled_id=best.compiled_id)
+        return CompileOutcome(CompileReport.model_validate(row.body), row.id, reused=False)
+    except BaseException as exc:
+        store.update_compile_job(
+            job.id, status="failed", error={"name": type(exc).__name__, "message": str(exc)[:2000]}
+        )
+        raise
+
+
+def _baseline_record(ctx: SearchContext, control: Control) -> CandidateRecord:
+    return CandidateRecord(
+        compiled_id=control.compiled_id,
+        label="baseline",
+        params=control.params,
+        reward=0.0,
+        n=0,
+        of=len(ctx.scoring),
+        complete=False,
+        lm_calls=0,
+    )
+
+
+def _store_artifact(
+    store: Store,
+    signature: Signature[Any, Any],
+    params: Params,
+    optimizer: str,
+    spec: JobSpec,
+    dataset_version: str,
+    eval_summary: dict[str, Any] | None,
+) -> None:
+    artifact = Artifact.build(
+        signature,
+        params,
+        optimizer=OptimizerInfo(id=optimizer, config=spec.optimizer_config),
+        eval_summary=eval_summary,
+        provenance={"job_hash": spec.job_hash(), "dataset_version": dataset_version},
+    )
+    if store.get_artifact(artifact.compiled_id) is None:
+        store.put_artifact(artifact.compiled_id, signature.id, artifact.model_dump(mode="json"))
+
+
+class _Progress:
+    """Stored progress of a compile job (throttled) plus a callback for progress bars."""
+
+    def __init__(
+        self, store: Store, job_id: str, attempt: int, callback: ProgressFn | None
+    ) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._callback = callback
+        self._last_write = 0.0
+        self.state: dict[str, Any] = {"attempt": attempt, "phase": "start", "results": 0}
+
+    def on_result(self, compiled_id: str, example_id: str, reward: float) -> None:
+        self.update(results=self.state["results"] + 1, last_candidate=compiled_id)
+
+    def update(self, *, force: bool = False, **changes: Any) -> None:
+        self.state.update(changes)
+        if self._callback is not None:
+            self._callback(dict(self.state))
+        now = time.monotonic()
+        if force or now - self._last_write > 2.0:
+            self._last_write = now
+            self._store.update_compile_job(
+                self._job_id, status="running", progress=dict(self.state)
+            )
+
+    def reused(self, *evaluators: Evaluator) -> int:
+        return sum(e.reused_results for e in evaluators)

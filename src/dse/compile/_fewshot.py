@@ -1,0 +1,42 @@
+"""``fewshot_greedy``: forward selection of pool demos, keeping an addition only if it helps."""
+
+from __future__ import annotations
+
+from dse.compile._search import SearchContext
+from dse.store import ExampleRow
+
+
+class FewShotGreedyOptimizer:
+    id = "fewshot_greedy"
+
+    async def search(self, ctx: SearchContext) -> None:
+        rounds = int(ctx.config.get("rounds", 3))
+        tries = int(ctx.config.get("tries_per_round", 4))
+        rng = ctx.rng
+        await ctx.score([(ctx.baseline, "baseline")])
+        start = ctx.baseline.model_copy(update={"few_shot": ()})
+        (current,) = await ctx.score([(start, "no demos")])
+        chosen: list[ExampleRow] = []
+        for round_number in range(1, min(rounds, ctx.space.max_demos) + 1):
+            if ctx.exhausted:
+                return
+            remaining = [e for e in ctx.demo_pool if e not in chosen]
+            if not remaining:
+                return
+            picks = rng.sample(remaining, min(tries, len(remaining)))
+            variants = [
+                (
+                    ctx.with_demos(ctx.baseline, [*chosen, pick]),
+                    f"greedy round {round_number}: +{pick.example_id}",
+                )
+                for pick in picks
+            ]
+            scored = await ctx.score(variants)
+            complete = [(r, p) for r, p in zip(scored, picks, strict=True) if r.complete]
+            if not complete:
+                return
+            best, pick = max(complete, key=lambda rp: rp[0].reward)
+            if best.reward <= current.reward:
+                return
+            chosen.append(pick)
+            current = best

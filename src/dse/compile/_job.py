@@ -1,0 +1,85 @@
+"""Job specs: what one compile does, built only by code; ``job_hash`` names it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dse._canonical import sha256_id
+from dse.compile._space import SearchSpace
+from dse.errors import DseError
+
+OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
+OPTIMIZERS: tuple[str, ...] = ("grid", "fewshot_greedy", "bootstrap_random_search", "tpe")
+
+
+class CompileBudget(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_lm_calls: int = Field(ge=1)
+    max_seconds: float = Field(gt=0)
+
+
+class JobSpec(BaseModel):
+    """Everything that determines a compile's result, given the dataset version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["dse.compile_job"] = "dse.compile_job"
+    format_version: Literal[1] = 1
+    signature_id: str
+    model_id: str
+    reward_id: str
+    reward_version: str
+    judge_compiled_id: str | None = None
+    search_space: SearchSpace
+    search_space_hash: str
+    optimizer: OptimizerId
+    optimizer_config: dict[str, Any] = Field(default_factory=dict)
+    budget: CompileBudget
+    baseline_compiled_id: str
+    seed: int = 0
+
+    def job_hash(self) -> str:
+        return sha256_id(self.model_dump(mode="json"))
+
+
+DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
+    "grid": {},
+    "fewshot_greedy": {"rounds": 3, "tries_per_round": 4},
+    "bootstrap_random_search": {"candidates": 8, "pass_threshold": 1.0},
+    "tpe": {"trials": 24, "minibatch": 24, "full_eval_top": 3, "demo_sets": 8, "propose": 2},
+}
+
+
+def build_job_spec(
+    *,
+    signature_id: str,
+    model_id: str,
+    reward_id: str,
+    reward_version: str,
+    judge_compiled_id: str | None,
+    space: SearchSpace,
+    optimizer: str,
+    budget: CompileBudget,
+    baseline_compiled_id: str,
+    seed: int = 0,
+) -> JobSpec:
+    """The one place job specs are made: compile, gates and the runner all call this."""
+    if optimizer not in OPTIMIZERS:
+        raise DseError(f"unknown optimizer {optimizer!r}; available: {', '.join(OPTIMIZERS)}")
+    return JobSpec(
+        signature_id=signature_id,
+        model_id=model_id,
+        reward_id=reward_id,
+        reward_version=reward_version,
+        judge_compiled_id=judge_compiled_id,
+        search_space=space,
+        search_space_hash=space.hash(),
+        optimizer=optimizer,
+        optimizer_config=DEFAULT_OPTIMIZER_CONFIG[optimizer],
+        budget=budget,
+        baseline_compiled_id=baseline_compiled_id,
+        seed=seed,
+    )

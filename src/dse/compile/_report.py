@@ -1,0 +1,69 @@
+"""The compile report: what was searched, what won, and whether it beats the control on holdout."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from dse.eval import PairedDelta
+
+
+class HoldoutComparison(BaseModel):
+    """Best candidate vs the control on the same holdout examples with the same model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    control_compiled_id: str
+    control_source: Literal["active", "defaults"]
+    best_compiled_id: str
+    control: dict[str, Any]
+    best: dict[str, Any]
+    paired: PairedDelta
+
+
+class CompileReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal["dse.compile_report"] = "dse.compile_report"
+    format_version: Literal[1] = 1
+    signature_id: str
+    job_hash: str
+    job: dict[str, Any]
+    dataset_version: str
+    splits: dict[str, int]
+    reward: dict[str, Any]
+    optimizer: str
+    baseline_compiled_id: str
+    best_compiled_id: str
+    best_label: str
+    best_params: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    holdout: HoldoutComparison
+    spend: dict[str, Any]
+    holdout_spend: dict[str, Any]
+    results_reused: int
+    attempt: int
+    wall_seconds: float
+    created_at: datetime
+    compile_job_id: str
+
+    def headline(self) -> dict[str, Any]:
+        """The numbers a person reads first."""
+        paired = self.holdout.paired
+        return {
+            "best_compiled_id": self.best_compiled_id,
+            "best_label": self.best_label,
+            "holdout_n": paired.n,
+            "holdout_control": round(paired.control_mean, 4),
+            "holdout_best": round(paired.candidate_mean, 4),
+            "delta": round(paired.delta, 4),
+            "ci": [round(paired.ci_low, 4), round(paired.ci_high, 4)],
+            "confidence": paired.confidence,
+            "candidates": len(self.candidates),
+            "lm_calls": self.spend["lm_calls"] + self.holdout_spend["lm_calls"],
+            "cache_hits": self.spend["cache_hits"] + self.holdout_spend["cache_hits"],
+            "results_reused": self.results_reused,
+            "wall_seconds": round(self.wall_seconds, 1),
+        }

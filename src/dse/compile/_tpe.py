@@ -1,0 +1,114 @@
+"""``tpe``: Bayesian search (Optuna TPE) over instructions x demo sets x decode modes.
+
+Trials are scored on seeded minibatches of the scoring set; the most promising configurations
+are then scored on the full set, and only full scores compete for best.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import optuna
+
+from dse.compile._propose import propose_instructions
+from dse.compile._search import SearchContext
+from dse.signature import Demo, Params
+
+logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+class TPEOptimizer:
+    id = "tpe"
+
+    async def search(self, ctx: SearchContext) -> None:
+        config = ctx.config
+        trials = int(config.get("trials", 24))
+        minibatch = int(config.get("minibatch", 24))
+        top = int(config.get("full_eval_top", 3))
+        rng = ctx.rng
+
+        (baseline,) = await ctx.score([(ctx.baseline, "baseline")])
+        instructions = list(ctx.space.instructions)
+        if int(config.get("propose", 0)) > 0 and not ctx.exhausted:
+            instructions += await propose_instructions(
+                ctx.evaluator.lm,
+                ctx.signature,
+                ctx.baseline,
+                ctx.scoring,
+                await _mistakes(ctx, baseline.compiled_id),
+                int(config["propose"]),
+            )
+        demo_sets = _demo_sets(ctx, rng, int(config.get("demo_sets", 8)))
+        by_instruction = {v.id: v for v in instructions}
+        decodes = {str(i): d for i, d in enumerate(ctx.space.decode)}
+
+        sampler = optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=max(4, trials // 3))
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        tried: dict[str, tuple[Params, str, list[float]]] = {}
+        for number in range(trials):
+            if ctx.exhausted:
+                break
+            trial = study.ask()
+            instruction = by_instruction[
+                trial.suggest_categorical("instruction", list(by_instruction))
+            ]
+            demos_label = trial.suggest_categorical("demos", list(demo_sets))
+            decode = decodes[trial.suggest_categorical("decode", list(decodes))]
+            params = ctx.baseline.model_copy(
+                update={
+                    "instruction": instruction.text,
+                    "few_shot": demo_sets[demos_label],
+                    "decode": decode,
+                }
+            )
+            label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
+            batch = random.Random(ctx.seed * 1_000_003 + number).sample(
+                ctx.scoring, min(minibatch, len(ctx.scoring))
+            )
+            (record,) = await ctx.score([(params, label)], batch, minibatch=True)
+            if not record.complete:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                break
+            study.tell(trial, record.reward)
+            entry = tried.setdefault(record.compiled_id, (params, label, []))
+            entry[2].append(record.reward)
+
+        ranked = sorted(tried.values(), key=lambda e: sum(e[2]) / len(e[2]), reverse=True)
+        for params, label, _ in ranked[:top]:
+            if ctx.exhausted:
+                break
+            await ctx.score([(params, label)])
+
+
+def _demo_sets(
+    ctx: SearchContext, rng: random.Random, count: int
+) -> dict[str, tuple[Demo, ...] | None]:
+    sets: dict[str, tuple[Demo, ...] | None] = {"no demos": ()}
+    if ctx.space.include_authored_demos:
+        sets["authored demos"] = None
+    pool = ctx.demo_pool
+    for index in range(count if pool and ctx.space.max_demos else 0):
+        size = rng.randint(1, min(ctx.space.max_demos, len(pool)))
+        picks = rng.sample(pool, size)
+        sets[f"pool set {index + 1} ({size})"] = tuple(ctx.demo(e) for e in picks)
+    return sets
+
+
+async def _mistakes(
+    ctx: SearchContext, compiled_id: str
+) -> list[tuple[Any, dict[str, Any] | None]]:
+    rows = ctx.evaluator.store.get_eval_results(
+        dataset_version_id=ctx.evaluator.dataset_version_id,
+        reward_id=ctx.evaluator.reward.id,
+        reward_version=ctx.evaluator.reward.version,
+        judge_compiled_id=ctx.evaluator.reward.judge_compiled_id,
+        compiled_ids=[compiled_id],
+    )
+    by_id = {e.example_id: e for e in ctx.scoring}
+    return [
+        (by_id[r.example_id], r.body.get("predicted"))
+        for r in rows
+        if r.example_id in by_id and r.reward < 1.0
+    ]

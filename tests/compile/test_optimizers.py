@@ -1,0 +1,70 @@
+"""Each optimizer finds a planted better candidate, spends exactly its LM-call budget when the
+search needs more, and always reports the baseline."""
+
+from __future__ import annotations
+
+import pytest
+
+from dse.compile import compile_signature
+from dse.lm import LMRequest
+from dse.store import Store
+
+from ._route import ROUTE, planted_lm, pool_ids, profile, prompt_of, seed_dataset
+
+OPTIMIZERS = ["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
+
+
+def planted_for(optimizer: str, store: Store):  # type: ignore[no-untyped-def]
+    """The condition under which the scripted model answers correctly, per optimizer."""
+    if optimizer in ("grid", "tpe"):
+        return lambda request, text: "PLANTED" in prompt_of(request)
+    star = pool_ids(store)[0]
+    star_text = next(e for e in store.list_examples(ROUTE.id) if e.example_id == star).input["text"]
+    if optimizer == "fewshot_greedy":
+        return lambda request, text: f'"{star_text}"' in prompt_of(request)
+
+    pool = set(pool_ids(store))
+    pool_texts = {e.input["text"] for e in store.list_examples(ROUTE.id) if e.example_id in pool}
+
+    def bootstrap_rule(request: LMRequest, text: str) -> bool:
+        shown_demo = any(f'"{t}"' in prompt_of(request) for t in pool_texts if t != text)
+        return text in pool_texts or shown_demo
+
+    return bootstrap_rule
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+async def test_optimizer_finds_the_planted_candidate_and_reports_the_baseline(
+    sqlite_store: Store, optimizer: str
+) -> None:
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for(optimizer, sqlite_store))
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(optimizer=optimizer), concurrency=4
+    )
+    report = outcome.report
+    assert report.candidates[0]["label"] == "baseline"
+    assert report.candidates[0]["compiled_id"] == report.baseline_compiled_id
+    best = next(c for c in report.candidates if c["compiled_id"] == report.best_compiled_id)
+    assert best["train_reward"] == 1.0
+    assert report.holdout.paired.candidate_mean == 1.0
+    assert report.holdout.paired.control_mean < 0.5
+    assert report.holdout.paired.ci_low > 0
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+async def test_optimizer_spends_exactly_its_lm_call_budget(
+    sqlite_store: Store, optimizer: str
+) -> None:
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for(optimizer, sqlite_store))
+    limit = 37
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(max_calls=limit, optimizer=optimizer), concurrency=4
+    )
+    report = outcome.report
+    holdout_calls = report.holdout_spend["lm_calls"]
+    assert report.spend["lm_calls"] == limit
+    assert lm.calls == limit + holdout_calls
+    assert report.spend["max_lm_calls"] == limit
+    assert report.candidates[0]["label"] == "baseline"
