@@ -27,7 +27,7 @@ from dse.autopilot import (
 from dse.compile import evaluate_artifact
 from dse.errors import ContractMismatchError, LMError
 from dse.eval import Candidate, Evaluator, Outcome, RewardBundle, SpendBudget, import_dataset
-from dse.lm import LMRequest, ScriptedLM, last_user_message
+from dse.lm import LMRequest, ScriptedLM
 from dse.signature import Artifact, OptimizerInfo
 from dse.store import EvalResultRow, Store
 
@@ -35,7 +35,7 @@ from dse.store import EvalResultRow, Store
 # prompt, schemas or default params (or to the hashing) changes them; update them on purpose.
 GOLDEN_JUDGE_ID = {
     "scripted": "sha256:175836e5238586c5f2f8f91b7652cf18f18e3d08720d7bdf4b5aab42ae21e866",
-    "smollm2-135m": "sha256:TODO",
+    "smollm2-135m": "sha256:4efa127c38144d487c289018ee3a5275fe5344328db6648b63f9bed0fccc3fe6",
 }
 
 ROWS = [json.loads(line) for line in Path(recap_dataset_path()).read_text("utf-8").splitlines()]
@@ -47,13 +47,12 @@ VAGUE = "Several people discussed it in the thread."
 
 
 def _input(request: LMRequest) -> dict[str, Any]:
-    """The JSON input of the request: the text after the last "Input:" (demos come before)."""
-    text = last_user_message(request)
-    return dict(json.loads(text.rsplit("Input:\n", 1)[1]))
-
-
-def _is_judge(request: LMRequest) -> bool:
-    return "reference" in _input(request)
+    """The JSON input of the request: the text after the last "Input:" of the newest user turn
+    that has one (demos come before it; a repair turn comes after it)."""
+    for message in reversed(request.messages):
+        if message.role == "user" and "Input:\n" in message.content:
+            return dict(json.loads(message.content.rsplit("Input:\n", 1)[1]))
+    raise AssertionError("request without an input")
 
 
 def scripted(judge: str | None = None, *, judge_error: bool = False) -> ScriptedLM:

@@ -18,6 +18,7 @@ class SpendBudget:
         self.max_lm_calls = max_lm_calls
         self.max_seconds = max_seconds
         self.lm_calls = 0
+        self.reused_calls = 0
         self.cache_hits = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -28,8 +29,18 @@ class SpendBudget:
         return time.monotonic() - self._started
 
     @property
+    def charged_calls(self) -> int:
+        """Calls counted against the limit: this attempt's plus those of reused results."""
+        return self.lm_calls + self.reused_calls
+
+    def charge_reused(self, calls: int) -> None:
+        """Count calls an earlier attempt made for a result this attempt reuses, so a resumed
+        job spends the same budget as an uninterrupted one."""
+        self.reused_calls += max(0, calls)
+
+    @property
     def exhausted(self) -> bool:
-        calls_out = self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls
+        calls_out = self.max_lm_calls is not None and self.charged_calls >= self.max_lm_calls
         time_out = self.max_seconds is not None and self.elapsed_s >= self.max_seconds
         return calls_out or time_out
 
@@ -44,18 +55,19 @@ class SpendBudget:
                 limit=self.max_seconds,
                 observed=round(self.elapsed_s, 1),
             )
-        if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+        if self.max_lm_calls is not None and self.charged_calls >= self.max_lm_calls:
             raise BudgetExceededError(
                 f"compile budget of {self.max_lm_calls} LM calls is spent",
                 budget=SPEND_BUDGET_PREFIX + "max_lm_calls",
                 limit=self.max_lm_calls,
-                observed=self.lm_calls,
+                observed=self.charged_calls,
             )
         self.lm_calls += 1
 
     def spent(self) -> dict[str, float | int | None]:
         return {
             "lm_calls": self.lm_calls,
+            "reused_calls": self.reused_calls,
             "cache_hits": self.cache_hits,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,

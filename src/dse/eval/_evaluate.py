@@ -113,6 +113,7 @@ class Evaluator:
         self._limit = asyncio.Semaphore(concurrency)
         self._on_result = on_result
         self.reused_results = 0
+        self._seen: set[tuple[str, str]] = set()
 
     async def evaluate(
         self, candidates: Sequence[Candidate], examples: Sequence[ExampleRow]
@@ -131,12 +132,16 @@ class Evaluator:
         )
         done: set[tuple[str, str]] = set()
         for row in stored:
+            key = (row.compiled_id, row.example_id)
             ev = evals[row.compiled_id]
             ev.rewards[row.example_id] = row.reward
             ev.errors += row.status == "error"
-            ev.reused += 1
-            done.add((row.compiled_id, row.example_id))
-        self.reused_results += len(stored)
+            done.add(key)
+            if key not in self._seen:
+                self._seen.add(key)
+                ev.reused += 1
+                self.reused_results += 1
+                self.budget.charge_reused(int(row.body.get("lm_calls", 0)))
 
         pending: list[EvalResultRow] = []
         flushes: list[asyncio.Task[int]] = []
@@ -213,6 +218,7 @@ class Evaluator:
         except BudgetExceededError:
             return None
         real_calls = ctx.calls.lm_calls - ctx.calls.cache_hits
+        self._seen.add((candidate.compiled_id, example.example_id))
         ev.rewards[example.example_id] = score.reward
         ev.errors += error is not None
         ev.lm_calls += real_calls
