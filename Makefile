@@ -50,6 +50,7 @@ demo: install
 
 bench: install .venv-dspy/.stamp
 	$(PY) bench/predict_overhead.py
+	$(PY) -m bench.eval_throughput
 
 clean:
 	rm -rf $(VENV) .dse .mypy_cache .ruff_cache .pytest_cache

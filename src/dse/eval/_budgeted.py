@@ -9,6 +9,7 @@ from dse.errors import BudgetExceededError
 from dse.lm import LM, Completion, LMCache, LMRequest, Usage
 
 SPEND_BUDGET_PREFIX = "compile."
+_WRITE_LINGER_S = 0.05
 
 
 class SpendBudget:
@@ -44,9 +45,6 @@ class SpendBudget:
         time_out = self.max_seconds is not None and self.elapsed_s >= self.max_seconds
         return calls_out or time_out
 
-    def remaining_calls(self) -> int | None:
-        return None if self.max_lm_calls is None else max(0, self.max_lm_calls - self.lm_calls)
-
     def acquire_call(self) -> None:
         if self.max_seconds is not None and self.elapsed_s >= self.max_seconds:
             raise BudgetExceededError(
@@ -78,15 +76,32 @@ class SpendBudget:
 
 
 class BudgetedLM:
-    """Serves from the persistent cache for free; otherwise spends one unit of the budget.
+    """Serves from the persistent cache for free; otherwise spends one unit of the budget, with
+    at most ``concurrency`` calls in flight.
 
-    Cache reads and writes run on worker threads so the event loop keeps serving other calls.
+    Cache traffic is batched off the event loop: lookups made in the same loop turn share one
+    query, and new completions are written in groups (at most ``_WRITE_LINGER_S`` late; call
+    :meth:`flush` before relying on them being stored).
     """
 
-    def __init__(self, inner: LM, cache: LMCache | None, budget: SpendBudget) -> None:
+    def __init__(
+        self,
+        inner: LM,
+        cache: LMCache | None,
+        budget: SpendBudget,
+        *,
+        concurrency: int | None = None,
+    ) -> None:
         self.inner = inner
+        self._calls = asyncio.Semaphore(concurrency) if concurrency else None
         self.cache = cache
         self.budget = budget
+        self._wanted: dict[str, asyncio.Future[Completion | None]] = {}
+        self._known: dict[str, Completion | None] = {}
+        self._unwritten: dict[str, tuple[str, LMRequest, Completion]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._flush_lock = asyncio.Lock()
 
     @property
     def default_model_id(self) -> str:
@@ -97,19 +112,83 @@ class BudgetedLM:
         return self.inner.supports_constrained
 
     async def complete(self, request: LMRequest) -> Completion:
-        key = request.cache_key() if self.cache is not None else ""
+        key = ""
         if self.cache is not None:
-            hit = await asyncio.to_thread(self.cache.get, key)
+            key = request.cache_key()
+            hit = await self._lookup(key)
             if hit is not None:
                 self.budget.cache_hits += 1
                 return hit.model_copy(update={"cached": True, "usage": Usage(), "latency_ms": 0.0})
-        self.budget.acquire_call()
-        completion = await self.inner.complete(request)
+        if self._calls is None:
+            self.budget.acquire_call()
+            completion = await self.inner.complete(request)
+        else:
+            async with self._calls:
+                self.budget.acquire_call()
+                completion = await self.inner.complete(request)
         self.budget.prompt_tokens += completion.usage.prompt_tokens
         self.budget.completion_tokens += completion.usage.completion_tokens
         if self.cache is not None:
-            await asyncio.to_thread(self.cache.put, key, request, completion)
+            self._unwritten[key] = (key, request, completion)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._write_soon())
         return completion
 
+    async def flush(self) -> None:
+        """Write every completion buffered so far."""
+        async with self._flush_lock:
+            while self._unwritten:
+                batch = list(self._unwritten.values())
+                assert self.cache is not None
+                await asyncio.to_thread(self.cache.put_many, batch)
+                for key, _, _ in batch:
+                    self._unwritten.pop(key, None)
+
     async def aclose(self) -> None:
+        await self.flush()
         await self.inner.aclose()
+
+    async def prefetch(self, keys: list[str]) -> None:
+        """Look up many keys in one query ahead of the calls that will need them."""
+        if self.cache is None or not keys:
+            return
+        found = await asyncio.to_thread(self.cache.get_many, keys)
+        for key in keys:
+            self._known[key] = found.get(key)
+
+    async def _lookup(self, key: str) -> Completion | None:
+        pending = self._unwritten.get(key)
+        if pending is not None:
+            return pending[2]
+        if key in self._known:
+            return self._known.pop(key)
+        future = self._wanted.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            if not self._wanted:
+                asyncio.get_running_loop().call_soon(self._fetch_wanted)
+            self._wanted[key] = future
+        return await future
+
+    def _fetch_wanted(self) -> None:
+        wanted, self._wanted = self._wanted, {}
+        task = asyncio.ensure_future(self._resolve(wanted))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _resolve(self, wanted: dict[str, asyncio.Future[Completion | None]]) -> None:
+        assert self.cache is not None
+        try:
+            found = await asyncio.to_thread(self.cache.get_many, list(wanted))
+        except Exception as exc:
+            for future in wanted.values():
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for key, future in wanted.items():
+            if not future.done():
+                future.set_result(found.get(key))
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(_WRITE_LINGER_S)
+        await self.flush()

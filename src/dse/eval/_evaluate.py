@@ -16,7 +16,7 @@ from typing import Any
 from dse.errors import BudgetExceededError, DseError
 from dse.eval._budgeted import SPEND_BUDGET_PREFIX, BudgetedLM, SpendBudget
 from dse.eval._reward import Outcome, RewardBundle
-from dse.lm import LM, LMCache
+from dse.lm import LM, Completion, LMCache, LMRequest
 from dse.runtime import (
     BudgetTracker,
     DirectStrategy,
@@ -106,11 +106,13 @@ class Evaluator:
         self.store = store
         self.signature = signature
         self.budget = budget or SpendBudget()
-        self.lm = BudgetedLM(lm, cache, self.budget)
+        self.lm = BudgetedLM(lm, cache, self.budget, concurrency=concurrency)
         self.reward = reward
         self.dataset_version_id = dataset_version_id
         self.strategies = strategies or StrategyRegistry([DirectStrategy()])
-        self._limit = asyncio.Semaphore(concurrency)
+        # The LM-call limit is enforced inside BudgetedLM; this looser limit only bounds how
+        # many pairs are in progress, so decoding and scoring overlap with other calls.
+        self._limit = asyncio.Semaphore(concurrency * 4)
         self._on_result = on_result
         self.reused_results = 0
         self._seen: set[tuple[str, str]] = set()
@@ -146,14 +148,37 @@ class Evaluator:
         pending: list[EvalResultRow] = []
         flushes: list[asyncio.Task[int]] = []
 
+        async def persist(batch: list[EvalResultRow]) -> int:
+            # Completions first: a stored result never refers to an LM call that a kill could
+            # still lose, so a resumed run repeats exactly the calls that were not kept.
+            await self.lm.flush()
+            return await asyncio.to_thread(self._persist, batch)
+
         def flush() -> None:
             if pending:
                 batch = list(pending)
                 pending.clear()
-                flushes.append(asyncio.create_task(asyncio.to_thread(self._persist, batch)))
+                flushes.append(asyncio.create_task(persist(batch)))
+
+        warmed: dict[str, asyncio.Event] = {}
+        plan: list[tuple[Candidate, Any, list[ExampleRow]]] = []
+
+        async def warm() -> None:
+            # One cache query per candidate, in order, yielding between candidates so the
+            # warmed ones start their LM calls while the next is being prepared.
+            try:
+                for candidate, template, missing in plan:
+                    keys = [await self._first_call_key(candidate, template, e) for e in missing]
+                    await self.lm.prefetch([k for k in keys if k is not None])
+                    warmed[candidate.compiled_id].set()
+                    await asyncio.sleep(0)
+            finally:
+                for event in warmed.values():
+                    event.set()
 
         async def run_pair(candidate: Candidate, template: Any, example: ExampleRow) -> None:
             async with self._limit:
+                await warmed[candidate.compiled_id].wait()
                 if self.budget.exhausted:
                     return
                 row = await self._score(candidate, template, example, evals[candidate.compiled_id])
@@ -165,17 +190,43 @@ class Evaluator:
         jobs: list[Coroutine[Any, Any, None]] = []
         for candidate in candidates:
             missing = [e for e in examples if (candidate.compiled_id, e.example_id) not in done]
-            if not missing:
+            if not missing or candidate.compiled_id in warmed:
                 continue
             template = build_template(self.signature, candidate.params)
+            warmed[candidate.compiled_id] = asyncio.Event()
+            plan.append((candidate, template, missing))
             jobs.extend(run_pair(candidate, template, e) for e in missing)
+        jobs.append(warm())
         try:
             await asyncio.gather(*jobs)
         finally:
             flush()
+            await self.lm.flush()
             if flushes:
                 await asyncio.gather(*flushes)
         return evals
+
+    async def _first_call_key(
+        self, candidate: Candidate, template: Any, example: ExampleRow
+    ) -> str | None:
+        """The cache key of a pair's first LM call, found by running the strategy against a
+        probe that records the request and stops; lets one query warm the whole batch."""
+        probe = _Probe(self.lm.default_model_id, self.lm.supports_constrained)
+        ctx = StrategyContext(
+            signature=self.signature,
+            params=candidate.params,
+            input=self.signature.input_model.model_validate(example.input),
+            lm=probe,
+            budget=BudgetTracker(candidate.params.budgets),
+            template=template,
+        )
+        try:
+            await self.strategies.get(candidate.params.strategy.id).run(ctx)
+        except _Captured as captured:
+            return captured.request.cache_key()
+        except DseError:
+            return None
+        return None
 
     async def _score(
         self, candidate: Candidate, template: Any, example: ExampleRow, ev: CandidateEval
@@ -250,3 +301,31 @@ class Evaluator:
 
     def _persist(self, rows: list[EvalResultRow]) -> int:
         return self.store.put_eval_results(rows)
+
+
+class _Captured(Exception):
+    def __init__(self, request: LMRequest) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+class _Probe:
+    """An LM that never answers: it hands the first request back to the caller."""
+
+    def __init__(self, model_id: str, constrained: bool) -> None:
+        self._model_id = model_id
+        self._constrained = constrained
+
+    @property
+    def default_model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def supports_constrained(self) -> bool:
+        return self._constrained
+
+    async def complete(self, request: LMRequest) -> Completion:
+        raise _Captured(request)
+
+    async def aclose(self) -> None:
+        return None

@@ -17,6 +17,13 @@ class InMemoryLMCache:
     def put(self, key: str, request: LMRequest, completion: Completion) -> None:
         self._items[key] = completion
 
+    def get_many(self, keys: list[str]) -> dict[str, Completion]:
+        return {k: self._items[k] for k in keys if k in self._items}
+
+    def put_many(self, items: list[tuple[str, LMRequest, Completion]]) -> None:
+        for key, _, completion in items:
+            self._items.setdefault(key, completion)
+
     def __len__(self) -> int:
         return len(self._items)
 

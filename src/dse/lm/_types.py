@@ -6,7 +6,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse._canonical import sha256_id
+from dse._canonical import compact_id
 
 
 class Message(BaseModel):
@@ -44,7 +44,9 @@ class LMRequest(BaseModel):
     )
 
     def cache_key(self) -> str:
-        return sha256_id(self.model_dump(mode="json"))
+        """A private key (never an exported id), so it skips RFC 8785 for the fast encoder:
+        the messages are long and this runs on every LM call."""
+        return compact_id(self.model_dump(mode="json"))
 
 
 class Usage(BaseModel):
@@ -98,3 +100,11 @@ class LMCache(Protocol):
     def get(self, key: str) -> Completion | None: ...
 
     def put(self, key: str, request: LMRequest, completion: Completion) -> None: ...
+
+    def get_many(self, keys: list[str]) -> dict[str, Completion]:
+        """Hits among ``keys`` (one round trip); misses are absent."""
+        ...
+
+    def put_many(self, items: list[tuple[str, LMRequest, Completion]]) -> None:
+        """Store several completions at once; first write wins per key."""
+        ...

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dse._canonical import canonical_str, sha256_id
+from dse._canonical import canonical_str, compact_id, compact_json, sha256_id
 from dse.lm import Message
 from dse.signature import Demo, Params, Signature
 
@@ -31,8 +31,8 @@ class PromptTemplate:
         return (*self.head, Message(role="user", content=self.user_prefix + input_text(value)))
 
     def rendered_hash(self, value: BaseModel) -> str:
-        """Identity of the rendered prompt: the template's hash plus the canonical input."""
-        return sha256_id({"template": self.hash, "input": value.model_dump(mode="json")})
+        """Names the rendered prompt (template hash + input) in receipts."""
+        return compact_id({"template": self.hash, "input": value.model_dump(mode="json")})
 
 
 def build_template(signature: Signature[Any, Any], params: Params) -> PromptTemplate:
@@ -69,7 +69,7 @@ def render_messages(
 
 
 def input_text(value: BaseModel) -> str:
-    return "Input:\n" + canonical_str(value.model_dump(mode="json"))
+    return "Input:\n" + compact_json(value.model_dump(mode="json"))
 
 
 def _demo_input(demo: Demo) -> str:

@@ -1596,6 +1596,48 @@ class LMCacheStore:
 
         self._store._transact("lm_cache.put", run, write=True)
 
+    def get_many(self, keys: list[str]) -> dict[str, Completion]:
+        from dse.lm._types import Completion
+
+        table = _table(m.LMCacheEntry)
+        found: dict[str, Completion] = {}
+
+        def run(session: Session) -> None:
+            for chunk in _chunks(sorted(set(keys)), 500):
+                statement = sa.select(table.c.key, table.c.completion).where(table.c.key.in_(chunk))
+                for key, body in session.connection().execute(statement):
+                    found[key] = Completion.model_validate(body).model_copy(update={"cached": True})
+
+        if keys:
+            self._store._transact("lm_cache.get_many", run)
+        return found
+
+    def put_many(self, items: list[tuple[str, LMRequest, Completion]]) -> None:
+        """One transaction for a batch; first write wins per key."""
+        if not items:
+            return
+        now = _now()
+        values = [
+            {
+                "key": key,
+                "model_id": request.config.model_id,
+                "request": request.model_dump(mode="json"),
+                "completion": completion.model_copy(update={"cached": False}).model_dump(
+                    mode="json"
+                ),
+                "created_at": now,
+            }
+            for key, request, completion in {i[0]: i for i in items}.values()
+        ]
+
+        def run(session: Session) -> None:
+            statement = self._store._dialect_insert(m.LMCacheEntry).on_conflict_do_nothing(
+                index_elements=["key"]
+            )
+            session.connection().execute(statement, values)
+
+        self._store._transact("lm_cache.put_many", run, write=True)
+
 
 # -- helpers -------------------------------------------------------------------------------------
 
