@@ -24,7 +24,7 @@ from dse.autopilot import (
     recap_dataset_path,
     recap_reward,
 )
-from dse.compile import evaluate_artifact
+from dse.compile import compile_signature, evaluate_artifact
 from dse.errors import ContractMismatchError, LMError
 from dse.eval import Candidate, Evaluator, Outcome, RewardBundle, SpendBudget, import_dataset
 from dse.lm import LMRequest, ScriptedLM
@@ -281,6 +281,27 @@ async def test_spent_compile_budget_leaves_the_pair_unscored(store: Store) -> No
     assert lm.calls == 1  # the recap call; the judge call was refused by the budget
     assert not evals[candidate.compiled_id].complete
     assert judged_results(store, version.id, reward.judge_compiled_id) == []
+
+
+async def test_compile_with_the_recap_profile_is_judged_by_the_pinned_judge(
+    store: Store,
+) -> None:
+    seed(store)
+    lm = scripted()
+    outcome = await compile_signature(store, RECAP, lm, RECAP_PROFILE)
+    report = outcome.report
+    judge_id = GOLDEN_JUDGE_ID["scripted"]
+    assert report.job["judge_compiled_id"] == judge_id
+    assert report.reward["judge_compiled_id"] == judge_id
+    assert report.optimizer == "grid"
+    assert report.candidates[0]["label"] == "baseline"
+    assert len(report.candidates) <= RECAP_PROFILE.space.grid_cap
+    assert all(c["complete"] for c in report.candidates)
+    assert report.spend["lm_calls"] <= RECAP_PROFILE.budget.max_lm_calls
+    assert report.holdout.best["n"] == 8
+    stored = judged_results(store, report.dataset_version, judge_id)
+    assert stored
+    assert {row.judge_compiled_id for row in stored} == {judge_id}
 
 
 def test_recap_is_registered_with_its_profile() -> None:

@@ -1,5 +1,6 @@
 """Command line entry point."""
 
+from dse.cli import _loop  # noqa: F401  (registers the loop commands on the app)
 from dse.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -79,7 +79,10 @@ class Predictor:
         value: BaseModel | dict[str, Any],
         *,
         thread_key: str | None = None,
+        expected: dict[str, Any] | None = None,
     ) -> Prediction:
+        """Run one prediction. ``expected`` (a label, e.g. from the exerciser) makes the receipt
+        carry an exact-match reward, which feeds the canary's online comparison."""
         sig = self.signatures.get(signature) if isinstance(signature, str) else signature
         receipt_id = "rcpt_" + uuid.uuid4().hex
         started = time.monotonic()
@@ -118,6 +121,7 @@ class Predictor:
                     error_name=error.name if error else type(exc).__name__,
                     message=str(exc)[:2000],
                 ),
+                reward=None if expected is None else 0.0,
             )
             self.writer.submit(receipt)
             if error is not None:
@@ -141,6 +145,7 @@ class Predictor:
                 "output_hash": sha256_id(output),
             },
             repairs=result.repairs,
+            reward=None if expected is None else _exact_reward(sig, output, expected),
         )
         self.writer.submit(receipt)
         return Prediction(
@@ -251,6 +256,7 @@ class Predictor:
         output: dict[str, Any] | None = None,
         extra_hashes: dict[str, str] | None = None,
         repairs: int = 0,
+        reward: float | None = None,
     ) -> Receipt:
         params = policy.params if policy else sig.defaults
         model = params.model
@@ -285,4 +291,15 @@ class Predictor:
             input=raw_input,
             output=output,
             result=result,
+            reward=reward,
         )
+
+
+def _exact_reward(
+    signature: Signature[Any, Any], output: dict[str, Any], expected: dict[str, Any]
+) -> float:
+    try:
+        label = signature.output_model.model_validate(expected).model_dump(mode="json")
+    except ValidationError:
+        return 0.0
+    return 1.0 if output == label else 0.0

@@ -59,4 +59,7 @@ class Receipt(BaseModel):
     input: dict[str, Any]
     output: dict[str, Any] | None = None
     result: ReceiptResult
+    reward: float | None = Field(
+        default=None, description="Exact-match reward when the request carried a known label."
+    )
     trace_blob_id: str | None = None

@@ -141,4 +141,5 @@ def to_row(receipt: Receipt) -> ReceiptRow:
         model_used=receipt.model.used[0] if receipt.model.used else None,
         duration_ms=receipt.duration_ms,
         body=receipt.model_dump(mode="json"),
+        reward=receipt.reward,
     )

@@ -1,0 +1,15 @@
+"""Ops: the overnight runner, its persisted state machine and timeline."""
+
+from dse.ops._config import OvernightConfig
+from dse.ops._embedded import EmbeddedLoop
+from dse.ops._runner import FAULT_ENV, STEPS, LoopBackend, RunContext, run_overnight
+
+__all__ = [
+    "FAULT_ENV",
+    "STEPS",
+    "EmbeddedLoop",
+    "LoopBackend",
+    "OvernightConfig",
+    "RunContext",
+    "run_overnight",
+]
