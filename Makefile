@@ -36,11 +36,12 @@ test: install system-deps lint
 	$(DSE) models install smollm2-135m
 	$(VENV)/bin/pytest -q
 
+# The main job: the overnight loop on the embedded default (SQLite in ./.dse + the local model).
 demo: install
 	$(DSE) models install qwen2.5-coder-0.5b
 	$(DSE) init
-	$(DSE) import $(SELECT_TOOL) "$$($(PY) -c 'from dse.autopilot import dataset_path; print(dataset_path())')"
-	$(DSE) --lm $(DEMO_LM) eval $(SELECT_TOOL) --split holdout
+	$(DSE) --lm $(DEMO_LM) overnight --signature $(SELECT_TOOL) \
+		--dataset "$$($(PY) -c 'from dse.autopilot import dataset_path; print(dataset_path())')"
 
 # DSPy, the peer we measure against, lives in its own virtualenv so its pins never touch ours.
 .venv-dspy/.stamp:
@@ -51,6 +52,7 @@ demo: install
 bench: install .venv-dspy/.stamp
 	$(PY) bench/predict_overhead.py
 	$(PY) -m bench.eval_throughput
+	$(PY) -m bench.canary_decisions
 
 clean:
 	rm -rf $(VENV) .dse .mypy_cache .ruff_cache .pytest_cache

@@ -172,9 +172,13 @@ async def compile_signature(
         best = ctx.best() or _baseline_record(ctx, control)
 
         tracker.update(phase="holdout", force=True)
+        # Each holdout example costs its prediction (with repairs) plus, for a judged reward,
+        # the judge's call and one repair; bounded so holdout can never run away.
         max_calls_per_example = 1 + max(
             control.params.decode.max_repairs, best.params.decode.max_repairs
         )
+        if reward.judge_compiled_id:
+            max_calls_per_example += 2
         holdout_budget = SpendBudget(max_lm_calls=2 * len(holdout) * max_calls_per_example)
         holdout_eval = Evaluator(
             store,

@@ -264,11 +264,12 @@ class Evaluator:
             lm_calls=ctx.calls.lm_calls,
             tokens=ctx.calls.prompt_tokens + ctx.calls.completion_tokens,
         )
+        reward_lm = _CountingLM(self.lm)
         try:
-            score = await self.reward.score(outcome, self.lm)
+            score = await self.reward.score(outcome, reward_lm)
         except BudgetExceededError:
             return None
-        real_calls = ctx.calls.lm_calls - ctx.calls.cache_hits
+        real_calls = ctx.calls.lm_calls - ctx.calls.cache_hits + reward_lm.real_calls
         self._seen.add((candidate.compiled_id, example.example_id))
         ev.rewards[example.example_id] = score.reward
         ev.errors += error is not None
@@ -326,6 +327,30 @@ class _Probe:
 
     async def complete(self, request: LMRequest) -> Completion:
         raise _Captured(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _CountingLM:
+    """Counts the real (uncached) calls a reward signal makes, e.g. a judge, for the pair."""
+
+    def __init__(self, inner: BudgetedLM) -> None:
+        self._inner = inner
+        self.real_calls = 0
+
+    @property
+    def default_model_id(self) -> str:
+        return self._inner.default_model_id
+
+    @property
+    def supports_constrained(self) -> bool:
+        return self._inner.supports_constrained
+
+    async def complete(self, request: LMRequest) -> Completion:
+        completion = await self._inner.complete(request)
+        self.real_calls += not completion.cached
+        return completion
 
     async def aclose(self) -> None:
         return None
