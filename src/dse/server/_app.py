@@ -1,0 +1,101 @@
+"""The service: API under /api/dse, read-only pages under /dse, the Autopilot chat."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dse._catalog import builtin_catalog
+from dse.lm import LM, lm_from_spec
+from dse.runtime import Predictor, ReceiptWriter
+from dse.server._auth import AuthMiddleware
+from dse.server._context import ServerContext
+from dse.server._errors import REQUEST_ID_KEY, install_error_handlers
+from dse.server._settings import ServerSettings
+from dse.store import Store
+
+LMFactory = Callable[[str], LM]
+
+
+class RequestIdMiddleware:
+    """Every response carries ``x-request-id`` (the caller's, if it sent a sane one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 100 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID_KEY] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: ServerSettings, *, lm_factory: LMFactory = lm_from_spec) -> FastAPI:
+    """Build the app; the store, LM and receipt writer live for the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(settings.db)
+        catalog = builtin_catalog()
+        lm = lm_factory(settings.lm)
+        writer = ReceiptWriter(store)
+        app.state.dse = ServerContext(
+            settings=settings,
+            store=store,
+            catalog=catalog,
+            lm=lm,
+            writer=writer,
+            predictor=Predictor(store, lm, catalog.signatures, writer),
+        )
+        try:
+            yield
+        finally:
+            writer.close()
+            await lm.aclose()
+            store.close()
+
+    app = FastAPI(
+        title="dse",
+        summary="Compile, gate, canary and promote LLM agent policies.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    _include_routers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True}
+
+    app.add_middleware(
+        AuthMiddleware,
+        admin_token=settings.admin_token.get_secret_value(),
+        viewer_token=settings.viewer_token.get_secret_value(),
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Routers are added by their own modules so each area stays in one file."""
+    from dse.server import _api, _autopilot, _pages
+
+    app.include_router(_api.router)
+    app.include_router(_pages.router)
+    app.include_router(_autopilot.router)

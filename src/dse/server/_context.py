@@ -1,0 +1,30 @@
+"""What every handler shares: the store, the catalog, the LM and the live Predict path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from dse._catalog import Catalog
+from dse.lm import LM
+from dse.runtime import Predictor, ReceiptWriter
+from dse.server._settings import ServerSettings
+from dse.store import Store
+
+
+@dataclass
+class ServerContext:
+    settings: ServerSettings
+    store: Store
+    catalog: Catalog
+    lm: LM
+    writer: ReceiptWriter
+    predictor: Predictor
+    background: dict[str, Any] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> ServerContext:
+    context: ServerContext = request.app.state.dse
+    return context

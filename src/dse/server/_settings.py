@@ -1,0 +1,57 @@
+"""Server settings: store, model and the two tokens (from env or a TOML file, never logged)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from dse.errors import DseError
+
+ADMIN_ENV = "DSE_ADMIN_TOKEN"
+VIEWER_ENV = "DSE_VIEWER_TOKEN"
+CONFIG_ENV = "DSE_SERVER_CONFIG"
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    db: str | None = None
+    lm: str = "local:qwen2.5-coder-0.5b"
+    admin_token: SecretStr
+    viewer_token: SecretStr
+    tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
+
+
+def load_tokens(config_path: str | None = None) -> tuple[SecretStr, SecretStr, str]:
+    """Tokens from DSE_ADMIN_TOKEN / DSE_VIEWER_TOKEN, else a TOML file (``admin_token``,
+    ``viewer_token``); with neither, fresh tokens are written to ``./.dse/server-tokens.toml``
+    (mode 0600) so the operator can read them without them ever reaching a log."""
+    admin, viewer = os.environ.get(ADMIN_ENV), os.environ.get(VIEWER_ENV)
+    if admin and viewer:
+        return SecretStr(admin), SecretStr(viewer), "environment"
+    path = Path(config_path or os.environ.get(CONFIG_ENV) or ".dse/server-tokens.toml")
+    if not path.exists():
+        if config_path or os.environ.get(CONFIG_ENV):
+            raise DseError(f"server config {path} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = (
+            f'admin_token = "{secrets.token_urlsafe(24)}"\n'
+            f'viewer_token = "{secrets.token_urlsafe(24)}"\n'
+        )
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(body)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DseError(f"cannot read server config {path}: {exc}") from None
+    missing = [k for k in ("admin_token", "viewer_token") if not isinstance(data.get(k), str)]
+    if missing:
+        raise DseError(f"server config {path} lacks {', '.join(missing)}")
+    if data["admin_token"] == data["viewer_token"]:
+        raise DseError(f"server config {path}: admin and viewer tokens must differ")
+    return SecretStr(data["admin_token"]), SecretStr(data["viewer_token"]), str(path)
