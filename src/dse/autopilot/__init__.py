@@ -1,6 +1,14 @@
 """Autopilot, the reference host: its routing and recap signatures, the recap judge, and the
 shipped datasets."""
 
+from dse.autopilot._blueprint import (
+    Blueprint,
+    ToolOutcome,
+    apply_tool,
+    blueprint_from_json,
+    extract_agent_name,
+    extract_user_handle,
+)
 from dse.autopilot._judge import (
     JUDGE_PINNED_AT,
     RECAP_QUALITY,
@@ -51,6 +59,7 @@ __all__ = [
     "SELECT_TOOL_ID",
     "SELECT_TOOL_PROFILE",
     "SELECT_TOOL_SPACE",
+    "Blueprint",
     "BlueprintHint",
     "NoAction",
     "RecapInput",
@@ -61,7 +70,12 @@ __all__ = [
     "SelectToolInput",
     "SelectToolOutput",
     "ToolAction",
+    "ToolOutcome",
+    "apply_tool",
+    "blueprint_from_json",
     "dataset_path",
+    "extract_agent_name",
+    "extract_user_handle",
     "load_pinned_judge",
     "pinned_judge_artifact",
     "recap_dataset_path",

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -434,10 +434,32 @@ def receipts(
     ] = None,
     signature: Annotated[str | None, typer.Option("--signature")] = None,
     status: Annotated[ReceiptStatus | None, typer.Option("--status")] = None,
+    compiled_id: Annotated[str | None, typer.Option("--compiled-id")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Page: receipts older than this ISO time (with zone)."),
+    ] = None,
+    before_id: Annotated[
+        str | None,
+        typer.Option("--before-id", help="Page: with --before, the last receipt id seen."),
+    ] = None,
 ) -> None:
-    """List recent receipts (filters apply before the limit) or show one."""
+    """List recent receipts (filters apply before the limit) or show one.
+
+    Page with the --before/--before-id values the previous page printed as its next cursor.
+    """
     opts = _opts(ctx)
+    before_at = None
+    if before is not None:
+        try:
+            before_at = datetime.fromisoformat(before.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(opts, f"--before is not an ISO date-time: {before!r}")
+        if before_at.tzinfo is None:
+            _fail(opts, "--before needs a timezone (e.g. 2026-01-31T00:00:00Z)")
+    elif before_id is not None:
+        _fail(opts, "--before-id needs --before")
     with _errors(opts):
         store = _open_store(opts)
         try:
@@ -448,9 +470,18 @@ def receipts(
                 body = row.body
                 _emit(opts, {"ok": True, "receipt": body}, lambda: out.print_json(data=body))
                 return
-            rows = store.list_receipts(signature_id=signature, status=status, limit=limit)
+            rows = store.list_receipts(
+                signature_id=signature,
+                status=status,
+                compiled_id=compiled_id,
+                limit=limit,
+                before=before_at,
+                before_id=before_id,
+            )
         finally:
             store.close()
+    last = rows[-1] if len(rows) == limit else None
+    cursor = {"before": last.created_at.isoformat(), "before_id": last.receipt_id} if last else None
 
     def human() -> None:
         table = Table("receipt", "created", "signature", "compiled_id", "status", "ms")
@@ -464,8 +495,14 @@ def receipts(
                 f"{row.duration_ms:.0f}",
             )
         out.print(table)
+        if cursor is not None:
+            out.print(
+                f"next page: --before {cursor['before']} --before-id {cursor['before_id']}",
+                highlight=False,
+                markup=False,
+            )
 
-    _emit(opts, {"ok": True, "receipts": [r.body for r in rows]}, human)
+    _emit(opts, {"ok": True, "receipts": [r.body for r in rows], "next": cursor}, human)
 
 
 def _actor() -> str:

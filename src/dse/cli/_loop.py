@@ -17,7 +17,8 @@ from dse.cli._app import _emit, _errors, _open_store, _opts, app, err, out
 from dse.compile import CompileBudget
 from dse.errors import DseError
 from dse.lm import lm_from_spec
-from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight
+from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight, run_remote_overnight
+from dse.ops._remote import admin_token_from_env
 from dse.rollout import (
     CanaryPlan,
     DecisionConfig,
@@ -85,14 +86,6 @@ def overnight(
     Prints one JSON summary; the exit code is 0 only when the run is ok.
     """
     opts = _opts(ctx)
-    if base_url is not None:
-        _print_and_exit(
-            {
-                "ok": False,
-                "error": "remote mode (--base-url) needs the HTTP service, "
-                "which this build does not have yet",
-            }
-        )
     catalog = builtin_catalog()
     profile_budget = None
     summary: dict[str, Any]
@@ -105,7 +98,7 @@ def overnight(
             )
         config = OvernightConfig(
             signature_id=signature,
-            lm=opts.lm,
+            lm=opts.lm if base_url is None else f"server:{base_url}",
             dataset=str(dataset) if dataset else None,
             optimizer=optimizer,
             budget=profile_budget,
@@ -118,6 +111,25 @@ def overnight(
             e2e=e2e,
             actor=_actor(),
         )
+        if base_url is not None:
+            # Remote mode: the same state machine, every step and the run record on the server.
+            token = admin_token_from_env()
+            check = None
+            if e2e:
+                from dse.server._browser import remote_e2e_check
+
+                check = remote_e2e_check(token)
+            summary = asyncio.run(
+                run_remote_overnight(
+                    base_url,
+                    config,
+                    token=token,
+                    resume=resume,
+                    commit_sha=_commit_sha(),
+                    e2e_check=check,
+                )
+            )
+            _print_and_exit(summary)
         store = _open_store(opts)
         try:
             lm = lm_from_spec(opts.lm)
@@ -141,7 +153,9 @@ def overnight(
 
 def _print_and_exit(summary: dict[str, Any]) -> None:
     print(json.dumps(summary, indent=2, default=str))
-    if summary.get("run_id"):
+    if summary.get("run_id") and summary.get("server"):
+        err.print(f"look at it: {summary['server']}/dse/runs/{summary['run_id']}")
+    elif summary.get("run_id"):
         err.print(
             f"look at it: dse runs {summary['run_id']}  |  dse receipts --signature "
             f"{summary.get('signature_id', '')}  |  dse history {summary.get('signature_id', '')}"

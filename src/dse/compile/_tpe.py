@@ -47,8 +47,9 @@ class TPEOptimizer:
         sampler = optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=max(4, trials // 3))
         study = optuna.create_study(direction="maximize", sampler=sampler)
         tried: dict[str, tuple[Params, str, list[float]]] = {}
+        reserve = top * len(ctx.scoring)
         for number in range(trials):
-            if ctx.exhausted:
+            if ctx.exhausted or not _room_for(ctx, minibatch + reserve):
                 break
             trial = study.ask()
             instruction = by_instruction[
@@ -112,3 +113,15 @@ async def _mistakes(
         for r in rows
         if r.example_id in by_id and r.reward < 1.0
     ]
+
+
+def _room_for(ctx: SearchContext, calls: int) -> bool:
+    """Whether ``calls`` more LM calls fit the remaining budget of calls and (at the pace so
+    far) seconds; trials stop early so the full evaluation of the best ones always fits."""
+    budget = ctx.budget
+    if budget.max_lm_calls is not None and budget.charged_calls + calls > budget.max_lm_calls:
+        return False
+    if budget.max_seconds is None or budget.lm_calls == 0:
+        return True
+    pace = budget.elapsed_s / budget.lm_calls
+    return budget.elapsed_s + pace * calls <= budget.max_seconds

@@ -9,6 +9,13 @@ from dse.eval._dataset import (
     parse_dataset_file,
 )
 from dse.eval._evaluate import Candidate, CandidateEval, Evaluator, ProgressCallback
+from dse.eval._mining import (
+    MineResult,
+    SkippedReceipt,
+    example_id_for,
+    import_mined,
+    mine_receipts,
+)
 from dse.eval._reward import (
     CostPenalty,
     ExactMatch,
@@ -35,6 +42,7 @@ __all__ = [
     "FormatValid",
     "ImportResult",
     "JudgeSignal",
+    "MineResult",
     "Outcome",
     "PairedDelta",
     "ParsedDataset",
@@ -44,9 +52,13 @@ __all__ = [
     "RowError",
     "Signal",
     "SignalScore",
+    "SkippedReceipt",
     "SpendBudget",
     "exact_match_reward",
+    "example_id_for",
     "import_dataset",
+    "import_mined",
+    "mine_receipts",
     "paired_bootstrap",
     "parse_dataset_file",
 ]

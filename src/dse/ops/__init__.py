@@ -2,14 +2,26 @@
 
 from dse.ops._config import OvernightConfig
 from dse.ops._embedded import EmbeddedLoop
+from dse.ops._remote import (
+    DseClient,
+    RemoteError,
+    RemoteLoop,
+    RemoteRunStore,
+    run_remote_overnight,
+)
 from dse.ops._runner import FAULT_ENV, STEPS, LoopBackend, RunContext, run_overnight
 
 __all__ = [
     "FAULT_ENV",
     "STEPS",
+    "DseClient",
     "EmbeddedLoop",
     "LoopBackend",
     "OvernightConfig",
+    "RemoteError",
+    "RemoteLoop",
+    "RemoteRunStore",
     "RunContext",
     "run_overnight",
+    "run_remote_overnight",
 ]

@@ -213,9 +213,16 @@ class EmbeddedLoop:
         }
 
     async def e2e(self, run: RunContext) -> StepResult:
-        raise DseError(
-            "the browser E2E check needs the service and its pages, which this build does not "
-            "have yet; run without --e2e"
+        """Serve this store in-process and check, in Debian's Chromium, that a conversation the
+        canary sends to the candidate is served by it and that this run's page renders."""
+        from dse.server._browser import embedded_e2e
+
+        return await embedded_e2e(
+            self.store,
+            self.lm,
+            lm_spec=run.config.lm,
+            signature_id=run.config.signature_id,
+            run_id=run.run_id,
         )
 
     async def conclude(self, run: RunContext) -> StepResult:

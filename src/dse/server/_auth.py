@@ -15,6 +15,7 @@ Access = Literal["public", "viewer", "admin"]
 TOKEN_COOKIE = "dse_token"
 PUBLIC_PATHS = frozenset({"/healthz"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+QUERY_TOKEN = "token"
 
 
 def required_access(method: str, path: str) -> Access:
@@ -61,6 +62,10 @@ class AuthMiddleware:
     def _role(self, connection: HTTPConnection) -> str | None:
         header = connection.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not token and _page_request(connection):
+            # A person opening a page link with ?token=...: the page handler turns it into the
+            # cookie and redirects to the URL without it.
+            token = connection.query_params.get(QUERY_TOKEN, "")
         token = token or connection.cookies.get(TOKEN_COOKIE, "")
         if not token:
             return None
@@ -70,3 +75,9 @@ class AuthMiddleware:
         if hmac.compare_digest(given, self._viewer):
             return "viewer"
         return None
+
+
+def _page_request(connection: HTTPConnection) -> bool:
+    """Only a GET of a page may carry the token in its query string, never an API call."""
+    scope = connection.scope
+    return scope["method"] in ("GET", "HEAD") and not str(scope["path"]).startswith("/api/")

@@ -1,7 +1,289 @@
-"""Routes of this area (being written)."""
+"""/autopilot: the reference host, a small chat agent on the live registry.
+
+Each user message runs SelectTool through the server's Predictor, sticky by thread (so a canary
+keeps a conversation on one arm and a promotion is seen on the next message), then executes the
+chosen blueprint tool on that thread's blueprint. Thread states are immutable versions stored as
+content-addressed blobs (each naming its parent); the page carries the version it shows, and the
+process remembers each thread's newest version.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import secrets
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from dse.autopilot import (
+    BLUEPRINT_TOOLS,
+    SELECT_TOOL_ID,
+    Blueprint,
+    SelectToolInput,
+    apply_tool,
+)
+from dse.errors import DseError
+from dse.server._context import ServerContext
+from dse.server._errors import error_response
+from dse.server._pages import Ctx, TokenCookieRoute, render
+
+THREAD_MIME = "application/vnd.dse.autopilot-thread+json"
+THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+MAX_MESSAGE_CHARS = 2000
+MAX_FORM_BYTES = 64 * 1024
+MAX_TURNS_KEPT = 80
+MAX_THREADS_REMEMBERED = 10_000
+_HEADS_KEY = "autopilot_heads"
+
+router = APIRouter(route_class=TokenCookieRoute, include_in_schema=False)
+
+
+class RouteCard(BaseModel):
+    """What served one reply: shown collapsed under it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signature_id: str
+    compiled_id: str
+    source: str
+    arm: str | None = None
+    strategy_id: str
+    duration_ms: float
+    receipt_id: str | None
+    tool: str
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    model_used: str | None = None
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["user", "agent"]
+    text: str
+    at: datetime
+    attachment: str | None = None
+    card: RouteCard | None = None
+
+
+class ThreadState(BaseModel):
+    """One version of a thread: its blueprint and its latest turns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal["dse.autopilot.thread"] = "dse.autopilot.thread"
+    format_version: Literal[1] = 1
+    thread_id: str
+    version: int = 0
+    parent: str | None = None
+    blueprint: Blueprint = Field(default_factory=Blueprint)
+    turns: list[Turn] = Field(default_factory=list)
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    thread_id: str = Field(pattern=THREAD_ID.pattern)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    version: str | None = Field(default=None, max_length=100)
+
+
+def new_thread_id() -> str:
+    return "t_" + secrets.token_hex(8)
+
+
+def _heads(ctx: ServerContext) -> OrderedDict[str, str]:
+    heads = ctx.background.get(_HEADS_KEY)
+    if not isinstance(heads, OrderedDict):
+        heads = OrderedDict()
+        ctx.background[_HEADS_KEY] = heads
+    return heads
+
+
+def load_thread(
+    ctx: ServerContext, thread_id: str, version: str | None
+) -> tuple[ThreadState, str | None]:
+    """The version the client names (if it belongs to this thread), else the newest this process
+    has seen, else a fresh thread."""
+    candidates = [v for v in (version, _heads(ctx).get(thread_id)) if v]
+    for blob_id in candidates:
+        text = ctx.store.get_blob(blob_id)
+        if text is None:
+            continue
+        try:
+            state = ThreadState.model_validate_json(text)
+        except ValidationError:
+            continue
+        if state.thread_id == thread_id:
+            return state, blob_id
+    return ThreadState(thread_id=thread_id), None
+
+
+def save_thread(ctx: ServerContext, state: ThreadState) -> str:
+    blob_id = ctx.store.put_blob(state.model_dump_json(), mime=THREAD_MIME)
+    heads = _heads(ctx)
+    heads[state.thread_id] = blob_id
+    heads.move_to_end(state.thread_id)
+    while len(heads) > MAX_THREADS_REMEMBERED:
+        heads.popitem(last=False)
+    return blob_id
+
+
+async def chat(
+    ctx: ServerContext, thread_id: str, version: str | None, message: str
+) -> tuple[ThreadState, str]:
+    """Route one user message and apply the chosen tool; returns the new version and its id."""
+    state, parent = load_thread(ctx, thread_id, version)
+    now = datetime.now(UTC)
+    user_turn = Turn(role="user", text=message, at=now)
+    blueprint = state.blueprint
+    try:
+        prediction = await ctx.predictor.predict(
+            SELECT_TOOL_ID,
+            SelectToolInput(message=message, blueprint_hint=blueprint.hint()),
+            thread_key=thread_id,
+        )
+    except DseError as exc:
+        receipt_id = exc.details.get("receipt_id")
+        reply = Turn(
+            role="agent",
+            text=f"I could not route that message ({exc.name}): {exc.message}",
+            at=datetime.now(UTC),
+            card=RouteCard(
+                signature_id=SELECT_TOOL_ID,
+                compiled_id="",
+                source="",
+                strategy_id="",
+                duration_ms=(datetime.now(UTC) - now).total_seconds() * 1000,
+                receipt_id=receipt_id if isinstance(receipt_id, str) else None,
+                tool="none",
+                status="error",
+                error=exc.name,
+            ),
+        )
+    else:
+        output: dict[str, Any] = prediction.output.model_dump(mode="json")
+        tool = output.get("tool") if output.get("action") == "tool" else None
+        tool = tool if tool in BLUEPRINT_TOOLS else None
+        outcome = apply_tool(blueprint, tool, message)
+        blueprint = outcome.blueprint
+        receipt = prediction.receipt
+        reply = Turn(
+            role="agent",
+            text=outcome.reply,
+            attachment=outcome.attachment,
+            at=datetime.now(UTC),
+            card=RouteCard(
+                signature_id=receipt.signature_id,
+                compiled_id=prediction.compiled_id,
+                source=prediction.source,
+                arm=prediction.arm,
+                strategy_id=receipt.strategy_id,
+                duration_ms=prediction.duration_ms,
+                receipt_id=prediction.receipt_id,
+                tool=tool or "none",
+                model_used=", ".join(receipt.model.used) or receipt.model.requested,
+            ),
+        )
+    turns = [*state.turns, user_turn, reply][-MAX_TURNS_KEPT:]
+    new_state = ThreadState(
+        thread_id=thread_id,
+        version=state.version + 1,
+        parent=parent,
+        blueprint=blueprint,
+        turns=turns,
+    )
+    return new_state, save_thread(ctx, new_state)
+
+
+# -- routes ---------------------------------------------------------------------------------------
+
+
+@router.get("/autopilot", response_class=HTMLResponse)
+def autopilot_page(
+    ctx: Ctx,
+    thread: str | None = None,
+    v: str | None = None,
+) -> Response:
+    if not thread or not THREAD_ID.match(thread):
+        return RedirectResponse("/autopilot?" + urlencode({"thread": new_thread_id()}), 303)
+    state, version = load_thread(ctx, thread, v)
+    return render(
+        "autopilot.html",
+        title=f"Autopilot · {state.blueprint.agent_name}",
+        state=state,
+        version=version or "",
+        max_chars=MAX_MESSAGE_CHARS,
+    )
+
+
+@router.post("/autopilot/send")
+async def send_form(request: Request, ctx: Ctx) -> Response:
+    """The chat form (works without JavaScript): route, apply, then show the thread again."""
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
+    thread = form.get("thread", "")
+    if not THREAD_ID.match(thread):
+        return error_response(422, "invalid_input", "thread: not a valid thread id")
+    message = form.get("message", "").strip()[:MAX_MESSAGE_CHARS]
+    version = form.get("v") or None
+    if message:
+        state, version = await chat(ctx, thread, version, message)
+        anchor = f"#turn-{len(state.turns)}"
+    else:
+        anchor = ""
+    query = urlencode({"thread": thread, **({"v": version} if version else {})})
+    return RedirectResponse(f"/autopilot?{query}{anchor}", status_code=303)
+
+
+@router.post("/autopilot/api/messages")
+async def send_json(body: ChatIn, ctx: Ctx) -> JSONResponse:
+    """The same chat as JSON, for scripts and tests."""
+    message = body.message.strip()
+    if not message:
+        return error_response(422, "invalid_input", "message: must not be blank")
+    state, version = await chat(ctx, body.thread_id, body.version, message)
+    reply = state.turns[-1]
+    return JSONResponse(
+        {
+            "ok": True,
+            "thread_id": state.thread_id,
+            "version": version,
+            "reply": {"text": reply.text, "attachment": reply.attachment},
+            "card": reply.card.model_dump(mode="json") if reply.card else None,
+            "receipt_url": (
+                f"/dse/receipts/{reply.card.receipt_id}"
+                if reply.card and reply.card.receipt_id
+                else None
+            ),
+            "blueprint": state.blueprint.model_dump(mode="json"),
+        }
+    )
+
+
+async def _read_form(request: Request) -> dict[str, str] | Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return error_response(
+            415, "unsupported_media_type", "send the chat form as application/x-www-form-urlencoded"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return error_response(413, "too_large", f"the form is over {MAX_FORM_BYTES} bytes")
+        chunks.append(chunk)
+    try:
+        fields = parse_qs(
+            b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20
+        )
+    except ValueError:
+        return error_response(422, "invalid_input", "the form has too many fields")
+    return {key: values[0] for key, values in fields.items() if values}

@@ -1,7 +1,739 @@
-"""Routes of this area (being written)."""
+"""Read-only pages under /dse: ops runs and their timelines, signatures, compile and eval reports,
+receipts. Server-rendered (Jinja, autoescaped), charts as inline SVG, no control surfaces: every
+route here is a GET and no page carries a form or a button that changes state."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import math
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-router = APIRouter()
+import jinja2
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from dse.errors import DseError
+from dse.rollout import canary_decision
+from dse.server._auth import QUERY_TOKEN, TOKEN_COOKIE
+from dse.server._charts import (
+    Bar,
+    Interval,
+    Series,
+    bar_chart,
+    duration_text,
+    empty_chart,
+    interval_plot,
+    line_chart,
+)
+from dse.server._context import ServerContext, get_context
+from dse.store import (
+    OPS_RUN_STATUSES,
+    SPLITS,
+    CanaryHistoryRow,
+    CanaryState,
+    OpsEventRow,
+    ReceiptRow,
+)
+
+PAGE_SIZE = 50
+MAX_EVENTS = 2000
+MAX_DATASET_ROWS = 200
+RECEIPT_FILTERS = ("signature_id", "status", "arm", "compiled_id", "strategy_id", "thread_key")
+
+# -- rendering ----------------------------------------------------------------------------------
+
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+
+
+def short_id(value: object, keep: int = 12) -> str:
+    """``sha256:ab12cd34ef56…`` for display; the full id stays in links and titles."""
+    text = "" if value is None else str(value)
+    if text.startswith("sha256:") and len(text) > 7 + keep:
+        return text[: 7 + keep] + "…"
+    if len(text) > 32:
+        return text[:30] + "…"
+    return text
+
+
+def fmt_ts(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, str):
+        try:
+            return fmt_ts(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return "" if value is None else str(value)
+
+
+def fmt_num(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def fmt_ms(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "n/a"
+    if value < 1000:
+        return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
+    if value < 120_000:
+        return f"{value / 1000:.1f} s"
+    return f"{value / 60000:.1f} min"
+
+
+def pretty_json(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)
+
+
+def compact_json(value: object, limit: int = 160) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def path_part(value: object) -> str:
+    """Quote an id for a URL path (signature ids keep their slashes)."""
+    return quote(str(value), safe="/:")
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return ""
+    stop = end or datetime.now(UTC)
+    return fmt_ms((stop - start).total_seconds() * 1000)
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("dse.server", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(
+    short_id=short_id,
+    ts=fmt_ts,
+    num=fmt_num,
+    ms=fmt_ms,
+    pretty=pretty_json,
+    compact=compact_json,
+    q=path_part,
+)
+_ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS)
+
+
+def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    body = _ENV.get_template(template).render(**context)
+    return HTMLResponse(body, status_code=status_code, headers=_SECURITY_HEADERS)
+
+
+def not_found(what: str) -> HTMLResponse:
+    return render("not_found.html", status_code=404, title="Not found", what=what)
+
+
+class TokenCookieRoute(APIRoute):
+    """``?token=...`` on a page (already checked by the auth middleware) becomes the
+    ``dse_token`` cookie, and the browser is sent to the same URL without the token."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            token = request.query_params.get(QUERY_TOKEN)
+            if request.method in ("GET", "HEAD") and token:
+                rest = [(k, v) for k, v in request.query_params.multi_items() if k != QUERY_TOKEN]
+                target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+                response = RedirectResponse(target, status_code=303)
+                response.set_cookie(
+                    TOKEN_COOKIE,
+                    token,
+                    httponly=True,
+                    samesite="strict",
+                    secure=request.url.scheme == "https",
+                    path="/",
+                )
+                response.headers["cache-control"] = "no-store"
+                response.headers["referrer-policy"] = "no-referrer"
+                return response
+            return await handler(request)
+
+        return route
+
+
+router = APIRouter(route_class=TokenCookieRoute, include_in_schema=False)
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+# -- overview and runs --------------------------------------------------------------------------
+
+
+@router.get("/dse", response_class=HTMLResponse)
+def overview(ctx: Ctx) -> HTMLResponse:
+    store = ctx.store
+    signatures = []
+    for signature in ctx.catalog.signatures.all():
+        canary = store.get_canary(signature.id)
+        signatures.append(
+            {
+                "id": signature.id,
+                "description": signature.description,
+                "active": store.get_active(signature.id),
+                "canary": canary,
+                "examples": len(store.list_examples(signature.id)),
+                "receipts": store.count_receipts(signature.id),
+            }
+        )
+    runs = store.list_ops_runs(limit=10)
+    return render("overview.html", title="dse", signatures=signatures, runs=_run_rows(runs))
+
+
+@router.get("/dse/runs", response_class=HTMLResponse)
+def runs_list(
+    ctx: Ctx,
+    status: str | None = None,
+    signature_id: str | None = None,
+) -> HTMLResponse:
+    if status not in (None, "", *OPS_RUN_STATUSES):
+        return not_found(f"run status {status!r}")
+    runs = ctx.store.list_ops_runs(
+        status=status or None,  # type: ignore[arg-type]
+        signature_id=signature_id or None,
+        limit=200,
+    )
+    return render(
+        "runs.html",
+        title="Ops runs",
+        runs=_run_rows(runs),
+        status=status or "",
+        signature_id=signature_id or "",
+    )
+
+
+def _run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "run": run,
+            "outcome": (run.summary or {}).get("outcome") or run.state.get("outcome") or "",
+            "duration": _duration(run.started_at, run.ended_at),
+        }
+        for run in runs
+    ]
+
+
+@router.get("/dse/runs/{run_id}", response_class=HTMLResponse)
+def run_detail(run_id: str, ctx: Ctx) -> HTMLResponse:
+    store = ctx.store
+    run = store.get_ops_run(run_id)
+    if run is None:
+        return not_found(f"ops run {run_id}")
+    events = store.list_ops_events(run_id, limit=MAX_EVENTS)
+    steps = run.state.get("steps") or {}
+    step_rows = [
+        {"name": name, **record} for name, record in steps.items() if isinstance(record, dict)
+    ]
+    charts: list[Markup] = []
+    if step_rows:
+        charts.append(
+            bar_chart(
+                [
+                    Bar(
+                        row["name"],
+                        float(row.get("duration_ms") or 0) / 1000.0,
+                        kind={"failed": "bad", "skipped": "baseline"}.get(
+                            str(row.get("status")), "control"
+                        ),
+                        note=str(row.get("status")),
+                    )
+                    for row in step_rows
+                ],
+                title="Time per step (seconds)",
+                value_format="{:.2f}",
+                label_chars=30,
+            )
+        )
+    compile_result = (steps.get("compile") or {}).get("result") or {}
+    holdout = compile_result.get("holdout")
+    if isinstance(holdout, dict) and isinstance(holdout.get("ci"), list):
+        charts.append(_holdout_interval(holdout))
+    charts.extend(canary_charts(events))
+    return render(
+        "run.html",
+        title=f"Run {run.id}",
+        run=run,
+        duration=_duration(run.started_at, run.ended_at),
+        outcome=(run.summary or {}).get("outcome") or run.state.get("outcome") or "",
+        events=events,
+        truncated_events=len(events) >= MAX_EVENTS,
+        steps=step_rows,
+        compile_result=compile_result,
+        charts=charts,
+    )
+
+
+def _holdout_interval(holdout: Mapping[str, Any]) -> Markup:
+    low, high = (float(v) for v in holdout["ci"][:2])
+    confidence = holdout.get("confidence") or 0.95
+    return interval_plot(
+        [
+            Interval(
+                f"best − control (n={holdout.get('n')})",
+                float(holdout.get("delta") or 0.0),
+                low,
+                high,
+                kind="best" if low > 0 else "bad" if high < 0 else "normal",
+            )
+        ],
+        title=f"Paired holdout delta with its {confidence:.0%} bootstrap CI",
+    )
+
+
+def canary_charts(events: Iterable[OpsEventRow]) -> list[Markup]:
+    """Samples per arm and the reward difference's confidence sequence, look by look."""
+    looks = [
+        e
+        for e in events
+        if e.phase == "canary" and isinstance(e.data.get("stats"), dict) and "verdict" in e.data
+    ]
+    if not looks:
+        return []
+    start = looks[0].ts
+    xs = [(e.ts - start).total_seconds() for e in looks]
+    stats = [e.data["stats"] for e in looks]
+
+    def arm(name: str, key: str) -> list[tuple[float, float]]:
+        points = []
+        for x, s in zip(xs, stats, strict=True):
+            value = (s.get(name) or {}).get(key)
+            if isinstance(value, int | float):
+                points.append((x, float(value)))
+        return points
+
+    charts = [
+        line_chart(
+            [
+                Series("control", arm("control", "n"), "control"),
+                Series("candidate", arm("candidate", "n"), "candidate"),
+            ],
+            title="Canary: requests per arm at each look",
+            x_label="time since the first look",
+            y_label="requests",
+            x_format=duration_text,
+        ),
+        line_chart(
+            [
+                Series("control", arm("control", "mean_reward"), "control"),
+                Series("candidate", arm("candidate", "mean_reward"), "candidate"),
+            ],
+            title="Canary: mean online reward per arm at each look",
+            x_label="time since the first look",
+            y_label="mean reward",
+            y_min=0.0,
+            y_max=1.0,
+            x_format=duration_text,
+            y_format="{:.2f}",
+        ),
+    ]
+    estimate, low, high = [], [], []
+    for x, s in zip(xs, stats, strict=True):
+        delta = s.get("delta_reward") or {}
+        if all(isinstance(delta.get(k), int | float) for k in ("estimate", "low", "high")):
+            estimate.append((x, float(delta["estimate"])))
+            low.append((x, float(delta["low"])))
+            high.append((x, float(delta["high"])))
+    if estimate:
+        charts.append(
+            line_chart(
+                [
+                    Series("Δ reward (candidate − control)", estimate, "candidate"),
+                    Series("confidence sequence bounds", low, "baseline", dashed=True),
+                    Series("", high, "baseline", dashed=True),
+                ],
+                title="Canary: reward difference and its anytime-valid bounds",
+                x_label="time since the first look",
+                y_label="Δ reward",
+                y_min=-1.0,
+                y_max=1.0,
+                x_format=duration_text,
+                y_format="{:+.1f}",
+            )
+        )
+    return charts
+
+
+# -- signatures ---------------------------------------------------------------------------------
+
+
+@router.get("/dse/signatures/{signature_id:path}", response_class=HTMLResponse)
+def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
+    store = ctx.store
+    try:
+        signature = ctx.catalog.signatures.get(signature_id)
+    except DseError:
+        return not_found(f"signature {signature_id}")
+    canary = store.get_canary(signature.id)
+    canary_history = store.canary_history(signature.id)
+    examples = store.list_examples(signature.id)
+    by_split = {split: sum(1 for e in examples if e.split == split) for split in SPLITS}
+    decision = None
+    if canary is not None and canary.counters.control.n + canary.counters.candidate.n > 0:
+        decision = canary_decision(canary)
+    charts = _signature_canary_charts(ctx, canary, canary_history)
+    if decision is not None:
+        delta = decision.stats.delta_reward
+        if delta.estimate is not None:
+            charts.append(
+                interval_plot(
+                    [
+                        Interval(
+                            "candidate − control",
+                            delta.estimate,
+                            delta.low,
+                            delta.high,
+                            kind="candidate",
+                        )
+                    ],
+                    title=(
+                        f"Canary reward difference now, {1 - delta.alpha:.0%} "
+                        "anytime-valid confidence sequence"
+                    ),
+                    lo=-1.0,
+                    hi=1.0,
+                )
+            )
+    return render(
+        "signature.html",
+        title=signature.id,
+        signature=signature,
+        active=store.get_active(signature.id),
+        pointer_history=list(reversed(store.pointer_history(signature.id))),
+        canary=canary,
+        decision=decision,
+        canary_history=list(reversed(canary_history)),
+        charts=charts,
+        compile_reports=store.list_compile_reports(signature_id=signature.id, limit=20),
+        eval_reports=store.list_eval_reports(signature_id=signature.id, limit=20),
+        examples=examples[:MAX_DATASET_ROWS],
+        n_examples=len(examples),
+        by_split=by_split,
+        receipts=store.list_receipts(signature_id=signature.id, limit=25),
+        n_receipts=store.count_receipts(signature.id),
+        runs=_run_rows(store.list_ops_runs(signature_id=signature.id, limit=10)),
+    )
+
+
+def _signature_canary_charts(
+    ctx: ServerContext, canary: CanaryState | None, history: list[CanaryHistoryRow]
+) -> list[Markup]:
+    """Counters per arm over time for the latest canary: its ops run's looks when it has one,
+    else the counters recorded at each configuration change plus the counters now."""
+    if canary is None:
+        return []
+    latest_start = next((h for h in reversed(history) if h.action == "start"), None)
+    run_id = latest_start.ops_run_id if latest_start else None
+    if run_id:
+        looks = canary_charts(ctx.store.list_ops_events(run_id, limit=MAX_EVENTS))
+        if looks:
+            return looks
+    rows = [h for h in history if latest_start is None or h.seq >= latest_start.seq]
+    points: list[tuple[datetime, Any]] = [(h.created_at, h.counters) for h in rows]
+    if canary.updated_at is not None:
+        points.append((canary.updated_at, canary.counters))
+    if len(points) < 2:
+        return [empty_chart("Canary: requests per arm over time", "no traffic counted yet")]
+    start = points[0][0]
+    xs = [(t - start).total_seconds() for t, _ in points]
+    return [
+        line_chart(
+            [
+                Series(
+                    arm,
+                    [(x, float(c.arm(arm).n)) for x, (_, c) in zip(xs, points, strict=True)],
+                    arm,
+                )
+                for arm in ("control", "candidate")
+            ],
+            title="Canary: requests per arm over time",
+            x_label="time since the canary started",
+            y_label="requests",
+            x_format=duration_text,
+        )
+    ]
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+@router.get("/dse/compile-reports/{report_id}", response_class=HTMLResponse)
+def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
+    row = ctx.store.get_compile_report(report_id)
+    if row is None:
+        return not_found(f"compile report {report_id}")
+    body = row.body
+    candidates = [c for c in body.get("candidates") or [] if isinstance(c, dict)]
+    baseline = body.get("baseline_compiled_id")
+    best = body.get("best_compiled_id")
+    ranked = sorted(
+        candidates,
+        key=lambda c: -(c["train_reward"] if isinstance(c.get("train_reward"), float) else -1.0),
+    )
+    charts: list[Markup] = []
+    if ranked:
+        shown = ranked[:40]
+        shown += [c for c in ranked[40:] if c.get("compiled_id") in (baseline, best)]
+        charts.append(
+            bar_chart(
+                [
+                    Bar(
+                        str(c.get("label") or short_id(c.get("compiled_id"))),
+                        _float(c.get("train_reward")),
+                        kind=_candidate_kind(c, best, baseline),
+                        note=f"n={c.get('n')}/{c.get('of')}"
+                        + (" minibatch" if c.get("minibatch") else ""),
+                    )
+                    for c in shown
+                ],
+                title=f"Candidates' train reward ({len(candidates)} candidates"
+                + (", top 40 shown" if len(ranked) > 40 else "")
+                + ")",
+                hi=1.0,
+                legend=[
+                    ("best", "best"),
+                    ("baseline (serving policy)", "baseline"),
+                    ("other", "normal"),
+                ],
+            )
+        )
+    holdout = body.get("holdout") or {}
+    paired = holdout.get("paired") or {}
+    if paired:
+        control = holdout.get("control") or {}
+        best_side = holdout.get("best") or {}
+        charts.append(
+            bar_chart(
+                [
+                    Bar(
+                        f"control ({holdout.get('control_source', '')})",
+                        _float(control.get("mean_reward")),
+                        "baseline",
+                    ),
+                    Bar(
+                        f"best: {body.get('best_label', '')}",
+                        _float(best_side.get("mean_reward")),
+                        "best",
+                    ),
+                ],
+                title=f"Holdout mean reward, same {paired.get('n')} examples",
+                hi=1.0,
+            )
+        )
+        charts.append(
+            _holdout_interval(
+                {
+                    "n": paired.get("n"),
+                    "delta": paired.get("delta"),
+                    "ci": [paired.get("ci_low", 0.0), paired.get("ci_high", 0.0)],
+                    "confidence": paired.get("confidence"),
+                }
+            )
+        )
+    return render(
+        "compile_report.html",
+        title=f"Compile report {row.id}",
+        row=row,
+        body=body,
+        candidates=ranked,
+        baseline=baseline,
+        best=best,
+        holdout=holdout,
+        paired=paired,
+        charts=charts,
+    )
+
+
+def _label(expected: Mapping[str, Any]) -> str:
+    """A short label for an expected output: ``action=tool, tool=user_update``."""
+    if all(isinstance(v, str | int | float | bool) for v in expected.values()):
+        return ", ".join(f"{k}={v}" for k, v in expected.items())[:60]
+    return compact_json(expected, 60)
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _candidate_kind(candidate: Mapping[str, Any], best: object, baseline: object) -> str:
+    if candidate.get("compiled_id") == best:
+        return "best"
+    if candidate.get("compiled_id") == baseline:
+        return "baseline"
+    return "normal"
+
+
+@router.get("/dse/eval-reports/{eval_hash}", response_class=HTMLResponse)
+def eval_report_page(eval_hash: str, ctx: Ctx) -> HTMLResponse:
+    row = ctx.store.get_eval_report(eval_hash)
+    if row is None:
+        return not_found(f"eval report {eval_hash}")
+    rewards = row.body.get("rewards") or {}
+    rewards = rewards if isinstance(rewards, dict) else {}
+    expected: dict[str, str] = {}
+    if ctx.store.get_dataset_version(row.dataset_version_id) is not None:
+        for example in ctx.store.dataset_examples(row.dataset_version_id):
+            expected[example.example_id] = _label(example.expected)
+    groups: dict[str, list[float]] = {}
+    for example_id, reward in rewards.items():
+        if isinstance(reward, int | float):
+            groups.setdefault(expected.get(example_id, "(unknown)"), []).append(float(reward))
+    charts: list[Markup] = []
+    if groups:
+        charts.append(
+            bar_chart(
+                [
+                    Bar(f"{label}  (n={len(values)})", sum(values) / len(values))
+                    for label, values in sorted(groups.items())
+                ],
+                title="Mean reward by expected output",
+                hi=1.0,
+                label_chars=48,
+            )
+        )
+    examples = [
+        {"example_id": k, "reward": v, "expected": expected.get(k, "")}
+        for k, v in sorted(rewards.items(), key=lambda kv: (_float(kv[1]) or 0.0, kv[0]))
+    ]
+    return render(
+        "eval_report.html",
+        title=f"Eval report {short_id(row.eval_hash)}",
+        row=row,
+        body=row.body,
+        charts=charts,
+        examples=examples[:1000],
+        n_examples=len(examples),
+    )
+
+
+# -- receipts, artifacts, blobs -----------------------------------------------------------------
+
+
+@router.get("/dse/receipts", response_class=HTMLResponse)
+def receipts_list(request: Request, ctx: Ctx) -> HTMLResponse:
+    filters = {k: v for k in RECEIPT_FILTERS if (v := request.query_params.get(k))}
+    if filters.get("status") not in (None, "ok", "error") or filters.get("arm") not in (
+        None,
+        "control",
+        "candidate",
+    ):
+        return not_found("receipts with that filter")
+    before = request.query_params.get("before")
+    before_at = None
+    if before:
+        try:
+            before_at = datetime.fromisoformat(before)
+        except ValueError:
+            return not_found(f"receipts before {before!r}")
+        if before_at.tzinfo is None:
+            before_at = before_at.replace(tzinfo=UTC)
+    rows = ctx.store.list_receipts(
+        **filters,  # type: ignore[arg-type]
+        limit=PAGE_SIZE,
+        before=before_at,
+        before_id=request.query_params.get("before_id") or None,
+    )
+    older = None
+    if len(rows) == PAGE_SIZE:
+        last = rows[-1]
+        older = "/dse/receipts?" + urlencode(
+            {**filters, "before": last.created_at.isoformat(), "before_id": last.receipt_id}
+        )
+    return render("receipts.html", title="Receipts", receipts=rows, filters=filters, older=older)
+
+
+@router.get("/dse/receipts/{receipt_id}", response_class=HTMLResponse)
+def receipt_page(receipt_id: str, ctx: Ctx) -> HTMLResponse:
+    row = ctx.store.get_receipt(receipt_id)
+    if row is None and receipt_id.startswith("rcpt_"):
+        # A reply's link can be followed before the group commit has written its receipt.
+        ctx.writer.flush(timeout_s=3.0)
+        row = ctx.store.get_receipt(receipt_id)
+    if row is None:
+        return not_found(f"receipt {receipt_id}")
+    return render(
+        "receipt.html",
+        title=f"Receipt {row.receipt_id}",
+        row=row,
+        body=row.body,
+        budget=_budget_rows(row),
+    )
+
+
+def _budget_rows(row: ReceiptRow) -> list[dict[str, Any]]:
+    budget = row.body.get("budget") or {}
+    limits = budget.get("limits") or {}
+    usage = budget.get("usage") or {}
+    names = list(dict.fromkeys([*usage, *limits]))
+    rows = []
+    for name in names:
+        used, limit = usage.get(name), limits.get(name)
+        share = None
+        if isinstance(used, int | float) and isinstance(limit, int | float) and limit > 0:
+            share = min(1.0, used / limit)
+        rows.append({"name": name, "used": used, "limit": limit, "share": share})
+    return rows
+
+
+@router.get("/dse/artifacts/{compiled_id}", response_class=HTMLResponse)
+def artifact_page(compiled_id: str, ctx: Ctx) -> HTMLResponse:
+    body = ctx.store.get_artifact(compiled_id)
+    if body is None:
+        return not_found(f"artifact {compiled_id}")
+    signature_id = str(body.get("signature_id") or "")
+    serving = []
+    if signature_id:
+        if ctx.store.get_active(signature_id) == compiled_id:
+            serving.append("active")
+        canary = ctx.store.get_canary(signature_id)
+        if canary is not None and canary.enabled:
+            if canary.candidate_id == compiled_id:
+                serving.append(f"canary candidate ({canary.rollout_pct}%)")
+            if canary.control_id == compiled_id:
+                serving.append("canary control")
+    return render(
+        "artifact.html",
+        title=f"Artifact {short_id(compiled_id)}",
+        compiled_id=compiled_id,
+        body=body,
+        signature_id=signature_id,
+        serving=serving,
+    )
+
+
+@router.get("/dse/blobs/{blob_id}", response_class=HTMLResponse)
+def blob_page(blob_id: str, ctx: Ctx) -> HTMLResponse:
+    text = ctx.store.get_blob(blob_id)
+    if text is None:
+        return not_found(f"blob {blob_id}")
+    try:
+        shown = pretty_json(json.loads(text))
+    except ValueError:
+        shown = text
+    return render("blob.html", title=f"Blob {short_id(blob_id)}", blob_id=blob_id, text=shown)

@@ -1,0 +1,173 @@
+"""Service commands: ``dse serve`` (API + pages + /autopilot) and ``dse mine`` (trace mining)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dse._catalog import builtin_signatures
+from dse.cli._app import _emit, _errors, _fail, _open_store, _opts, app, err, out
+from dse.errors import DseError
+from dse.eval import import_mined, mine_receipts
+from dse.store import Split
+
+_TOKEN_IN_QUERY = re.compile(r"(?<=[?&])(token)=[^&\s]*", re.IGNORECASE)
+
+
+class _RedactTokens(logging.Filter):
+    """Access-log lines never carry a token: a page link may hold one in ``?token=``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1=[redacted]", record.msg)
+        return True
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file with admin_token and viewer_token (else env DSE_ADMIN_TOKEN + "
+            "DSE_VIEWER_TOKEN, else ./.dse/server-tokens.toml, created if missing).",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Serve the API (/api/dse), the read-only pages (/dse) and the Autopilot chat (/autopilot)."""
+    import uvicorn
+
+    from dse.server import ServerSettings, create_app, load_tokens
+
+    opts = _opts(ctx)
+    with _errors(opts):
+        admin, viewer, source = load_tokens(str(config) if config else None)
+        settings = ServerSettings(
+            db=opts.db, lm=opts.lm, admin_token=admin, viewer_token=viewer, tokens_file=source
+        )
+    where = (
+        "tokens: from the environment (DSE_ADMIN_TOKEN, DSE_VIEWER_TOKEN)"
+        if source == "environment"
+        else f"tokens: in {source} (admin_token for the API and overnight --base-url, "
+        "viewer_token for the pages)"
+    )
+    err.print(where, highlight=False, markup=False)
+    err.print(
+        f"dse on http://{host}:{port}  API /api/dse (OpenAPI /openapi.json), pages /dse, "
+        "chat /autopilot",
+        highlight=False,
+        markup=False,
+    )
+    logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _when(opts: Any, name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(opts, f"{name} is not an ISO date-time: {value!r}")
+    if parsed.tzinfo is None:
+        _fail(opts, f"{name} needs a timezone (e.g. 2026-01-31T00:00:00Z)")
+    return parsed
+
+
+@app.command()
+def mine(
+    ctx: typer.Context,
+    signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    split: Annotated[Split, typer.Option("--split")] = "train",
+    reviewed: Annotated[
+        bool,
+        typer.Option("--reviewed", help="A person reviewed these rows (allows --split holdout)."),
+    ] = False,
+    compiled_id: Annotated[str | None, typer.Option("--compiled-id")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time, exclusive.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Write the rows as JSONL.")
+    ] = None,
+    do_import: Annotated[
+        bool, typer.Option("--import", help="Upsert the rows into the dataset.")
+    ] = False,
+) -> None:
+    """Turn SIGNATURE's ok receipts into dataset rows (label source model, with provenance).
+
+    Rows go to train unless --split says otherwise; holdout only with --reviewed. Without
+    --out or --import the rows are printed as JSONL.
+    """
+    opts = _opts(ctx)
+    if out_file is not None and do_import:
+        _fail(opts, "give --out FILE or --import, not both")
+    since_at, until_at = _when(opts, "--since", since), _when(opts, "--until", until)
+    with _errors(opts):
+        signature = builtin_signatures().get(signature_id)
+        store = _open_store(opts)
+        try:
+            result = mine_receipts(
+                store,
+                signature,
+                limit=limit,
+                split=split,
+                reviewed=reviewed,
+                compiled_id=compiled_id,
+                since=since_at,
+                until=until_at,
+            )
+            written = import_mined(store, result) if do_import else None
+        finally:
+            store.close()
+        if out_file is not None:
+            try:
+                out_file.write_text(result.to_jsonl(), encoding="utf-8")
+            except OSError as exc:
+                raise DseError(f"cannot write {out_file}: {exc}") from None
+    payload: dict[str, Any] = {
+        "ok": True,
+        "signature_id": signature_id,
+        "receipts_seen": result.receipts_seen,
+        "rows": len(result.rows),
+        "skipped": [s.__dict__ for s in result.skipped],
+        "out": str(out_file) if out_file else None,
+        "imported": written.model_dump() if written else None,
+    }
+    if out_file is None and not do_import:
+        payload["examples"] = [r.model_dump(mode="json", exclude_none=True) for r in result.rows]
+    if out_file is None and not do_import and not opts.json:
+        sys.stdout.write(result.to_jsonl())
+        err.print(f"{len(result.rows)} row(s) from {result.receipts_seen} receipt(s)")
+        return
+
+    def human() -> None:
+        where = f"written to {out_file}" if out_file else ""
+        if written is not None:
+            where = (
+                f"imported: {written.inserted} new, {written.updated} updated, "
+                f"{written.unchanged} unchanged"
+            )
+        out.print(
+            f"{len(result.rows)} row(s) from {result.receipts_seen} receipt(s) "
+            f"({len(result.skipped)} skipped); {where}",
+            highlight=False,
+            markup=False,
+        )
+
+    _emit(opts, payload, human)

@@ -1,0 +1,171 @@
+"""Trace mining: turn production receipts into dataset rows that remember where they came from.
+
+A receipt's output is what the model answered, not a verified label, so a mined row is labeled
+``model`` and goes to ``train`` (or ``test``); it enters ``holdout`` only when the caller states
+that the rows were reviewed. Every filter (signature, ``ok`` status, compiled id, time range) is
+applied by the store in SQL before the limit, so "the newest N" means the newest N that match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dse.errors import DatasetError
+from dse.signature import Signature
+from dse.store import ExampleIn, ReceiptRow, Split, Store, UpsertResult
+
+MINED_SOURCE = "trace"
+MINED_TAG = "mined"
+MAX_MINE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class SkippedReceipt:
+    receipt_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MineResult:
+    signature_id: str
+    rows: list[ExampleIn]
+    skipped: list[SkippedReceipt] = field(default_factory=list)
+    receipts_seen: int = 0
+
+    def to_jsonl(self) -> str:
+        """The rows as JSONL that ``dse import`` accepts unchanged."""
+        return "".join(
+            json.dumps(row.model_dump(mode="json", exclude_none=True), sort_keys=True) + "\n"
+            for row in self.rows
+        )
+
+
+def example_id_for(receipt_id: str) -> str:
+    """Mining the same receipt twice updates one row instead of adding a second."""
+    return f"trace:{receipt_id}"
+
+
+def mine_receipts(
+    store: Store,
+    signature: Signature[Any, Any],
+    *,
+    limit: int = 100,
+    split: Split = "train",
+    reviewed: bool = False,
+    compiled_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> MineResult:
+    """Dataset rows from the newest ``limit`` ok receipts of ``signature`` that match the filters.
+
+    ``since`` is inclusive and ``until`` exclusive; both must be timezone-aware. Receipts whose
+    input or output no longer validates against the running signature are skipped with a reason.
+    """
+    if not 1 <= limit <= MAX_MINE_LIMIT:
+        raise DatasetError(f"limit must be between 1 and {MAX_MINE_LIMIT}, got {limit}")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise DatasetError(f"{name} must carry a timezone (e.g. 2026-01-31T00:00:00Z)")
+    if split == "holdout" and not reviewed:
+        raise DatasetError(
+            "mined rows are labeled by the model; they go to holdout only when marked reviewed"
+        )
+    receipts = store.list_receipts(
+        signature_id=signature.id,
+        status="ok",
+        compiled_id=compiled_id,
+        limit=limit,
+        before=until,
+    )
+    if since is not None:
+        # Newest first: every row at or after ``since`` comes before every older row, so cutting
+        # here equals filtering in SQL before the limit.
+        receipts = [r for r in receipts if r.created_at >= since]
+    rows: list[ExampleIn] = []
+    skipped: list[SkippedReceipt] = []
+    for receipt in receipts:
+        row, reason = _row_from_receipt(signature, receipt, split=split, reviewed=reviewed)
+        if row is None:
+            skipped.append(SkippedReceipt(receipt.receipt_id, reason))
+        else:
+            rows.append(row)
+    return MineResult(signature.id, rows, skipped, receipts_seen=len(receipts))
+
+
+def import_mined(store: Store, result: MineResult) -> UpsertResult:
+    """Upsert mined rows (idempotent: re-mining the same receipts changes nothing).
+
+    A row that a person already reviewed is never overwritten by an unreviewed export of the
+    same receipt (it keeps its split and its review); it counts as unchanged.
+    """
+    reviewed = {
+        row.example_id
+        for row in store.list_examples(result.signature_id)
+        if row.source == MINED_SOURCE and row.meta.get("reviewed") is True
+    }
+    rows = [
+        row
+        for row in result.rows
+        if not (row.example_id in reviewed and not (row.meta or {}).get("reviewed"))
+    ]
+    kept = len(result.rows) - len(rows)
+    if not rows:
+        return UpsertResult(inserted=0, updated=0, unchanged=kept)
+    written = store.upsert_examples(result.signature_id, rows)
+    return UpsertResult(
+        inserted=written.inserted, updated=written.updated, unchanged=written.unchanged + kept
+    )
+
+
+def _row_from_receipt(
+    signature: Signature[Any, Any], receipt: ReceiptRow, *, split: Split, reviewed: bool
+) -> tuple[ExampleIn | None, str]:
+    body = receipt.body
+    raw_input, output = body.get("input"), body.get("output")
+    if not isinstance(raw_input, dict) or not isinstance(output, dict):
+        return None, "the receipt has no input or output to learn from"
+    for what, value, model in (
+        ("input", raw_input, signature.input_model),
+        ("output", output, signature.output_model),
+    ):
+        problem = _invalid(value, model)
+        if problem:
+            return None, f"{what} does not match {signature.id}: {problem}"
+    meta: dict[str, Any] = {
+        "receipt_id": receipt.receipt_id,
+        "compiled_id": receipt.compiled_id,
+        "created_at": receipt.created_at.isoformat(),
+        "reviewed": reviewed,
+    }
+    if receipt.thread_key is not None:
+        meta["thread_key"] = receipt.thread_key
+    if receipt.arm is not None:
+        meta["arm"] = receipt.arm
+    return (
+        ExampleIn(
+            example_id=example_id_for(receipt.receipt_id),
+            input=raw_input,
+            expected=output,
+            split=split,
+            tags=[MINED_TAG],
+            source=MINED_SOURCE,
+            label_source="model",
+            meta=meta,
+        ),
+        "",
+    )
+
+
+def _invalid(value: dict[str, Any], model: type[BaseModel]) -> str:
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        return f"{where}: {first['msg']}"
+    return ""
