@@ -16,12 +16,24 @@ from fastapi.testclient import TestClient
 
 from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID
+from dse.lm import ScriptedLM
 from dse.rollout import promote
+from dse.server import create_app
 from dse.server._charts import Bar, Interval, Series, bar_chart, interval_plot, line_chart
 from dse.server._pages import router as pages_router
 from dse.store import Store
 
-from ._data import ADMIN, HOSTILE, HOSTILE_IMG, VIEWER, Built, app_for, build_store, page_urls
+from ._data import (
+    ADMIN,
+    HOSTILE,
+    HOSTILE_IMG,
+    VIEWER,
+    Built,
+    app_for,
+    build_store,
+    page_urls,
+    settings,
+)
 
 VIEW = {"authorization": f"Bearer {VIEWER}"}
 
@@ -326,3 +338,17 @@ def test_charts_are_escaped_svg_and_tolerate_odd_data(tmp_path: Path) -> None:
         y_label="n",
     )
     assert lines.count("<polyline") == 2
+
+
+def test_a_failing_prediction_shows_an_error_card_with_its_receipt(built: Built) -> None:
+    broken = create_app(settings(built.url), lm_factory=lambda _spec: ScriptedLM([], default="?"))
+    with TestClient(broken) as client:
+        reply = _say(client, "broken-thread", "call me Sam from now on")
+        card = reply["card"]
+        assert card["status"] == "error" and card["error"] and card["receipt_id"]
+        assert reply["blueprint"]["user_handle"] == "friend"
+        assert "could not route" in reply["reply"]["text"]
+        receipt = client.get(reply["receipt_url"], headers=VIEW)
+        assert receipt.status_code == 200 and "error" in text_of(receipt.text)
+        page = client.get(f"/autopilot?thread=broken-thread&v={reply['version']}", headers=VIEW)
+        assert 'class="msg agent error"' in page.text

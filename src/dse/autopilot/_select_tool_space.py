@@ -57,6 +57,6 @@ def _reward(store: Store, lm: LM) -> RewardBundle:
 SELECT_TOOL_PROFILE = CompileProfile(
     space=SELECT_TOOL_SPACE,
     reward=_reward,
-    budget=CompileBudget(max_lm_calls=700, max_seconds=720),
+    budget=CompileBudget(max_lm_calls=800, max_seconds=900),
     optimizer="tpe",
 )

@@ -49,7 +49,7 @@ DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
     "grid": {},
     "fewshot_greedy": {"rounds": 3, "tries_per_round": 4},
     "bootstrap_random_search": {"candidates": 8, "pass_threshold": 1.0},
-    "tpe": {"trials": 20, "minibatch": 16, "full_eval_top": 3, "demo_sets": 8, "propose": 2},
+    "tpe": {"trials": 20, "minibatch": 16, "full_eval_top": 2, "demo_sets": 8, "propose": 2},
 }
 
 

@@ -53,7 +53,7 @@ async def propose_instructions(
                 Message(role="system", content="You write clear, precise prompt instructions."),
                 Message(role="user", content=prompt),
             ),
-            config=ModelConfig(model_id=model.model_id, temperature=0.8, max_tokens=320),
+            config=ModelConfig(model_id=model.model_id, temperature=0.8, max_tokens=200),
             sample_index=index,
         )
         try:

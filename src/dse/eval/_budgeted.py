@@ -126,6 +126,9 @@ class BudgetedLM:
             async with self._calls:
                 self.budget.acquire_call()
                 completion = await self.inner.complete(request)
+            # Let the call that was waiting for this slot start before the caller goes on
+            # decoding and scoring, so CPU work never delays the next LM call.
+            await asyncio.sleep(0)
         self.budget.prompt_tokens += completion.usage.prompt_tokens
         self.budget.completion_tokens += completion.usage.completion_tokens
         if self.cache is not None:

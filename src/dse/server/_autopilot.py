@@ -148,11 +148,15 @@ async def chat(
             SelectToolInput(message=message, blueprint_hint=blueprint.hint()),
             thread_key=thread_id,
         )
-    except DseError as exc:
-        receipt_id = exc.details.get("receipt_id")
+    except Exception as exc:
+        # The prediction left an error receipt; the chat says what went wrong and goes on.
+        known = isinstance(exc, DseError)
+        name = exc.name if isinstance(exc, DseError) else type(exc).__name__
+        message_text = exc.message if isinstance(exc, DseError) else str(exc)
+        receipt_id = exc.details.get("receipt_id") if isinstance(exc, DseError) else None
         reply = Turn(
             role="agent",
-            text=f"I could not route that message ({exc.name}): {exc.message}",
+            text=f"I could not route that message ({name}): {message_text}"[:2000],
             at=datetime.now(UTC),
             card=RouteCard(
                 signature_id=SELECT_TOOL_ID,
@@ -163,7 +167,7 @@ async def chat(
                 receipt_id=receipt_id if isinstance(receipt_id, str) else None,
                 tool="none",
                 status="error",
-                error=exc.name,
+                error=name if known else f"{name} (unexpected)",
             ),
         )
     else:

@@ -245,6 +245,7 @@ def line_chart(
     y_max: float | None = None,
     x_format: Callable[[float], str] = lambda v: f"{v:g}",
     y_format: str = "{:g}",
+    reference: float | None = None,
 ) -> Markup:
     """Lines with markers over a shared x axis, with a legend (counters per arm over time)."""
     xs = [x for s in series for x, _ in s.points]
@@ -294,6 +295,12 @@ def line_chart(
             extra=f'transform="rotate(-90 12 {_num(top + plot_h / 2)})"',
         )
     )
+    if reference is not None and lo <= reference <= hi:
+        y = py(reference)
+        body.append(
+            f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" '
+            f'stroke="{_AXIS}" stroke-dasharray="4 3"/>'
+        )
     for s in series:
         color = PALETTE.get(s.kind, PALETTE["normal"])
         pts = [(px(x), py(y)) for x, y in s.points if math.isfinite(y)]

@@ -316,8 +316,7 @@ def canary_charts(events: Iterable[OpsEventRow]) -> list[Markup]:
     ]
     if not looks:
         return []
-    start = looks[0].ts
-    xs = [(e.ts - start).total_seconds() for e in looks]
+    xs = [float(i) for i in range(1, len(looks) + 1)]
     stats = [e.data["stats"] for e in looks]
 
     def arm(name: str, key: str) -> list[tuple[float, float]]:
@@ -335,9 +334,9 @@ def canary_charts(events: Iterable[OpsEventRow]) -> list[Markup]:
                 Series("candidate", arm("candidate", "n"), "candidate"),
             ],
             title="Canary: requests per arm at each look",
-            x_label="time since the first look",
+            x_label="look",
             y_label="requests",
-            x_format=duration_text,
+            x_format=_look,
         ),
         line_chart(
             [
@@ -345,11 +344,11 @@ def canary_charts(events: Iterable[OpsEventRow]) -> list[Markup]:
                 Series("candidate", arm("candidate", "mean_reward"), "candidate"),
             ],
             title="Canary: mean online reward per arm at each look",
-            x_label="time since the first look",
+            x_label="look",
             y_label="mean reward",
             y_min=0.0,
             y_max=1.0,
-            x_format=duration_text,
+            x_format=_look,
             y_format="{:.2f}",
         ),
     ]
@@ -369,15 +368,20 @@ def canary_charts(events: Iterable[OpsEventRow]) -> list[Markup]:
                     Series("", high, "baseline", dashed=True),
                 ],
                 title="Canary: reward difference and its anytime-valid bounds",
-                x_label="time since the first look",
+                x_label="look",
                 y_label="Δ reward",
                 y_min=-1.0,
                 y_max=1.0,
-                x_format=duration_text,
+                x_format=_look,
                 y_format="{:+.1f}",
+                reference=0.0,
             )
         )
     return charts
+
+
+def _look(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else ""
 
 
 # -- signatures ---------------------------------------------------------------------------------
