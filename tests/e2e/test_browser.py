@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ MAX_SCREENSHOT_BYTES = 300_000
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     require_chromium()
     run_config = config().model_copy(update={"e2e": True})
-    return build_store(tmp_path_factory.mktemp("browser") / "dse.db", run_config)
+    return build_store(tmp_path_factory.mktemp("browser") / "dse.db", run_config, hostile=False)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,9 @@ def screenshot(page: Page, folder: Path, name: str, height: int = 1400) -> None:
     path = folder / f"{name}.png"
     full = page.evaluate("document.documentElement.scrollHeight")
     page.screenshot(
-        path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": min(int(full), height)}
+        path=str(path),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1280, "height": min(int(full), height)},
     )
     assert path.stat().st_size < MAX_SCREENSHOT_BYTES, f"{path.name} is too large"
 
@@ -226,16 +229,18 @@ def test_remote_overnight_with_e2e_drives_the_servers_pages(tmp_path: Path) -> N
     """`dse overnight --base-url URL --e2e`: the browser check runs against that server."""
     require_chromium()
     url = f"sqlite:///{tmp_path / 'server.db'}"
-    with ServerThread(app_for(url)) as server:
-        summary = asyncio.run(
+    with ServerThread(app_for(url)) as server, ThreadPoolExecutor(1) as pool:
+        # Its own thread: the sync Playwright of the other tests keeps a loop in this one.
+        summary = pool.submit(
+            asyncio.run,
             run_remote_overnight(
                 server.base_url,
                 config().model_copy(update={"e2e": True}),
                 token=ADMIN,
                 poll_s=0.05,
                 e2e_check=remote_e2e_check(ADMIN),
-            )
-        )
+            ),
+        ).result(timeout=300)
     assert summary["ok"] is True, summary["errors"]
     assert summary["outcome"] == "promoted"
     e2e = summary["steps"]["e2e"]

@@ -24,6 +24,7 @@ from ._oracle import oracle_lm
 from .test_overnight import transition_events
 
 ROOT = Path(__file__).resolve().parents[2]
+HINT = {"user_handle": "x", "agent_name": "A"}
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ async def test_remote_run_promotes_with_its_record_in_the_servers_store(live: Li
     with live.client() as api:
         served = api.post(
             f"/api/dse/signatures/{SELECT_TOOL_ID}/predict",
-            json={"input": {"message": "call me Sam", "blueprint_hint": {"user_handle": "x"}}},
+            json={"input": {"message": "call me Sam", "blueprint_hint": HINT}},
         ).json()
         assert served["compiled_id"] == promoted and served["source"] == "active"
         # Resuming a finished run answers its stored summary and changes nothing.
@@ -72,12 +73,14 @@ async def test_remote_run_promotes_with_its_record_in_the_servers_store(live: Li
 
 
 async def test_failures_name_the_endpoint_status_and_request_id(live: Live) -> None:
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(DseError) as caught:
         await run_remote_overnight(live.base_url, config(), token="wrong-token", poll_s=0.05)
     message = str(caught.value)
-    assert "POST /api/dse/ops/runs -> 401" in message
+    assert "POST /api/dse/ops/runs -> 401 unauthorized" in message
     assert "x-request-id dse-remote-" in message
-    assert caught.value.status == 401
+    cause = caught.value.__cause__
+    assert isinstance(cause, RemoteError) and cause.status == 401
+    assert cause.details["endpoint"] == "POST /api/dse/ops/runs"
 
     with live.client() as api:
         running = api.post(
@@ -127,13 +130,14 @@ def _runner(
     )
 
 
-def test_a_killed_remote_runner_resumes_from_the_servers_record(live: Live) -> None:
-    killed = _runner(live.base_url, kill_after="canary_start")
+@pytest.mark.parametrize("step", ["compile", "canary_start", "canary"])
+def test_a_killed_remote_runner_resumes_from_the_servers_record(live: Live, step: str) -> None:
+    killed = _runner(live.base_url, kill_after=step)
     assert killed.returncode == -9, killed.stderr[-2000:]
     store = Store.open(live.db_url)
     (run,) = store.list_ops_runs()
     assert run.status == "running"
-    assert store.get_canary(SELECT_TOOL_ID).enabled  # type: ignore[union-attr]
+    assert step in run.state["steps"]
     store.close()
 
     resumed = _runner(live.base_url, "--resume", run.id)

@@ -39,8 +39,10 @@ class Built:
     hostile_receipt_id: str
 
 
-def build_store(path: Path, run_config: OvernightConfig | None = None) -> Built:
-    """Run the loop with the oracle model on a fresh SQLite store and add hostile rows."""
+def build_store(
+    path: Path, run_config: OvernightConfig | None = None, *, hostile: bool = True
+) -> Built:
+    """Run the loop with the oracle model on a fresh SQLite store (and add hostile rows)."""
     url = f"sqlite:///{path}"
     store = Store.open(url)
     catalog = builtin_catalog()
@@ -56,16 +58,28 @@ def build_store(path: Path, run_config: OvernightConfig | None = None) -> Built:
         )
         (report,) = store.list_compile_reports(signature_id=SELECT_TOOL_ID)
         receipt = store.list_receipts(signature_id=SELECT_TOOL_ID, limit=1)[0]
-        hostile = store.create_ops_run(actor=HOSTILE, signature_ids=[SELECT_TOOL_ID])
+        if not hostile:
+            return Built(
+                url=url,
+                run_id=summary["run_id"],
+                report_id=report.id,
+                eval_hash=evaluation.eval_hash,
+                best_id=report.body["best_compiled_id"],
+                baseline_id=report.body["baseline_compiled_id"],
+                receipt_id=receipt.receipt_id,
+                hostile_run_id="",
+                hostile_receipt_id="",
+            )
+        bad_run = store.create_ops_run(actor=HOSTILE, signature_ids=[SELECT_TOOL_ID])
         store.append_ops_event(
-            hostile.id,
+            bad_run.id,
             level="warn",
             phase=HOSTILE_IMG,
             message=f"hostile {HOSTILE}",
             data={"note": HOSTILE},
         )
         store.update_ops_run(
-            hostile.id, status="failed", summary={"ok": False, "outcome": HOSTILE_IMG}
+            bad_run.id, status="failed", summary={"ok": False, "outcome": HOSTILE_IMG}
         )
         store.upsert_examples(
             SELECT_TOOL_ID,
@@ -99,7 +113,7 @@ def build_store(path: Path, run_config: OvernightConfig | None = None) -> Built:
             best_id=report.body["best_compiled_id"],
             baseline_id=report.body["baseline_compiled_id"],
             receipt_id=receipt.receipt_id,
-            hostile_run_id=hostile.id,
+            hostile_run_id=bad_run.id,
             hostile_receipt_id=prediction.receipt_id,
         )
     finally:

@@ -262,8 +262,15 @@ class RemoteRunStore:
         return OpsRunRow.model_validate(found["run"])
 
     def active_ops_run(self, signature_id: str) -> OpsRunRow | None:
+        """The running run naming the signature. The runner asks only to explain why it could
+        not create its run; when the server refuses the token too, that first error stands."""
         params = {"status": "running", "signature_id": signature_id, "limit": 1}
-        runs = self._call("GET", "/ops/runs", params=params)["runs"]
+        try:
+            runs = self._call("GET", "/ops/runs", params=params)["runs"]
+        except RemoteError as exc:
+            if exc.status in (401, 403):
+                return None
+            raise
         return self.get_ops_run(runs[0]["id"]) if runs else None
 
     def update_ops_run(

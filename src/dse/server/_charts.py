@@ -138,7 +138,11 @@ def bar_chart(
         body.append(f"<g><title>{escape(tip)}</title>")
         body.append(
             _text(
-                label_w - 8, y + 14, _clip_label(bar.label, label_chars), anchor="end", extra=weight
+                label_w - 8,
+                y + 14,
+                _clip_label(bar.label, label_chars - 4 if weight else label_chars),
+                anchor="end",
+                extra=weight,
             )
         )
         if bar.value is not None and math.isfinite(bar.value):
@@ -301,15 +305,17 @@ def line_chart(
             f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" '
             f'stroke="{_AXIS}" stroke-dasharray="4 3"/>'
         )
-    for s in series:
+    for index, s in enumerate(series):
         color = PALETTE.get(s.kind, PALETTE["normal"])
+        # The first line is drawn wider, so a later one on top of it leaves it visible.
+        width = 4.5 if index == 0 and len(series) > 1 else 2
         pts = [(px(x), py(y)) for x, y in s.points if math.isfinite(y)]
         if not pts:
             continue
         dash = ' stroke-dasharray="5 4"' if s.dashed else ""
         path = " ".join(f"{_num(x)},{_num(y)}" for x, y in pts)
         body.append(
-            f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
+            f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="{width}"{dash}/>'
         )
         for (x, y), (raw_x, raw_y) in zip(pts, s.points, strict=False):
             tip = f"{s.name}: {y_format.format(raw_y)} at {x_format(raw_x)}"
