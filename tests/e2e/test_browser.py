@@ -54,7 +54,9 @@ def base_url(built: Built) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(built: Built) -> Iterator[Browser]:
+    """Started after the data is built: Playwright's sync API keeps an event loop running in
+    this thread, and building the data uses asyncio.run."""
     require_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -148,7 +150,7 @@ def test_dashboard_pages_render_the_run(
     page.click(f"a[href='/dse/compile-reports/{built.report_id}']")
     assert built.report_id in page.locator("h1").inner_text()
     chart = page.locator("svg.chart").first
-    assert chart.is_visible() and "Candidates" in (chart.get_attribute("aria-label") or "")
+    assert chart.is_visible() and "Train reward" in (chart.get_attribute("aria-label") or "")
     assert page.locator("table.candidates tbody tr").count() >= 10
     assert page.locator("table.candidates tr.best").count() == 1
     assert "Paired holdout delta" in page.content()

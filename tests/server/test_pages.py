@@ -134,7 +134,7 @@ def test_compile_report_page_charts_candidates_and_the_paired_delta(
     store.close()
     html = client.get(f"/dse/compile-reports/{built.report_id}", headers=VIEW).text
     text = text_of(html)
-    assert "Candidates' train reward" in unescape(html)
+    assert "Train reward on the full scoring set" in unescape(html)
     paired = body["holdout"]["paired"]
     assert f"{paired['delta']:+.3f}" in text
     assert f"[{paired['ci_low']:+.3f}, {paired['ci_high']:+.3f}]" in text

@@ -496,8 +496,12 @@ def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
     candidates = [c for c in body.get("candidates") or [] if isinstance(c, dict)]
     baseline = body.get("baseline_compiled_id")
     best = body.get("best_compiled_id")
+    # Minibatch trials are scored on different subsets, so only full-set scores share a chart;
+    # the table below still lists every trial.
+    full = [c for c in candidates if not c.get("minibatch")]
+    trials = len(candidates) - len(full)
     ranked = sorted(
-        candidates,
+        full,
         key=lambda c: -(c["train_reward"] if isinstance(c.get("train_reward"), float) else -1.0),
     )
     charts: list[Markup] = []
@@ -516,8 +520,9 @@ def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
                     )
                     for c in shown
                 ],
-                title=f"Candidates' train reward ({len(candidates)} candidates"
+                title=f"Train reward on the full scoring set ({len(full)} candidates"
                 + (", top 40 shown" if len(ranked) > 40 else "")
+                + (f"; {trials} minibatch trials in the table" if trials else "")
                 + ")",
                 hi=1.0,
                 legend=[
