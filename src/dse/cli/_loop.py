@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dse._catalog import builtin_catalog
-from dse.cli._app import _emit, _errors, _open_store, _opts, app, err, out
+from dse.cli._app import _actor, _emit, _errors, _open_store, _opts, app, err, out
 from dse.compile import CompileBudget
 from dse.errors import DseError
 from dse.lm import lm_from_spec
@@ -33,13 +32,6 @@ canary_app = typer.Typer(help="Start, inspect or stop a signature's canary.", no
 app.add_typer(canary_app, name="canary")
 
 DEFAULT_SIGNATURE = "autopilot/blueprint/SelectTool.v1"
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _commit_sha() -> str | None:
