@@ -1,7 +1,9 @@
 """``tpe``: Bayesian search (Optuna TPE) over instructions x demo sets x decode modes.
 
 Trials are scored on seeded minibatches of the scoring set; the most promising configurations
-are then scored on the full set, and only full scores compete for best.
+are then scored on the full set, and only full scores compete for best. When the budget, not the
+trial count, ended the trials, what the reserve leaves over goes to full scores of the next
+ranked trials, so a budget-bound search spends exactly its budget.
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ class TPEOptimizer:
         sampler = optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=max(4, trials // 3))
         study = optuna.create_study(direction="maximize", sampler=sampler)
         tried: dict[str, tuple[Params, str, list[float]]] = {}
-        reserve = top * len(ctx.scoring)
-        for number in range(trials):
-            if ctx.exhausted or not _room_for(ctx, minibatch + reserve):
-                break
+        batch_size = min(minibatch, len(ctx.scoring))
+        # A full score reuses the trial's minibatch pairs, so each finalist costs only the rest.
+        reserve = top * (len(ctx.scoring) - batch_size)
+
+        async def run_trial(number: int) -> tuple[Params, str] | None:
+            """One minibatch trial; None when the budget cut it short."""
             trial = study.ask()
             instruction = by_instruction[
                 trial.suggest_categorical("instruction", list(by_instruction))
@@ -65,22 +69,39 @@ class TPEOptimizer:
                 }
             )
             label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
-            batch = random.Random(ctx.seed * 1_000_003 + number).sample(
-                ctx.scoring, min(minibatch, len(ctx.scoring))
-            )
+            batch = random.Random(ctx.seed * 1_000_003 + number).sample(ctx.scoring, batch_size)
             (record,) = await ctx.score([(params, label)], batch, minibatch=True)
             if not record.complete:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                break
+                return None
             study.tell(trial, record.reward)
-            entry = tried.setdefault(record.compiled_id, (params, label, []))
-            entry[2].append(record.reward)
+            tried.setdefault(record.compiled_id, (params, label, []))[2].append(record.reward)
+            return params, label
+
+        number = 0
+        budget_bound = False
+        while number < trials:
+            if ctx.exhausted or not _room_for(ctx, batch_size + reserve):
+                budget_bound = True
+                break
+            number += 1
+            if await run_trial(number - 1) is None:
+                budget_bound = True
+                break
 
         ranked = sorted(tried.values(), key=lambda e: sum(e[2]) / len(e[2]), reverse=True)
-        for params, label, _ in ranked[:top]:
+        for params, label, _ in ranked if budget_bound else ranked[:top]:
             if ctx.exhausted:
                 break
             await ctx.score([(params, label)])
+
+        # Budget the finalists left over goes to further trials, each scored in full.
+        while budget_bound and number < trials and not ctx.exhausted:
+            number += 1
+            finalist = await run_trial(number - 1)
+            if finalist is None:
+                break
+            await ctx.score([finalist])
 
 
 def _demo_sets(
