@@ -9,7 +9,14 @@ from dse.ops._remote import (
     RemoteRunStore,
     run_remote_overnight,
 )
-from dse.ops._runner import FAULT_ENV, STEPS, LoopBackend, RunContext, run_overnight
+from dse.ops._runner import (
+    FAULT_ENV,
+    STEPS,
+    LoopBackend,
+    RunContext,
+    RunRecords,
+    run_overnight,
+)
 
 __all__ = [
     "FAULT_ENV",
@@ -22,6 +29,7 @@ __all__ = [
     "RemoteLoop",
     "RemoteRunStore",
     "RunContext",
+    "RunRecords",
     "run_overnight",
     "run_remote_overnight",
 ]

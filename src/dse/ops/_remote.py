@@ -3,11 +3,11 @@ goes to a dse server over HTTP.
 
 How it fits together:
 
-* :func:`run_overnight` is unchanged. It is handed a :class:`RemoteRunStore` instead of a
-  :class:`~dse.store.Store`: the five run-record methods the runner uses (create, get, find the
-  active run, update, append an event) are HTTP calls, so the run record, its state (the
-  runner's position, which ``--resume`` reads back) and its timeline live in the **server's**
-  store, where the pages show them.
+* :func:`run_overnight` is unchanged. It is handed a :class:`RemoteRunStore` (a
+  :class:`~dse.ops.RunRecords`) instead of the local store: the five run-record methods the runner
+  uses (create, get, find the active run, update, append an event) are HTTP calls, so the run
+  record, its state (the runner's position, which ``--resume`` reads back) and its timeline live
+  in the **server's** store, where the pages show them.
 * :class:`RemoteLoop` implements :class:`~dse.ops.LoopBackend` with the API: import sends the
   local JSONL file's text; compile starts a background job and polls its stored progress; the
   canary step alternates a status look (with the decision) and a background exercise batch that
@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -34,7 +34,7 @@ import httpx
 from dse.errors import DatasetError, DseError
 from dse.ops._config import OvernightConfig
 from dse.ops._runner import RunContext, StepResult, run_overnight
-from dse.store import OpsEventLevel, OpsEventRow, OpsRunRow, OpsRunStatus, Store
+from dse.store import OpsEventLevel, OpsEventRow, OpsRunRow, OpsRunStatus
 
 ADMIN_TOKEN_ENV = "DSE_ADMIN_TOKEN"
 API = "/api/dse"
@@ -703,9 +703,7 @@ async def run_remote_overnight(
     runs = RemoteRunStore(base_url, secret)
     try:
         backend = RemoteLoop(client, poll_s=poll_s, e2e_check=e2e_check)
-        summary = await run_overnight(
-            cast(Store, runs), backend, config, resume=resume, commit_sha=commit_sha
-        )
+        summary = await run_overnight(runs, backend, config, resume=resume, commit_sha=commit_sha)
         summary.setdefault("server", client.base_url)
         return summary
     finally:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from dse.errors import DseError
 from dse.ops._config import OvernightConfig
-from dse.store import OpsRunRow, Store
+from dse.store import OpsEventLevel, OpsEventRow, OpsRunRow, OpsRunStatus
 
 STEPS: tuple[str, ...] = (
     "preflight",
@@ -31,6 +31,47 @@ STEPS: tuple[str, ...] = (
 )
 FAULT_ENV = "DSE_FAULT_KILL_AFTER"
 StepResult = dict[str, Any]
+
+
+class RunRecords(Protocol):
+    """The run-record part of the store that the runner writes: the local
+    :class:`~dse.store.Store`, or its HTTP counterpart in remote mode."""
+
+    def create_ops_run(
+        self,
+        *,
+        actor: str,
+        signature_ids: Sequence[str],
+        commit_sha: str | None = None,
+        links: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        exclusive: bool = False,
+    ) -> OpsRunRow: ...
+
+    def get_ops_run(self, run_id: str) -> OpsRunRow | None: ...
+
+    def active_ops_run(self, signature_id: str) -> OpsRunRow | None: ...
+
+    def update_ops_run(
+        self,
+        run_id: str,
+        *,
+        status: OpsRunStatus | None = None,
+        summary: dict[str, Any] | None = None,
+        links: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> OpsRunRow: ...
+
+    def append_ops_event(
+        self,
+        run_id: str,
+        *,
+        level: OpsEventLevel,
+        phase: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        event_key: str | None = None,
+    ) -> OpsEventRow: ...
 
 
 class LoopBackend(Protocol):
@@ -51,7 +92,7 @@ class LoopBackend(Protocol):
 class RunContext:
     """The run's persisted state plus helpers to save progress and log events."""
 
-    def __init__(self, store: Store, row: OpsRunRow, config: OvernightConfig) -> None:
+    def __init__(self, store: RunRecords, row: OpsRunRow, config: OvernightConfig) -> None:
         self.store = store
         self.run_id = row.id
         self.config = config
@@ -79,13 +120,13 @@ class RunContext:
         phase: str,
         message: str,
         *,
-        level: str = "info",
+        level: OpsEventLevel = "info",
         data: dict[str, Any] | None = None,
         key: str | None = None,
     ) -> None:
         self.store.append_ops_event(
             self.run_id,
-            level=level,  # type: ignore[arg-type]
+            level=level,
             phase=phase,
             message=message,
             data=data or {},
@@ -94,7 +135,7 @@ class RunContext:
 
 
 async def run_overnight(
-    store: Store,
+    store: RunRecords,
     backend: LoopBackend,
     config: OvernightConfig,
     *,
