@@ -21,6 +21,7 @@ from dse.store._limits import (
     TRUNCATED_KEY,
     is_truncated,
 )
+from dse.store._lm_cache import LMCacheStore
 from dse.store._models import TABLE_NAMES
 from dse.store._records import (
     COMPILE_JOB_STATUSES,
@@ -56,7 +57,7 @@ from dse.store._records import (
     Split,
     UpsertResult,
 )
-from dse.store._store import LMCacheStore, Store
+from dse.store._store import Store
 
 __all__ = [
     "COMPILE_JOB_STATUSES",

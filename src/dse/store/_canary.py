@@ -1,0 +1,272 @@
+"""Canary configuration, its history and its per-arm counters."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from dse.errors import StoreError
+from dse.store import _models as m
+from dse.store._base import _StoreBase
+from dse.store._records import (
+    Arm,
+    ArmCounters,
+    CanaryConfig,
+    CanaryCounters,
+    CanaryHistoryRow,
+    CanaryState,
+    Routing,
+)
+from dse.store._util import _describe, _now, _table
+
+_ARM_COUNTERS = tuple(ArmCounters.model_fields)
+_ARMS: tuple[Arm, ...] = ("control", "candidate")
+
+
+class CanaryMixin(_StoreBase):
+    """Canary experiments: routing snapshot, configuration and counters."""
+
+    def routing(self, signature_id: str) -> Routing:
+        """Active pointer and canary arms in one statement: one consistent snapshot, one round trip.
+
+        This is on every prediction's path, so it skips the ORM.
+        """
+        try:
+            with self._single_read.connect() as connection:
+                row = connection.execute(_ROUTING, {"signature_id": signature_id}).one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"routing failed: {_describe(exc, self._url)}") from exc
+        active_id, enabled, control_id, candidate_id, rollout_pct, salt = row
+        canary = None
+        if control_id is not None:
+            canary = CanaryConfig(
+                signature_id=signature_id,
+                enabled=bool(enabled),
+                control_id=control_id,
+                candidate_id=candidate_id,
+                rollout_pct=rollout_pct,
+                salt=salt,
+            )
+        return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
+
+    def get_canary(self, signature_id: str) -> CanaryState | None:
+        def run(session: Session) -> CanaryState | None:
+            row = session.get(m.Canary, signature_id)
+            return None if row is None else _canary_state(row)
+
+        return self._transact("get_canary", run)
+
+    def put_canary(
+        self,
+        config: CanaryConfig,
+        *,
+        reason: str = "",
+        actor: str = "",
+        ops_run_id: str | None = None,
+    ) -> None:
+        """Create or reconfigure a canary and append a history row.
+
+        Counters are never written from the argument (a stale copy would erase increments): they
+        restart at zero when an enabled canary begins a new experiment (new arms or salt, or
+        re-enabled) and are kept otherwise, so a stopped canary keeps its final numbers.
+        """
+        now = _now()
+
+        def run(session: Session) -> None:
+            for compiled_id in (config.control_id, config.candidate_id):
+                self._require_artifact(session, compiled_id, config.signature_id)
+            row = session.get(m.Canary, config.signature_id, with_for_update=True)
+            was_enabled = row is not None and row.enabled
+            restart = config.enabled and (
+                row is None
+                or not row.enabled
+                or (row.control_id, row.candidate_id, row.salt)
+                != (config.control_id, config.candidate_id, config.salt)
+            )
+            if row is None:
+                row = m.Canary(signature_id=config.signature_id)
+                session.add(row)
+                _zero_counters(row, now)
+            row.enabled = config.enabled
+            row.control_id = config.control_id
+            row.candidate_id = config.candidate_id
+            row.rollout_pct = config.rollout_pct
+            row.salt = config.salt
+            row.config = config.config
+            row.updated_at = now
+            if restart:
+                _zero_counters(row, now)
+                action = "start"
+            elif was_enabled and not config.enabled:
+                action = "stop"
+            else:
+                action = "update"
+            session.flush()
+            session.add(
+                m.CanaryHistory(
+                    signature_id=config.signature_id,
+                    action=action,
+                    enabled=config.enabled,
+                    control_id=config.control_id,
+                    candidate_id=config.candidate_id,
+                    rollout_pct=config.rollout_pct,
+                    counters=_canary_counters(row).model_dump(),
+                    reason=reason,
+                    actor=actor,
+                    ops_run_id=ops_run_id,
+                    created_at=now,
+                )
+            )
+
+        self._transact("put_canary", run, write=True)
+
+    def canary_history(self, signature_id: str) -> list[CanaryHistoryRow]:
+        """Every configuration change of the signature's canary, oldest first."""
+
+        def run(session: Session) -> list[CanaryHistoryRow]:
+            rows = session.scalars(
+                sa.select(m.CanaryHistory)
+                .where(m.CanaryHistory.signature_id == signature_id)
+                .order_by(m.CanaryHistory.seq)
+            )
+            return [
+                CanaryHistoryRow(
+                    seq=row.seq,
+                    signature_id=row.signature_id,
+                    action=row.action,
+                    enabled=row.enabled,
+                    control_id=row.control_id,
+                    candidate_id=row.candidate_id,
+                    rollout_pct=row.rollout_pct,
+                    counters=CanaryCounters.model_validate(row.counters),
+                    reason=row.reason,
+                    actor=row.actor,
+                    ops_run_id=row.ops_run_id,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+        return self._transact("canary_history", run)
+
+    def bump_canary_counters(
+        self,
+        signature_id: str,
+        arm: Arm,
+        *,
+        ok: bool,
+        latency_ms: float,
+        reward: float | None,
+    ) -> bool:
+        """Count one request for ``arm`` with SQL increments (no read-modify-write).
+
+        Only an enabled canary counts; returns False when there is none, so late receipts
+        cannot change the final numbers of a stopped canary.
+        """
+        statement = _bump_statement(signature_id, arm, None, ok, latency_ms, reward)
+
+        def run(session: Session) -> bool:
+            return session.connection().execute(statement).rowcount == 1
+
+        return self._transact("bump_canary_counters", run, write=True)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _canary_counters(row: m.Canary) -> CanaryCounters:
+    arms = {
+        arm: ArmCounters.model_validate(
+            {name: getattr(row, f"{arm}_{name}") for name in _ARM_COUNTERS}
+        )
+        for arm in _ARMS
+    }
+    return CanaryCounters(control=arms["control"], candidate=arms["candidate"])
+
+
+def _zero_counters(row: m.Canary, started_at: datetime) -> None:
+    row.started_at = started_at
+    for arm in _ARMS:
+        for name in _ARM_COUNTERS:
+            setattr(row, f"{arm}_{name}", 0)
+
+
+def _canary_state(row: m.Canary) -> CanaryState:
+    return CanaryState(
+        signature_id=row.signature_id,
+        enabled=row.enabled,
+        control_id=row.control_id,
+        candidate_id=row.candidate_id,
+        rollout_pct=row.rollout_pct,
+        salt=row.salt,
+        config=row.config,
+        counters=_canary_counters(row),
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _bump_statement(
+    signature_id: str,
+    arm: Arm,
+    compiled_id: str | None,
+    ok: bool,
+    latency_ms: float,
+    reward: float | None,
+) -> sa.Update:
+    """SQL increments for one request on one arm of an enabled canary (no read-modify-write).
+
+    With ``compiled_id`` the row must still name it for that arm, so a late receipt from an
+    earlier experiment never counts toward a new one.
+    """
+    if arm not in _ARMS:
+        raise StoreError(f"unknown canary arm {arm!r}, expected 'control' or 'candidate'")
+    if not math.isfinite(latency_ms) or latency_ms < 0:
+        raise StoreError(f"latency_ms must be a finite non-negative number, got {latency_ms}")
+    if reward is not None and not math.isfinite(reward):
+        raise StoreError(f"reward must be finite, got {reward}")
+    table = _table(m.Canary)
+
+    def column(name: str) -> sa.ColumnElement[Any]:
+        return table.c[f"{arm}_{name}"]
+
+    values: dict[str, Any] = {
+        f"{arm}_{'ok' if ok else 'error'}": column("ok" if ok else "error") + 1,
+        f"{arm}_latency_ms_sum": column("latency_ms_sum") + latency_ms,
+        f"{arm}_latency_ms_sq_sum": column("latency_ms_sq_sum") + latency_ms * latency_ms,
+    }
+    if reward is not None:
+        values[f"{arm}_reward_n"] = column("reward_n") + 1
+        values[f"{arm}_reward_sum"] = column("reward_sum") + reward
+        values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + reward * reward
+    conditions = [table.c.signature_id == signature_id, table.c.enabled.is_(True)]
+    if compiled_id is not None:
+        conditions.append(table.c[f"{arm}_id"] == compiled_id)
+    return sa.update(table).where(*conditions).values(values)
+
+
+def _routing_statement() -> sa.Select[Any]:
+    """Built once: statement construction costs more than running it on SQLite."""
+    pointers, canaries = _table(m.ActivePointer), _table(m.Canary)
+    signature_id = sa.bindparam("signature_id", type_=sa.String())
+
+    def pick(table: sa.Table, column: str) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(table.c[column]).where(table.c.signature_id == signature_id).scalar_subquery()
+        )
+
+    return sa.select(
+        pick(pointers, "compiled_id"),
+        *(
+            pick(canaries, name)
+            for name in ("enabled", "control_id", "candidate_id", "rollout_pct", "salt")
+        ),
+    )
+
+
+_ROUTING = _routing_statement()
