@@ -53,6 +53,8 @@ bench: install .venv-dspy/.stamp
 	$(PY) bench/predict_overhead.py
 	$(PY) -m bench.eval_throughput
 	$(PY) -m bench.canary_decisions
+	$(DSE) models install qwen2.5-coder-0.5b
+	$(PY) -m bench.judge_separation
 
 clean:
 	rm -rf $(VENV) .dse .mypy_cache .ruff_cache .pytest_cache
