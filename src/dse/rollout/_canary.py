@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse.errors import DseError, RegistryError
+from dse.errors import DatasetError, DseError, RegistryError
 from dse.rollout._gate import GateResult
 from dse.rollout._sequential import ArmStats, Decision, DecisionConfig, decide
 from dse.runtime import Predictor, canary_bucket
@@ -123,6 +123,18 @@ def thread_key_for_arm(
     raise DseError(f"no thread key reaches the {arm} arm at rollout {rollout_pct}%")
 
 
+def exercise_rows(signature_id: str, rows: Sequence[ExampleRow]) -> list[ExampleRow]:
+    """The rows exercise traffic is drawn from: holdout and test, never train (train rows chose
+    the candidate, so they would flatter it)."""
+    kept = [row for row in rows if row.split != "train"]
+    if not kept:
+        raise DatasetError(
+            f"{signature_id} has no holdout or test rows to exercise with (train rows chose the "
+            "candidate, so they are not used)"
+        )
+    return kept
+
+
 async def exercise(
     predictor: Predictor,
     store: Store,
@@ -136,14 +148,14 @@ async def exercise(
 ) -> ExerciseResult:
     """Send requests ``start .. start+count-1`` of a deterministic labeled stream through Predict.
 
-    Request i uses dataset row ``rng(i)`` and a fresh conversation alternating between arms, so
-    the stream is the same on a rerun; requests whose receipt already exists are skipped.
+    Request i uses row ``rng(i)`` of :func:`exercise_rows` and a fresh conversation alternating
+    between arms, so the stream is the same on a rerun; requests whose receipt already exists are
+    skipped.
     """
     canary = store.get_canary(signature.id)
     if canary is None or not canary.enabled:
         raise RegistryError(f"{signature.id} has no running canary to exercise")
-    if not rows:
-        raise DseError(f"{signature.id} has no labeled rows to exercise with")
+    rows = exercise_rows(signature.id, rows)
     limit = asyncio.Semaphore(concurrency)
     by_arm = {"control": 0, "candidate": 0}
     errors = skipped = 0

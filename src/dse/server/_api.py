@@ -51,6 +51,7 @@ from dse.rollout import (
     PointerMove,
     canary_decision,
     exercise,
+    exercise_rows,
     gate,
     promote,
     rollback,
@@ -793,10 +794,7 @@ async def exercise_canary(ctx: Ctx, signature_id: SignatureId, body: ExerciseReq
             version_id = version.id
         else:
             version_id = ctx.store.create_dataset_version(signature.id).id
-        rows = ctx.store.dataset_examples(version_id)
-        if not rows:
-            raise DatasetError(f"{signature.id} has no labeled rows to exercise with")
-        return rows
+        return exercise_rows(signature.id, ctx.store.dataset_examples(version_id))
 
     rows = await run_in_threadpool(prepare)
     predictor = _exercise_predictor(ctx)

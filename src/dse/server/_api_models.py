@@ -366,7 +366,10 @@ class ExerciseRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=ID_MAX,
-        description="Rows to draw from (default: a snapshot of the current dataset).",
+        description=(
+            "Dataset version whose holdout and test rows to draw from (default: a snapshot of "
+            "the current dataset)."
+        ),
     )
 
 
