@@ -11,7 +11,7 @@ from dse._catalog import Catalog
 from dse.compile import compile_signature
 from dse.errors import DatasetError, DseError
 from dse.eval import import_dataset
-from dse.lm import LM, CachedLM
+from dse.lm import LM
 from dse.ops._runner import RunContext, StepResult
 from dse.rollout import (
     CanaryPlan,
@@ -166,11 +166,9 @@ class EmbeddedLoop:
         progress = run.state.setdefault("canary_progress", {"exercised": 0, "looks": 0})
         rows = self.store.dataset_examples(run.result("snapshot")["dataset_version"])
         writer = ReceiptWriter(self.store)
-        # Exercise traffic may reuse cached completions: at temperature 0 the model would
-        # answer the same, and each request's outcome still counts once for its arm.
-        predictor = Predictor(
-            self.store, CachedLM(self.lm, self.store.lm_cache()), self.catalog.signatures, writer
-        )
+        # The Predict path users reach, without the LM cache: the compile already ran these
+        # rows, and cached answers would echo the gate with no real latency.
+        predictor = Predictor(self.store, self.lm, self.catalog.signatures, writer)
         started = float(run.state.get("canary_started_at") or time.time())
         try:
             while True:

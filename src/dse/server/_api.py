@@ -41,7 +41,6 @@ from dse.compile import (
 )
 from dse.errors import DatasetError, DseError, RegistryError, StoreError
 from dse.eval import import_dataset, import_mined, mine_receipts
-from dse.lm import CachedLM
 from dse.rollout import (
     UNSET,
     CanaryPlan,
@@ -58,7 +57,6 @@ from dse.rollout import (
     start_canary,
     stop_canary,
 )
-from dse.runtime import Predictor
 from dse.server._api_models import (
     ArtifactOut,
     BlobOut,
@@ -797,7 +795,8 @@ async def exercise_canary(ctx: Ctx, signature_id: SignatureId, body: ExerciseReq
         return exercise_rows(signature.id, ctx.store.dataset_examples(version_id))
 
     rows = await run_in_threadpool(prepare)
-    predictor = _exercise_predictor(ctx)
+    # The live Predict path, exactly as users reach it: no LM cache, so latency is real.
+    predictor = ctx.predictor
 
     async def work() -> dict[str, Any]:
         result = await exercise(
@@ -816,18 +815,6 @@ async def exercise_canary(ctx: Ctx, signature_id: SignatureId, body: ExerciseReq
     params = body.model_dump(mode="json") | {"signature_id": signature.id}
     key = f"exercise:{signature.id}:{body.run_key}:{body.start}:{body.count}"
     return _work(ctx).start_task("exercise", params, work, key=key).out()
-
-
-def _exercise_predictor(ctx: ServerContext) -> Predictor:
-    """The live Predict path with the LM cache in front: at temperature 0 a labeled request's
-    answer is the same, and each request still counts once for its arm."""
-    predictor = ctx.background.get("exercise_predictor")
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor(
-            ctx.store, CachedLM(ctx.lm, ctx.store.lm_cache()), ctx.catalog.signatures, ctx.writer
-        )
-        ctx.background["exercise_predictor"] = predictor
-    return predictor
 
 
 # -- registry -------------------------------------------------------------------------------------
