@@ -84,8 +84,9 @@ class TPEOptimizer:
             if ctx.exhausted or not _room_for(ctx, batch_size + reserve):
                 budget_bound = True
                 break
+            finished = await run_trial(number)
             number += 1
-            if await run_trial(number - 1) is None:
+            if finished is None:
                 budget_bound = True
                 break
 
@@ -95,10 +96,10 @@ class TPEOptimizer:
                 break
             await ctx.score([(params, label)])
 
-        # Budget the finalists left over goes to further trials, each scored in full.
+        # What the finalists left over goes to further trials, each scored in full.
         while budget_bound and number < trials and not ctx.exhausted:
+            finalist = await run_trial(number)
             number += 1
-            finalist = await run_trial(number - 1)
             if finalist is None:
                 break
             await ctx.score([finalist])
