@@ -18,6 +18,10 @@ from dse.signature import Signature
 from dse.store import CanaryConfig, CanaryState, ExampleRow, Store
 
 Arm = Literal["control", "candidate"]
+# Exercise requests go to one arm in stretches of this many, so a backend that reuses the
+# prompt prefix of its previous call (llama.cpp's KV cache) serves a stretch warm instead of
+# re-reading the other arm's prompt every time; every 2 x ARM_STRETCH requests split evenly.
+ARM_STRETCH = 20
 
 
 class CanaryPlan(BaseModel):
@@ -148,9 +152,9 @@ async def exercise(
 ) -> ExerciseResult:
     """Send requests ``start .. start+count-1`` of a deterministic labeled stream through Predict.
 
-    Request i uses row ``rng(i)`` of :func:`exercise_rows` and a fresh conversation alternating
-    between arms, so the stream is the same on a rerun; requests whose receipt already exists are
-    skipped.
+    Request i uses row ``rng(i)`` of :func:`exercise_rows` and a fresh conversation on the arm
+    of its stretch (:data:`ARM_STRETCH`), so the stream is the same on a rerun; requests whose
+    receipt already exists are skipped.
     """
     canary = store.get_canary(signature.id)
     if canary is None or not canary.enabled:
@@ -162,7 +166,7 @@ async def exercise(
 
     async def one(index: int) -> None:
         nonlocal errors, skipped
-        arm: Arm = "candidate" if index % 2 == 0 else "control"
+        arm: Arm = "candidate" if (index // ARM_STRETCH) % 2 == 0 else "control"
         key = thread_key_for_arm(
             canary.salt, signature.id, canary.rollout_pct, f"{run_key}.{index}", arm
         )
