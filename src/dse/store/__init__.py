@@ -5,6 +5,7 @@ signatures, strategies or rewards.
 """
 
 from dse.store._engine import DEFAULT_URL, ENV_VAR
+from dse.store._feedback import FeedbackConflictError, InvalidFeedbackError, ReceiptNotFoundError
 from dse.store._hashing import DATASET_FORMAT, DATASET_FORMAT_VERSION, dataset_hash
 from dse.store._limits import (
     MAX_EVAL_RESULT_BODY_BYTES,
@@ -25,6 +26,10 @@ from dse.store._lm_cache import LMCacheStore
 from dse.store._models import TABLE_NAMES
 from dse.store._records import (
     COMPILE_JOB_STATUSES,
+    FEEDBACK_REWARD_PREFIX,
+    FEEDBACK_SOURCE_MAX_CHARS,
+    JUDGE_SOURCE,
+    LABELED_REWARD_SOURCE,
     OPS_EVENT_LEVELS,
     OPS_RUN_STATUSES,
     SPLITS,
@@ -33,6 +38,7 @@ from dse.store._records import (
     CanaryConfig,
     CanaryCounters,
     CanaryHistoryRow,
+    CanaryReceiptRef,
     CanaryState,
     CompileJobRow,
     CompileJobStatus,
@@ -44,6 +50,7 @@ from dse.store._records import (
     EvalStatus,
     ExampleIn,
     ExampleRow,
+    FeedbackRow,
     LabelSource,
     OpsEventLevel,
     OpsEventRow,
@@ -53,9 +60,13 @@ from dse.store._records import (
     PointerHistoryRow,
     ReceiptRow,
     ReceiptStatus,
+    RecordedFeedback,
+    RewardSource,
     Routing,
     Split,
     UpsertResult,
+    feedback_source_problem,
+    reward_source_for,
 )
 from dse.store._store import Store
 
@@ -65,6 +76,10 @@ __all__ = [
     "DATASET_FORMAT_VERSION",
     "DEFAULT_URL",
     "ENV_VAR",
+    "FEEDBACK_REWARD_PREFIX",
+    "FEEDBACK_SOURCE_MAX_CHARS",
+    "JUDGE_SOURCE",
+    "LABELED_REWARD_SOURCE",
     "MAX_EVAL_RESULT_BODY_BYTES",
     "MAX_EVENT_DATA_BYTES",
     "MAX_EVENT_MESSAGE_CHARS",
@@ -86,6 +101,7 @@ __all__ = [
     "CanaryConfig",
     "CanaryCounters",
     "CanaryHistoryRow",
+    "CanaryReceiptRef",
     "CanaryState",
     "CompileJobRow",
     "CompileJobStatus",
@@ -97,6 +113,9 @@ __all__ = [
     "EvalStatus",
     "ExampleIn",
     "ExampleRow",
+    "FeedbackConflictError",
+    "FeedbackRow",
+    "InvalidFeedbackError",
     "LMCacheStore",
     "LabelSource",
     "OpsEventLevel",
@@ -105,12 +124,17 @@ __all__ = [
     "OpsRunStatus",
     "PointerAction",
     "PointerHistoryRow",
+    "ReceiptNotFoundError",
     "ReceiptRow",
     "ReceiptStatus",
+    "RecordedFeedback",
+    "RewardSource",
     "Routing",
     "Split",
     "Store",
     "UpsertResult",
     "dataset_hash",
+    "feedback_source_problem",
     "is_truncated",
+    "reward_source_for",
 ]

@@ -14,6 +14,7 @@ from dse.errors import StoreError
 from dse.store import _models as m
 from dse.store._base import _StoreBase
 from dse.store._records import (
+    LABELED_REWARD_SOURCE,
     Arm,
     ArmCounters,
     CanaryConfig,
@@ -41,7 +42,7 @@ class CanaryMixin(_StoreBase):
                 row = connection.execute(_ROUTING, {"signature_id": signature_id}).one()
         except SQLAlchemyError as exc:
             raise StoreError(f"routing failed: {_describe(exc, self._url)}") from exc
-        active_id, enabled, control_id, candidate_id, rollout_pct, salt = row
+        active_id, enabled, control_id, candidate_id, rollout_pct, salt, reward_source = row
         canary = None
         if control_id is not None:
             canary = CanaryConfig(
@@ -51,6 +52,7 @@ class CanaryMixin(_StoreBase):
                 candidate_id=candidate_id,
                 rollout_pct=rollout_pct,
                 salt=salt,
+                reward_source=reward_source,
             )
         return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
 
@@ -72,8 +74,9 @@ class CanaryMixin(_StoreBase):
         """Create or reconfigure a canary and append a history row.
 
         Counters are never written from the argument (a stale copy would erase increments): they
-        restart at zero when an enabled canary begins a new experiment (new arms or salt, or
-        re-enabled) and are kept otherwise, so a stopped canary keeps its final numbers.
+        restart at zero when an enabled canary begins a new experiment (new arms, salt or reward
+        source, or re-enabled) and are kept otherwise, so a stopped canary keeps its final
+        numbers and one experiment's rewards never mix two sources.
         """
         now = _now()
 
@@ -85,8 +88,8 @@ class CanaryMixin(_StoreBase):
             restart = config.enabled and (
                 row is None
                 or not row.enabled
-                or (row.control_id, row.candidate_id, row.salt)
-                != (config.control_id, config.candidate_id, config.salt)
+                or (row.control_id, row.candidate_id, row.salt, row.reward_source)
+                != (config.control_id, config.candidate_id, config.salt, config.reward_source)
             )
             if row is None:
                 row = m.Canary(signature_id=config.signature_id)
@@ -98,6 +101,7 @@ class CanaryMixin(_StoreBase):
             row.rollout_pct = config.rollout_pct
             row.salt = config.salt
             row.config = config.config
+            row.reward_source = config.reward_source
             row.updated_at = now
             if restart:
                 _zero_counters(row, now)
@@ -115,6 +119,7 @@ class CanaryMixin(_StoreBase):
                     control_id=config.control_id,
                     candidate_id=config.candidate_id,
                     rollout_pct=config.rollout_pct,
+                    reward_source=config.reward_source,
                     counters=_canary_counters(row).model_dump(),
                     reason=reason,
                     actor=actor,
@@ -143,6 +148,7 @@ class CanaryMixin(_StoreBase):
                     control_id=row.control_id,
                     candidate_id=row.candidate_id,
                     rollout_pct=row.rollout_pct,
+                    reward_source=row.reward_source,
                     counters=CanaryCounters.model_validate(row.counters),
                     reason=row.reason,
                     actor=row.actor,
@@ -166,7 +172,8 @@ class CanaryMixin(_StoreBase):
         """Count one request for ``arm`` with SQL increments (no read-modify-write).
 
         Only an enabled canary counts; returns False when there is none, so late receipts
-        cannot change the final numbers of a stopped canary.
+        cannot change the final numbers of a stopped canary. ``reward`` is a label reward: it
+        is added only when the canary decides on labeled rewards.
         """
         statement = _bump_statement(signature_id, arm, None, ok, latency_ms, reward)
 
@@ -205,6 +212,7 @@ def _canary_state(row: m.Canary) -> CanaryState:
         rollout_pct=row.rollout_pct,
         salt=row.salt,
         config=row.config,
+        reward_source=row.reward_source,
         counters=_canary_counters(row),
         started_at=row.started_at,
         updated_at=row.updated_at,
@@ -222,7 +230,9 @@ def _bump_statement(
     """SQL increments for one request on one arm of an enabled canary (no read-modify-write).
 
     With ``compiled_id`` the row must still name it for that arm, so a late receipt from an
-    earlier experiment never counts toward a new one.
+    earlier experiment never counts toward a new one. The label ``reward`` is added only when
+    the row's reward source is ``labeled``, decided inside the statement, so counting stays
+    one atomic statement even while the canary is being reconfigured.
     """
     if arm not in _ARMS:
         raise StoreError(f"unknown canary arm {arm!r}, expected 'control' or 'candidate'")
@@ -241,13 +251,53 @@ def _bump_statement(
         f"{arm}_latency_ms_sq_sum": column("latency_ms_sq_sum") + latency_ms * latency_ms,
     }
     if reward is not None:
-        values[f"{arm}_reward_n"] = column("reward_n") + 1
-        values[f"{arm}_reward_sum"] = column("reward_sum") + reward
-        values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + reward * reward
+        labeled = table.c.reward_source == LABELED_REWARD_SOURCE
+
+        def if_labeled(step: float | int) -> sa.Case[Any]:
+            return sa.case((labeled, step), else_=0)
+
+        values[f"{arm}_reward_n"] = column("reward_n") + if_labeled(1)
+        values[f"{arm}_reward_sum"] = column("reward_sum") + if_labeled(reward)
+        values[f"{arm}_reward_sq_sum"] = column("reward_sq_sum") + if_labeled(reward * reward)
     conditions = [table.c.signature_id == signature_id, table.c.enabled.is_(True)]
     if compiled_id is not None:
         conditions.append(table.c[f"{arm}_id"] == compiled_id)
     return sa.update(table).where(*conditions).values(values)
+
+
+def _feedback_reward_statement(
+    signature_id: str,
+    arm: Arm,
+    compiled_id: str,
+    served_at: datetime,
+    reward_source: str,
+    reward: float,
+) -> sa.Update:
+    """Add one feedback reward to ``arm`` (reward counters only: the request itself was counted
+    when its receipt was written).
+
+    It counts only while the canary is enabled, decides on ``reward_source``, still names
+    ``compiled_id`` for that arm, and started at or before the receipt was served; so feedback
+    for a receipt of an earlier experiment, or arriving after the stop, changes nothing.
+    """
+    table = _table(m.Canary)
+    return (
+        sa.update(table)
+        .where(
+            table.c.signature_id == signature_id,
+            table.c.enabled.is_(True),
+            table.c.reward_source == reward_source,
+            table.c[f"{arm}_id"] == compiled_id,
+            table.c.started_at <= served_at,
+        )
+        .values(
+            {
+                f"{arm}_reward_n": table.c[f"{arm}_reward_n"] + 1,
+                f"{arm}_reward_sum": table.c[f"{arm}_reward_sum"] + reward,
+                f"{arm}_reward_sq_sum": table.c[f"{arm}_reward_sq_sum"] + reward * reward,
+            }
+        )
+    )
 
 
 def _routing_statement() -> sa.Select[Any]:
@@ -264,7 +314,14 @@ def _routing_statement() -> sa.Select[Any]:
         pick(pointers, "compiled_id"),
         *(
             pick(canaries, name)
-            for name in ("enabled", "control_id", "candidate_id", "rollout_pct", "salt")
+            for name in (
+                "enabled",
+                "control_id",
+                "candidate_id",
+                "rollout_pct",
+                "salt",
+                "reward_source",
+            )
         ),
     )
 

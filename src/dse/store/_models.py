@@ -35,6 +35,7 @@ CONTENT_ID = sa.String(80)
 OBJECT_ID = sa.String(100)
 NAME = sa.String(200)
 SHORT = sa.String(32)
+FEEDBACK_SOURCE = sa.String(64)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -282,6 +283,7 @@ class Canary(Base):
     rollout_pct: Mapped[int] = mapped_column(sa.Integer)
     salt: Mapped[str] = mapped_column(NAME)
     config: Mapped[dict[str, Any]] = mapped_column(_json())
+    reward_source: Mapped[str] = mapped_column(NAME, server_default="labeled")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     control_ok: Mapped[int] = mapped_column(sa.Integer, server_default="0")
@@ -313,6 +315,7 @@ class CanaryHistory(Base):
     control_id: Mapped[str] = mapped_column(OBJECT_ID)
     candidate_id: Mapped[str] = mapped_column(OBJECT_ID)
     rollout_pct: Mapped[int] = mapped_column(sa.Integer)
+    reward_source: Mapped[str] = mapped_column(NAME, server_default="labeled")
     counters: Mapped[dict[str, Any]] = mapped_column(_json())
     reason: Mapped[str] = mapped_column(sa.Text)
     actor: Mapped[str] = mapped_column(NAME)
@@ -345,6 +348,33 @@ class Receipt(Base):
     model_used: Mapped[str | None] = mapped_column(NAME)
     duration_ms: Mapped[float] = mapped_column(sa.Float)
     body: Mapped[dict[str, Any]] = mapped_column(_json())
+
+
+class Feedback(Base):
+    """A reward for one receipt from one source; (receipt_id, source) makes a resend a no-op.
+
+    ``counted_arm`` names the canary arm the reward was added to when it was recorded, so a
+    resend can report it without counting again.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        sa.UniqueConstraint("receipt_id", "source", name="uq_feedback_receipt_source"),
+        sa.CheckConstraint("reward >= 0 AND reward <= 1", name="reward"),
+        sa.Index("ix_feedback_signature_created", "signature_id", "created_at"),
+    )
+
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[str] = mapped_column(OBJECT_ID, sa.ForeignKey("receipts.receipt_id"))
+    source: Mapped[str] = mapped_column(FEEDBACK_SOURCE)
+    reward: Mapped[float] = mapped_column(sa.Float)
+    correct_output: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    signature_id: Mapped[str] = mapped_column(SIGNATURE_ID)
+    compiled_id: Mapped[str] = mapped_column(OBJECT_ID)
+    arm: Mapped[Arm | None] = mapped_column(SHORT)
+    counted_arm: Mapped[Arm | None] = mapped_column(SHORT)
+    meta: Mapped[dict[str, Any]] = mapped_column(_json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Blob(Base):
@@ -433,6 +463,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "canaries",
     "canary_history",
     "receipts",
+    "feedback",
     "blobs",
     "ops_runs",
     "ops_run_events",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 Split = Literal["train", "holdout", "test"]
 LabelSource = Literal["human", "model", "judge"]
@@ -23,6 +24,59 @@ OPS_RUN_STATUSES: tuple[OpsRunStatus, ...] = ("running", "finished", "failed", "
 OPS_EVENT_LEVELS: tuple[OpsEventLevel, ...] = ("debug", "info", "warn", "error")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+#: The reward source of a canary that counts the label reward of exerciser rows.
+LABELED_REWARD_SOURCE = "labeled"
+#: The feedback source (and canary reward source) of the pinned online judge.
+JUDGE_SOURCE = "judge"
+#: A canary deciding on feedback of source ``name`` has reward source ``feedback:name``.
+FEEDBACK_REWARD_PREFIX = "feedback:"
+FEEDBACK_SOURCE_MAX_CHARS = 64
+_FEEDBACK_SOURCE = re.compile(r"[a-z0-9_.:-]+")
+
+
+def feedback_source_problem(source: object) -> str | None:
+    """Why ``source`` is not a feedback source name, or None when it is one."""
+    if not isinstance(source, str):
+        return f"feedback source must be a string, got {type(source).__name__}"
+    if not source:
+        return "feedback source must not be empty"
+    if len(source) > FEEDBACK_SOURCE_MAX_CHARS:
+        return (
+            f"feedback source {source[:80]!r} is {len(source)} characters, over the limit of "
+            f"{FEEDBACK_SOURCE_MAX_CHARS}"
+        )
+    if not _FEEDBACK_SOURCE.fullmatch(source):
+        return f"feedback source {source!r} may only use a-z, 0-9 and _ . : -"
+    return None
+
+
+def reward_source_for(feedback_source: str) -> str:
+    """The canary reward source that counts feedback of ``feedback_source``."""
+    if feedback_source == JUDGE_SOURCE:
+        return JUDGE_SOURCE
+    return FEEDBACK_REWARD_PREFIX + feedback_source
+
+
+def _check_reward_source(value: str) -> str:
+    if value in (LABELED_REWARD_SOURCE, JUDGE_SOURCE):
+        return value
+    if value.startswith(FEEDBACK_REWARD_PREFIX):
+        name = value.removeprefix(FEEDBACK_REWARD_PREFIX)
+        problem = feedback_source_problem(name)
+        if problem is not None:
+            raise ValueError(f"reward source {value!r}: {problem}")
+        if name == JUDGE_SOURCE:
+            raise ValueError("the online judge's reward source is 'judge', not 'feedback:judge'")
+        return value
+    raise ValueError(
+        f"reward source {value!r} is not one of 'labeled', 'feedback:<source>' or 'judge'"
+    )
+
+
+#: What a canary's reward counters count: ``labeled`` (the exerciser's label reward),
+#: ``feedback:<source>`` (feedback of that source) or ``judge`` (the online judge's scores).
+RewardSource = Annotated[str, AfterValidator(_check_reward_source)]
 
 
 class ExampleIn(BaseModel):
@@ -169,6 +223,10 @@ class CanaryConfig(BaseModel):
     rollout_pct: int = Field(ge=0, le=100)
     salt: str
     config: dict[str, Any] = Field(default_factory=dict)
+    reward_source: RewardSource = Field(
+        default=LABELED_REWARD_SOURCE,
+        description="The one source whose rewards the reward counters (and decision) use.",
+    )
 
 
 class Routing(BaseModel):
@@ -201,6 +259,7 @@ class CanaryHistoryRow(BaseModel):
     control_id: str
     candidate_id: str
     rollout_pct: int
+    reward_source: str = LABELED_REWARD_SOURCE
     counters: CanaryCounters
     reason: str
     actor: str
@@ -228,6 +287,48 @@ class ReceiptRow(BaseModel):
     reward: float | None = Field(
         default=None, description="Online reward when the request had a known label (canary)."
     )
+
+
+class FeedbackRow(BaseModel):
+    """A stored reward for one receipt from one source; (receipt_id, source) is its identity.
+
+    ``arm`` is the canary arm that served the receipt; ``counted_arm`` is the arm the reward
+    was added to when it was recorded (None when no running canary decides on this source).
+    """
+
+    model_config = _FROZEN
+
+    seq: int
+    receipt_id: str
+    source: str
+    reward: float
+    correct_output: dict[str, Any] | None = None
+    signature_id: str
+    compiled_id: str
+    arm: Arm | None = None
+    counted_arm: Arm | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: AwareDatetime
+
+
+class RecordedFeedback(BaseModel):
+    """What ``record_feedback`` did: the stored row, and whether this call created it."""
+
+    model_config = _FROZEN
+
+    row: FeedbackRow
+    created: bool
+
+
+class CanaryReceiptRef(BaseModel):
+    """A receipt served by an arm of the running canary, without its body."""
+
+    model_config = _FROZEN
+
+    receipt_id: str
+    created_at: AwareDatetime
+    arm: Arm
+    compiled_id: str
 
 
 def _utcnow() -> datetime:
