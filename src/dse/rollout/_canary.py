@@ -15,7 +15,14 @@ from dse.rollout._gate import GateResult
 from dse.rollout._sequential import ArmStats, Decision, DecisionConfig, decide
 from dse.runtime import Predictor, canary_bucket
 from dse.signature import Signature
-from dse.store import CanaryConfig, CanaryState, ExampleRow, Store
+from dse.store import (
+    LABELED_REWARD_SOURCE,
+    CanaryConfig,
+    CanaryState,
+    ExampleRow,
+    RewardSource,
+    Store,
+)
 
 Arm = Literal["control", "candidate"]
 # Exercise requests go to one arm in stretches of this many, so a backend that reuses the
@@ -25,13 +32,20 @@ ARM_STRETCH = 20
 
 
 class CanaryPlan(BaseModel):
-    """How a canary runs: its share of traffic, salt and decision settings."""
+    """How a canary runs: its share of traffic, salt, reward source and decision settings."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rollout_pct: int = Field(default=20, ge=1, le=100)
     salt: str
     decision: DecisionConfig = DecisionConfig()
+    reward_source: RewardSource = Field(
+        default=LABELED_REWARD_SOURCE,
+        description=(
+            "The one source the decision's rewards come from: 'labeled' (exerciser rows), "
+            "'feedback:<source>' (feedback of that source) or 'judge' (the online judge)."
+        ),
+    )
 
 
 def start_canary(
@@ -57,6 +71,7 @@ def start_canary(
         candidate_id=gate_result.candidate_compiled_id,
         rollout_pct=plan.rollout_pct,
         salt=plan.salt,
+        reward_source=plan.reward_source,
         config={
             "decision": plan.decision.model_dump(mode="json"),
             "gate": {"report_id": gate_result.report_id, "job_hash": gate_result.job_hash},
@@ -95,13 +110,15 @@ def stop_canary(
 
 
 def canary_decision(state: CanaryState, *, deadline_reached: bool = False) -> Decision:
-    """The sequential decision on the canary's counters right now."""
+    """The sequential decision on the canary's counters right now; its stats and reason name
+    the canary's reward source, the only one its reward counters hold."""
     config = DecisionConfig.model_validate(state.config.get("decision", {}))
     return decide(
         ArmStats.from_counters(state.counters.control),
         ArmStats.from_counters(state.counters.candidate),
         config,
         deadline_reached=deadline_reached,
+        reward_source=state.reward_source,
     )
 
 
@@ -194,4 +211,5 @@ def _same_experiment(current: CanaryState, wanted: CanaryConfig) -> bool:
         and current.candidate_id == wanted.candidate_id
         and current.salt == wanted.salt
         and current.rollout_pct == wanted.rollout_pct
+        and current.reward_source == wanted.reward_source
     )

@@ -10,11 +10,13 @@ first look that crosses", keeps the error rate at ``alpha``.
 Construction (Robbins' normal mixture, Howard et al. 2021, "Time-uniform, nonparametric,
 nonasymptotic confidence sequences"):
 
-* Observations ``X`` lie in ``[0, 1]``: a labeled request's reward, or a request's error
-  indicator. By Hoeffding's lemma, ``E[exp(lam (X - mu) - lam^2 / 8) | past] <= 1`` for every real
-  ``lam`` when ``X`` has conditional mean ``mu`` given the past. So for one arm with ``n``
-  observations, sum ``S = sum(X) - n mu`` and ``V = n / 4``, ``exp(lam S - lam^2 V / 2)`` is a
-  nonnegative supermartingale starting at 1.
+* Observations ``X`` lie in ``[0, 1]``: a request's reward from the canary's one reward source
+  (the label of an exerciser row, feedback of one named source, or the online judge), or a
+  request's error indicator. By Hoeffding's lemma,
+  ``E[exp(lam (X - mu) - lam^2 / 8) | past] <= 1`` for every real ``lam`` when ``X`` has
+  conditional mean ``mu`` given the past. So for one arm with ``n`` observations, sum
+  ``S = sum(X) - n mu`` and ``V = n / 4``, ``exp(lam S - lam^2 V / 2)`` is a nonnegative
+  supermartingale starting at 1.
 * Two arms are observed in one interleaved stream; which arm a request goes to is decided before
   its outcome is seen (sticky hashing). Multiplying the per-arm factors with separate ``lam_c``,
   ``lam_k`` gives a supermartingale on the interleaved stream, whatever the allocation and
@@ -49,11 +51,11 @@ Decision rule at each look (a verdict other than ``continue`` ends the canary):
   upper bound is below 0, or the error-rate CS's lower bound is above ``error_margin``. Allowed at
   any look, even before the minimum sample count. Each guardrail wrongly fires with probability
   at most ``rollback_alpha`` over the whole canary; both together at most twice that.
-* ``promote`` when both arms have at least ``min_samples_per_arm`` labeled samples, the reward CS
+* ``promote`` when both arms have at least ``min_samples_per_arm`` rewarded samples, the reward CS
   at ``alpha`` has its lower bound above ``-margin`` (non-inferiority; superiority for margin 0),
   and no rollback condition holds. P(promote while delta <= -margin) <= alpha at any stopping time.
 * ``inconclusive`` (keep control) when the deadline is reached without a verdict: either arm has
-  ``max_samples_per_arm`` labeled samples, or the caller says its wall-clock deadline passed.
+  ``max_samples_per_arm`` rewarded samples, or the caller says its wall-clock deadline passed.
   Stopping early is thus never a promote.
 """
 
@@ -92,10 +94,10 @@ class DecisionConfig(BaseModel):
 
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Error rate of a promote.")
     min_samples_per_arm: int = Field(
-        default=100, ge=1, description="Labeled samples each arm needs before a promote."
+        default=100, ge=1, description="Rewarded samples each arm needs before a promote."
     )
     max_samples_per_arm: int = Field(
-        default=2000, ge=1, description="Deadline in labeled samples (either arm)."
+        default=2000, ge=1, description="Deadline in rewarded samples (either arm)."
     )
     margin: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Non-inferiority margin on the mean reward."
@@ -126,13 +128,15 @@ class DecisionConfig(BaseModel):
 
 
 class ArmStats(BaseModel):
-    """What the decision needs from one arm: requests, errors and the labeled rewards' sum."""
+    """What the decision needs from one arm: requests, errors and its rewards' count and sum."""
 
     model_config = _FROZEN
 
     n: int = Field(ge=0, description="Requests served (ok + error).")
     errors: int = Field(ge=0)
-    reward_n: int = Field(ge=0, description="Requests with a known label, hence a reward.")
+    reward_n: int = Field(
+        ge=0, description="Requests with a reward from the canary's reward source."
+    )
     reward_sum: float = Field(ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -191,6 +195,10 @@ class DeltaBounds(BaseModel):
 class DecisionStats(BaseModel):
     model_config = _FROZEN
 
+    reward_source: str = Field(
+        default="labeled",
+        description="Where the rewards came from: labeled, feedback:<source> or judge.",
+    )
     control: ArmSummary
     candidate: ArmSummary
     delta_reward: DeltaBounds = Field(description="Reward difference, CS at alpha (promote).")
@@ -378,11 +386,16 @@ def decide(
     config: DecisionConfig,
     *,
     deadline_reached: bool,
+    reward_source: str = "labeled",
 ) -> Decision:
-    """The verdict at one look on the arms' counters (see the module docstring for the rule)."""
+    """The verdict at one look on the arms' counters (see the module docstring for the rule).
+
+    ``reward_source`` names where the arms' rewards came from; it is reported, never mixed.
+    """
     looks = _evaluate(_arrays(control), _arrays(candidate), config, deadline_reached)
     verdict = VERDICTS[int(looks.codes)]
     stats = DecisionStats(
+        reward_source=reward_source,
         control=_summary(control),
         candidate=_summary(candidate),
         delta_reward=_bounds(looks.reward, config.alpha),
@@ -439,11 +452,19 @@ def _interval(bounds: DeltaBounds) -> str:
     return f"Δ {_num(bounds.estimate, '+.3f')}, {level} CS [{bounds.low:+.3f}, {bounds.high:+.3f}]"
 
 
+def _samples(reward_source: str) -> str:
+    """What one reward sample is called in a reason: the source, so no reader mistakes it."""
+    if reward_source == "labeled":
+        return "labeled samples"
+    return f"samples rewarded by {reward_source}"
+
+
 def _reason(verdict: Verdict, stats: DecisionStats, control: ArmStats, candidate: ArmStats) -> str:
     c, k = stats.control, stats.candidate
+    samples = _samples(stats.reward_source)
     rewards = (
         f"mean reward candidate {_num(k.mean_reward)} vs control {_num(c.mean_reward)} "
-        f"on {k.reward_n}/{c.reward_n} labeled samples"
+        f"on {k.reward_n}/{c.reward_n} {samples}"
     )
     errors = (
         f"error rate candidate {_num(k.error_rate, '.2%')} ({k.errors}/{k.n}) vs control "
@@ -470,7 +491,7 @@ def _reason(verdict: Verdict, stats: DecisionStats, control: ArmStats, candidate
         why = (
             "the deadline passed"
             if stats.deadline_reached
-            else f"an arm reached {stats.max_samples_per_arm} labeled samples"
+            else f"an arm reached {stats.max_samples_per_arm} {samples}"
         )
         return (
             f"inconclusive: {why} without a verdict, keeping control: {rewards}; "
@@ -478,7 +499,7 @@ def _reason(verdict: Verdict, stats: DecisionStats, control: ArmStats, candidate
         )
     fewest = min(control.reward_n, candidate.reward_n)
     if fewest < stats.min_samples_per_arm:
-        wait = f"needs {stats.min_samples_per_arm} labeled samples per arm before a promote"
+        wait = f"needs {stats.min_samples_per_arm} {samples} per arm before a promote"
     else:
         wait = f"lower bound not above {_floor(stats.margin)} yet"
     return f"continue: {wait}: {rewards}; {_interval(stats.delta_reward)}; {errors}"
