@@ -14,8 +14,10 @@ from dse.eval._mining import (
     SkippedReceipt,
     example_id_for,
     import_mined,
+    mine_corrections,
     mine_receipts,
 )
+from dse.eval._online import JudgeFactory, OnlineJudge
 from dse.eval._reward import (
     CostPenalty,
     ExactMatch,
@@ -41,8 +43,10 @@ __all__ = [
     "FieldMatch",
     "FormatValid",
     "ImportResult",
+    "JudgeFactory",
     "JudgeSignal",
     "MineResult",
+    "OnlineJudge",
     "Outcome",
     "PairedDelta",
     "ParsedDataset",
@@ -58,6 +62,7 @@ __all__ = [
     "example_id_for",
     "import_dataset",
     "import_mined",
+    "mine_corrections",
     "mine_receipts",
     "paired_bootstrap",
     "parse_dataset_file",

@@ -18,11 +18,12 @@ class SignalScore:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one prediction did on one labeled example."""
+    """What one prediction did on one example; ``expected`` is None for live traffic, which
+    has no label (only an online judge scores those)."""
 
     example_id: str
     input: dict[str, Any]
-    expected: dict[str, Any]
+    expected: dict[str, Any] | None
     predicted: dict[str, Any] | None
     error_name: str | None
     error: str | None
@@ -108,6 +109,8 @@ class ExactMatch:
     async def score(self, outcome: Outcome, lm: LM) -> SignalScore:
         if outcome.predicted is None:
             return SignalScore(0.0, "no output")
+        if outcome.expected is None:
+            return SignalScore(0.0, _NO_LABEL)
         if outcome.predicted == outcome.expected:
             return SignalScore(1.0)
         return SignalScore(0.0, f"expected {outcome.expected}, got {outcome.predicted}"[:300])
@@ -119,6 +122,8 @@ class FieldMatch:
     id = "field_match"
 
     async def score(self, outcome: Outcome, lm: LM) -> SignalScore:
+        if outcome.expected is None:
+            return SignalScore(0.0, _NO_LABEL)
         expected = dict(_leaves(outcome.expected))
         if not expected:
             return SignalScore(1.0 if outcome.predicted == outcome.expected else 0.0)
@@ -165,6 +170,8 @@ class JudgeSignal:
 
 
 _MISSING = object()
+# A label-based signal cannot score live traffic; it says so instead of comparing with nothing.
+_NO_LABEL = "no label to compare with"
 
 
 def _leaves(value: Any, prefix: str = "") -> Sequence[tuple[str, Any]]:
