@@ -1,4 +1,5 @@
-"""Rollout: moving the active pointer (set, promote, rollback, clear), canaries and their gates."""
+"""Rollout: moving the active pointer (set, promote, rollback, clear), canaries and their gates,
+and the feedback (and online judge scores) a canary may decide on."""
 
 from dse.rollout._canary import (
     CanaryPlan,
@@ -10,7 +11,9 @@ from dse.rollout._canary import (
     stop_canary,
     thread_key_for_arm,
 )
+from dse.rollout._feedback import FeedbackResult, record_feedback
 from dse.rollout._gate import GateConfig, GateResult, gate
+from dse.rollout._judge import JudgeSweep, in_judge_share, judge_live_receipts
 from dse.rollout._registry import (
     UNSET,
     Expected,
@@ -57,8 +60,10 @@ __all__ = [
     "DeltaCS",
     "ExerciseResult",
     "Expected",
+    "FeedbackResult",
     "GateConfig",
     "GateResult",
+    "JudgeSweep",
     "PointerMove",
     "Pooling",
     "Verdict",
@@ -72,9 +77,12 @@ __all__ = [
     "exercise",
     "exercise_rows",
     "gate",
+    "in_judge_share",
+    "judge_live_receipts",
     "mixture_rho",
     "pointer_stack",
     "promote",
+    "record_feedback",
     "rollback",
     "rollback_target",
     "set_active",
