@@ -62,8 +62,18 @@ class ReceiptWriter:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until every submitted receipt has been written or counted as dropped."""
+        """Block until every submitted receipt has been written or counted as dropped.
+
+        After ``close`` there is nothing to wait for (a receipt submitted then is written on
+        the spot), so this returns at once instead of waiting for a thread that has ended.
+        """
+        if self._closed or not self._thread.is_alive():
+            return
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout_s)
@@ -75,6 +85,27 @@ class ReceiptWriter:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self._drain_after_stop()
+
+    def _drain_after_stop(self) -> None:
+        """What reached the queue behind the stop marker (a ``submit`` or ``flush`` that saw the
+        writer open just before ``close``): write the receipts now, release the waiters."""
+        late: list[Receipt] = []
+        waiters: list[threading.Event] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Receipt):
+                late.append(item)
+            elif isinstance(item, threading.Event):
+                waiters.append(item)
+        if late:
+            self._write_batch(late)
+        for waiter in waiters:
+            waiter.set()
 
     def _run(self) -> None:
         while True:
