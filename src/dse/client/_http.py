@@ -23,8 +23,9 @@ _RETRY_DELAYS_S = (0.25, 1.0)
 
 class RemoteError(DseError):
     """A call to the dse server failed. ``endpoint`` (method and path), ``status`` (None when no
-    response came back), ``code`` (the server's error code, e.g. ``DecodeError``) and
-    ``request_id`` (the ``x-request-id`` to look up in the server's log) are in ``details``."""
+    response came back), ``code`` (the server's error code, e.g. ``DecodeError``), ``request_id``
+    (the ``x-request-id`` to look up in the server's log) and ``server_details`` (what the server
+    said beyond its message, e.g. the ``receipt_id`` of a failed prediction) are in ``details``."""
 
     name: ClassVar[str] = "RemoteError"
 
@@ -44,6 +45,11 @@ class RemoteError(DseError):
     @property
     def request_id(self) -> str:
         return str(self.details.get("request_id", ""))
+
+    @property
+    def server_details(self) -> dict[str, Any]:
+        found = self.details.get("server_details")
+        return found if isinstance(found, dict) else {}
 
 
 class RemoteUnavailableError(RemoteError):
@@ -170,6 +176,7 @@ class JsonApi:
         error = body.get("error") if isinstance(body, dict) else None
         code = str(error.get("code") or "") if isinstance(error, dict) else ""
         message = str(error.get("message") or "") if isinstance(error, dict) else ""
+        said = error.get("details") if isinstance(error, dict) else None
         status = response.status_code
         raise _error_type(status)(
             f"{endpoint} at {self.shown_url} -> {status}{' ' + code if code else ''}: "
@@ -178,6 +185,7 @@ class JsonApi:
             status=status,
             code=code,
             request_id=request_id,
+            server_details=said if isinstance(said, dict) else {},
         )
 
     async def aclose(self) -> None:
