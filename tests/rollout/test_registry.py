@@ -1,4 +1,5 @@
-"""Pointer registry: idempotent compare-and-swap promotes, and rollbacks that never flip-flop."""
+"""Pointer registry: idempotent compare-and-swap promotes, rollbacks that never flip-flop, and
+moves that end a running canary so no conversation stays on a stale arm."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from dse.autopilot import SELECT_TOOL, SELECT_TOOL_ID
 from dse.errors import ContractMismatchError, RegistryError
+from dse.lm import ScriptedLM
 from dse.rollout import (
     PointerMove,
     clear,
@@ -19,8 +21,18 @@ from dse.rollout import (
     rollback_target,
     set_active,
 )
-from dse.signature import Artifact, OptimizerInfo, Params, PromptBlocks, Signature
-from dse.store import Store
+from dse.runtime import Predictor, ReceiptWriter
+from dse.signature import (
+    Artifact,
+    OptimizerInfo,
+    Params,
+    PromptBlocks,
+    Signature,
+    SignatureRegistry,
+)
+from dse.store import CanaryConfig, Store
+
+INPUT = {"message": "call me Sam", "blueprint_hint": {"user_handle": "x", "agent_name": "Auto"}}
 
 
 def put(store: Store, instruction: str, signature: Signature[Any, Any] = SELECT_TOOL) -> str:
@@ -316,3 +328,83 @@ def test_rollback_to_the_active_artifact_and_clearing_nothing_are_no_ops(store: 
         "promote",
         "clear",
     ]
+
+
+def start_canary_on(store: Store, control: str, candidate: str, pct: int = 30) -> None:
+    store.put_canary(
+        CanaryConfig(
+            signature_id=SELECT_TOOL_ID,
+            enabled=True,
+            control_id=control,
+            candidate_id=candidate,
+            rollout_pct=pct,
+            salt="canary-salt",
+        ),
+        reason="canary start",
+    )
+
+
+async def assert_every_key_is_served_by(store: Store, compiled_id: str) -> None:
+    """Resolve many conversation keys through Predict's own routing, and serve a few."""
+    routing = store.routing(SELECT_TOOL_ID)
+    assert routing.active_id == compiled_id
+    assert routing.canary is None or routing.canary.enabled is False
+    writer = ReceiptWriter(store)
+    lm = ScriptedLM([("call me", '{"action":"tool","tool":"user_update"}')])
+    predictor = Predictor(store, lm, SignatureRegistry([SELECT_TOOL]), writer)
+    try:
+        served = {predictor.resolve(SELECT_TOOL, f"thread-{n}").compiled_id for n in range(300)}
+        assert served == {compiled_id}
+        for n in range(5):
+            prediction = await predictor.predict(SELECT_TOOL_ID, INPUT, thread_key=f"live-{n}")
+            assert (prediction.compiled_id, prediction.source) == (compiled_id, "active")
+    finally:
+        writer.close()
+
+
+async def test_promote_while_a_canary_runs_ends_it_and_routes_everyone_to_the_promoted(
+    store: Store,
+) -> None:
+    a, b = put(store, "A"), put(store, "B")
+    set_active(store, SELECT_TOOL, a)
+    start_canary_on(store, a, b)
+
+    promote(store, SELECT_TOOL, b, actor="ops", ops_run_id=None)
+
+    canary = store.get_canary(SELECT_TOOL_ID)
+    assert canary is not None and canary.enabled is False
+    stop = store.canary_history(SELECT_TOOL_ID)[-1]
+    assert stop.action == "stop" and "promote" in stop.reason and b in stop.reason
+    assert stop.actor == "ops"
+    await assert_every_key_is_served_by(store, b)
+
+
+async def test_rollback_while_a_canary_runs_ends_it_and_routes_everyone_to_the_target(
+    store: Store,
+) -> None:
+    a, b, c = put(store, "A"), put(store, "B"), put(store, "C")
+    set_active(store, SELECT_TOOL, a)
+    promote(store, SELECT_TOOL, b)
+    start_canary_on(store, b, c)
+
+    rollback(store, SELECT_TOOL, reason="regressed")
+
+    canary = store.get_canary(SELECT_TOOL_ID)
+    assert canary is not None and canary.enabled is False
+    stop = store.canary_history(SELECT_TOOL_ID)[-1]
+    assert stop.action == "stop" and "rollback" in stop.reason and a in stop.reason
+    await assert_every_key_is_served_by(store, a)
+
+
+def test_a_refused_move_leaves_the_canary_running(store: Store) -> None:
+    a, b, c = put(store, "A"), put(store, "B"), put(store, "C")
+    set_active(store, SELECT_TOOL, a)
+    start_canary_on(store, a, b)
+    with pytest.raises(RegistryError, match="not the expected"):
+        promote(store, SELECT_TOOL, c, expected=b)
+    with pytest.raises(RegistryError, match="not the expected"):
+        rollback(store, SELECT_TOOL, expected=b)
+    assert promote(store, SELECT_TOOL, a).moved is False
+    canary = store.get_canary(SELECT_TOOL_ID)
+    assert canary is not None and canary.enabled is True
+    assert [row.action for row in store.canary_history(SELECT_TOOL_ID)] == ["start"]

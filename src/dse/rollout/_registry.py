@@ -9,6 +9,10 @@ Rollback treats the history as a stack of targets (``set``/``promote`` push, ``r
 ``clear`` empties it) and moves to the entry below the top. Two rollbacks in a row therefore walk
 back two steps instead of flip-flopping between the same two ids, and a rollback never resolves
 to "no artifact": with nothing earlier on the stack it fails instead.
+
+Any move of the pointer ends a running canary first: its control arm is the old active id, so
+left running it would keep routing its share of conversations to an artifact that no longer
+serves (see :func:`_end_canary` for the ordering).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dse.errors import RegistryError
+from dse.rollout._canary import stop_canary
 from dse.signature import Artifact, Signature
 from dse.store import PointerAction, PointerHistoryRow, Store
 
@@ -304,6 +309,7 @@ def _swap(
     reason: str,
     ops_run_id: str | None,
 ) -> PointerMove:
+    _end_canary(store, sig_id, action, compiled_id, actor=actor, ops_run_id=ops_run_id)
     swapped = store.set_active(
         sig_id,
         compiled_id,
@@ -324,6 +330,34 @@ def _swap(
         to_compiled_id=compiled_id,
         request_id=request_id,
         moved=True,
+    )
+
+
+def _end_canary(
+    store: Store,
+    sig_id: str,
+    action: PointerAction,
+    target: str | None,
+    *,
+    actor: str,
+    ops_run_id: str | None,
+) -> None:
+    """Stop the signature's running canary because the pointer is about to move.
+
+    It is stopped before the pointer moves, not after: in between, every conversation is
+    served by the still-current active artifact, whereas the other order would leave a window
+    in which the canary routes its arms to artifacts that no longer serve. The store has no
+    single transaction for both writes; if the pointer move then fails because a concurrent
+    move won the compare-and-swap, that move (made through these functions too) ends the canary
+    anyway, and a stale ``expected`` is refused before anything is stopped.
+    """
+    destination = "the signature's defaults" if target is None else target
+    stop_canary(
+        store,
+        sig_id,
+        reason=f"ended by {action} of the active pointer to {destination}",
+        actor=actor,
+        ops_run_id=ops_run_id,
     )
 
 
