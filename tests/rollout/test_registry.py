@@ -128,13 +128,11 @@ def test_rollbacks_walk_back_down_the_stack(store: Store) -> None:
     assert rollback(store, SELECT_TOOL).to_compiled_id == a
 
 
-def test_rollback_never_resolves_to_none(store: Store) -> None:
+def test_rollback_never_resolves_to_none_by_accident(store: Store) -> None:
     with pytest.raises(RegistryError, match="nothing earlier"):
         rollback(store, SELECT_TOOL)
     a, b = put(store, "A"), put(store, "B")
     promote(store, SELECT_TOOL, a)
-    with pytest.raises(RegistryError, match="nothing earlier"):
-        rollback(store, SELECT_TOOL)
     promote(store, SELECT_TOOL, b)
     clear(store, SELECT_TOOL)
     # A clear is not a target, and what came before it is not either.
@@ -142,12 +140,46 @@ def test_rollback_never_resolves_to_none(store: Store) -> None:
         rollback(store, SELECT_TOOL)
     assert store.get_active(SELECT_TOOL_ID) is None
     set_active(store, SELECT_TOOL, a)
-    with pytest.raises(RegistryError, match="nothing earlier"):
-        rollback(store, SELECT_TOOL)
     promote(store, SELECT_TOOL, b)
     move = rollback(store, SELECT_TOOL)
     assert move.to_compiled_id == a
+    # Back on a by a rollback: a is the bottom of the stack, and the defaults are not below it.
+    with pytest.raises(RegistryError, match="nothing earlier"):
+        rollback(store, SELECT_TOOL)
+    assert store.get_active(SELECT_TOOL_ID) == a
     assert all(row.to_compiled_id is not None for row in store.pointer_history(SELECT_TOOL_ID)[-2:])
+
+
+def test_rollback_after_the_first_promotion_restores_the_defaults_once(store: Store) -> None:
+    x = put(store, "X")
+    promote(store, SELECT_TOOL, x)
+
+    back = rollback(store, SELECT_TOOL, actor="ops", reason="worse", request_id="rb-1")
+    assert (back.from_compiled_id, back.to_compiled_id, back.moved) == (x, None, True)
+    assert store.get_active(SELECT_TOOL_ID) is None
+    row = store.pointer_history(SELECT_TOOL_ID)[-1]
+    assert (row.from_compiled_id, row.to_compiled_id) == (x, None)
+    assert "rollback to defaults" in row.reason and x in row.reason and "worse" in row.reason
+    assert row.actor == "ops"
+    # The same request again is a replay, and a second rollback does not flip back to X.
+    again = rollback(store, SELECT_TOOL, request_id="rb-1")
+    assert (again.to_compiled_id, again.moved) == (None, False)
+    with pytest.raises(RegistryError, match="nothing earlier"):
+        rollback(store, SELECT_TOOL)
+    assert store.get_active(SELECT_TOOL_ID) is None
+    assert len(store.pointer_history(SELECT_TOOL_ID)) == 2
+
+
+def test_rollback_after_a_set_from_defaults_restores_them_but_an_expected_mismatch_does_not(
+    store: Store,
+) -> None:
+    a, b = put(store, "A"), put(store, "B")
+    set_active(store, SELECT_TOOL, a)
+    with pytest.raises(RegistryError, match="not the expected"):
+        rollback(store, SELECT_TOOL, expected=b)
+    assert store.get_active(SELECT_TOOL_ID) == a
+    assert rollback(store, SELECT_TOOL, expected=a).to_compiled_id is None
+    assert store.get_active(SELECT_TOOL_ID) is None
 
 
 def test_explicit_rollback_target_is_verified_and_moves_the_stack(store: Store) -> None:
@@ -394,6 +426,17 @@ async def test_rollback_while_a_canary_runs_ends_it_and_routes_everyone_to_the_t
     stop = store.canary_history(SELECT_TOOL_ID)[-1]
     assert stop.action == "stop" and "rollback" in stop.reason and a in stop.reason
     await assert_every_key_is_served_by(store, a)
+
+
+def test_rollback_to_the_defaults_ends_a_running_canary(store: Store) -> None:
+    a, b = put(store, "A"), put(store, "B")
+    promote(store, SELECT_TOOL, a)
+    start_canary_on(store, a, b, pct=50)
+    rollback(store, SELECT_TOOL)
+    routing = store.routing(SELECT_TOOL_ID)
+    assert routing.active_id is None
+    assert routing.canary is not None and routing.canary.enabled is False
+    assert "defaults" in store.canary_history(SELECT_TOOL_ID)[-1].reason
 
 
 def test_a_refused_move_leaves_the_canary_running(store: Store) -> None:

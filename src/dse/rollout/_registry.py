@@ -7,8 +7,10 @@ touching the pointer or the history again.
 
 Rollback treats the history as a stack of targets (``set``/``promote`` push, ``rollback`` pops,
 ``clear`` empties it) and moves to the entry below the top. Two rollbacks in a row therefore walk
-back two steps instead of flip-flopping between the same two ids, and a rollback never resolves
-to "no artifact": with nothing earlier on the stack it fails instead.
+back two steps instead of flip-flopping between the same two ids. The one move back to "no
+artifact" is undoing the latest move when that move left the signature's defaults: the defaults
+served before it, so that is what a rollback restores. Otherwise, with nothing earlier on the
+stack, a rollback fails instead of clearing.
 
 Any move of the pointer ends a running canary first: its control arm is the old active id, so
 left running it would keep routing its share of conversations to an artifact that no longer
@@ -37,6 +39,11 @@ class _Unset(enum.Enum):
 
 UNSET: Final = _Unset.UNSET
 Expected = str | None | Literal[_Unset.UNSET]
+
+# How a rollback to the signature's defaults is recorded. Store.set_active accepts a move to
+# None only as "clear", so it is a clear whose reason says it was a rollback to defaults; on the
+# rollback stack the two are the same (the stack empties, so another rollback cannot return).
+_TO_DEFAULTS_ACTION: Final[PointerAction] = "clear"
 
 
 class PointerMove(BaseModel):
@@ -102,7 +109,8 @@ def pointer_stack(history: Sequence[PointerHistoryRow]) -> list[str]:
 
 
 def rollback_target(history: Sequence[PointerHistoryRow]) -> str | None:
-    """The id an implicit rollback would move to, or None when there is nothing earlier."""
+    """The earlier artifact an implicit rollback would move to, or None when the stack has
+    none (then :func:`rollback` either restores the defaults or fails)."""
     stack = pointer_stack(history)
     return stack[-2] if len(stack) >= 2 else None
 
@@ -172,18 +180,41 @@ def rollback(
     reason: str = "",
     ops_run_id: str | None = None,
 ) -> PointerMove:
-    """Move back to ``to``, or to the target before the current one in the history.
+    """Move back to ``to``, or to what served before the current target.
 
-    Fails (and changes nothing) when there is nothing earlier to roll back to; never clears.
+    That is the target below the current one on the history stack, or the signature's defaults
+    when the latest move was the one away from them. Fails (and changes nothing) when there is
+    nothing earlier to roll back to.
     """
     sig_id = signature.id
     history = store.pointer_history(sig_id)
-    replay = _replay(history, sig_id, request_id, "rollback", to, check_target=to is not None)
+    replay = _replay(
+        history,
+        sig_id,
+        request_id,
+        "rollback",
+        to,
+        check_target=to is not None,
+        also=_TO_DEFAULTS_ACTION if to is None else None,
+    )
     if replay is not None:
         return replay
     current = history[-1].to_compiled_id if history else None
     if expected is not UNSET and expected != current:
         raise _stale(sig_id, expected, current)
+    if to is None and current is not None and _undoes_defaults(history):
+        shown = f"rollback to defaults (what served before {current})"
+        return _swap(
+            store,
+            sig_id,
+            None,
+            _TO_DEFAULTS_ACTION,
+            expected=current,
+            request_id=request_id,
+            actor=actor,
+            reason=f"{shown}: {reason}" if reason else shown,
+            ops_run_id=ops_run_id,
+        )
     target = to
     if target is None:
         target = rollback_target(history)
@@ -257,6 +288,23 @@ def clear(
 
 
 # -- internals ------------------------------------------------------------------------------------
+
+
+def _undoes_defaults(history: Sequence[PointerHistoryRow]) -> bool:
+    """Whether an implicit rollback restores the signature's defaults: the latest move is the
+    set/promote that left them (from no artifact), so the defaults are what served before it.
+
+    Only that move: after a rollback or a clear, or deeper down the stack, it is False, so a
+    rollback never clears by accident and two rollbacks never return to the same artifact.
+    """
+    if not history:
+        return False
+    last = history[-1]
+    return (
+        last.action in ("set", "promote")
+        and last.from_compiled_id is None
+        and last.to_compiled_id is not None
+    )
 
 
 def _move_to(
@@ -368,14 +416,19 @@ def _replay(
     action: PointerAction,
     target: str | None,
     check_target: bool,
+    also: PointerAction | None = None,
 ) -> PointerMove | None:
-    """The recorded move for ``request_id``, or None if it has not been applied here."""
+    """The recorded move for ``request_id``, or None if it has not been applied here.
+
+    ``also`` names a second action the same call may have recorded (a rollback to the
+    defaults is recorded as ``_TO_DEFAULTS_ACTION``).
+    """
     if request_id is None:
         return None
     row = next((r for r in history if r.request_id == request_id), None)
     if row is None:
         return None
-    if row.action != action or (check_target and row.to_compiled_id != target):
+    if row.action not in (action, also) or (check_target and row.to_compiled_id != target):
         raise RegistryError(
             f"request id {request_id!r} was already used to {row.action} {sig_id} to "
             f"{_show(row.to_compiled_id)}; it cannot be reused to {action} "
