@@ -21,7 +21,7 @@ def test_default_is_sqlite_under_dot_dse(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_env_var_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "nested" / "dir" / "from-env.db"
+    target = tmp_path / "from-env.db"
     monkeypatch.setenv(ENV_VAR, f"sqlite:///{target}")
 
     with Store.open() as store:
@@ -62,6 +62,30 @@ def test_bad_urls_raise_store_error_without_the_password(url: str) -> None:
     with pytest.raises(StoreError) as caught:
         Store.open(url)
     assert "hunter2" not in str(caught.value)
+
+
+def test_sqlite_path_in_a_missing_folder_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "nested"
+    with pytest.raises(StoreError, match="does not exist") as caught:
+        Store.open(f"sqlite:///{missing / 'dse.db'}")
+    assert str(missing) in str(caught.value)
+    assert caught.value.details["folder"] == str(missing)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_env_var_path_in_a_missing_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, f"sqlite:///{tmp_path / 'gone' / 'dse.db'}")
+    with pytest.raises(StoreError, match="does not exist"):
+        Store.open()
+    assert not (tmp_path / "gone").exists()
+
+
+def test_sqlite_path_under_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a folder")
+    with pytest.raises(StoreError, match="is not a directory"):
+        Store.open(f"sqlite:///{tmp_path / 'plain' / 'dse.db'}")
 
 
 def test_sqlite_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:

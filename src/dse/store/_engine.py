@@ -48,11 +48,17 @@ def resolve_url(url: str | None) -> URL:
     if parsed.drivername in _PG_DRIVERS:
         return parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername in _SQLITE_DRIVERS:
-        return _resolve_sqlite(parsed)
+        return _resolve_sqlite(parsed, create_folder=raw == DEFAULT_URL)
     raise StoreError(f"unsupported database URL {display_url(parsed)!r}: {_USAGE}")
 
 
-def _resolve_sqlite(url: URL) -> URL:
+def _resolve_sqlite(url: URL, *, create_folder: bool) -> URL:
+    """Make the path absolute and check it can hold a database file.
+
+    Only the default location creates its folder: a path someone typed (``--db``,
+    ``DSE_DATABASE_URL``) with a missing folder is most likely a typo, and creating it would
+    silently start a new, empty store instead of opening theirs.
+    """
     database = url.database or ""
     if database in ("", ":memory:") or url.query.get("mode") == "memory":
         raise StoreError(
@@ -64,10 +70,19 @@ def _resolve_sqlite(url: URL) -> URL:
     path = Path(database).expanduser().resolve()
     if path.is_dir():
         raise StoreError(f"SQLite path {str(path)!r} is a directory, expected a database file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create directory {str(path.parent)!r}: {exc}") from None
+    folder = path.parent
+    if create_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create directory {str(folder)!r}: {exc}") from None
+    elif not folder.is_dir():
+        problem = "is not a directory" if folder.exists() else "does not exist"
+        raise StoreError(
+            f"folder {str(folder)!r} for the SQLite database {path.name!r} {problem}; "
+            "create it first or fix the path (nothing was created)",
+            folder=str(folder),
+        )
     return url.set(database=str(path))
 
 
