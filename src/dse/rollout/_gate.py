@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dse.compile import CompileBudget, CompileProfile, CompileReport, job_for
+from dse.compile import CompileBudget, CompileProfile, CompileReport, JobSpec, job_for
 from dse.eval import PairedDelta
 from dse.lm import LM
 from dse.signature import Artifact, Signature
-from dse.store import Store
+from dse.store import CompileReportRow, Store
+
+# How many of the signature's newest compile jobs a gate looks through for one that was run
+# with another optimizer or budget than the profile's.
+_JOBS_SCANNED = 200
 
 
 class GateConfig(BaseModel):
@@ -53,11 +57,28 @@ def gate(
     """Check a compile report for the current job and dataset version proves the candidate.
 
     The job spec is rebuilt by the same builder compile uses, so a report made against another
-    control, dataset, search space or model does not count. Reads only.
+    control, dataset, search space or model does not count. An optimizer or budget the caller
+    leaves out may be any one a report of the candidate was compiled with (``dse compile
+    --optimizer grid``), as long as code builds that very job spec with it. Reads only.
     """
     spec, _, control = job_for(store, signature, lm, profile, optimizer=optimizer, budget=budget)
     version = store.create_dataset_version(signature.id)
-    job_hash = spec.job_hash()
+    row = store.find_compile_report(
+        signature_id=signature.id, job_hash=spec.job_hash(), dataset_version_id=version.id
+    )
+    if row is None or row.best_compiled_id != candidate_compiled_id:
+        other = _report_of_candidate(
+            store,
+            signature,
+            lm,
+            profile,
+            candidate_compiled_id,
+            version.id,
+            optimizer=optimizer,
+            budget=budget,
+        )
+        row = other or row
+    job_hash = row.job_hash if row is not None else spec.job_hash()
     base = {
         "signature_id": signature.id,
         "candidate_compiled_id": candidate_compiled_id,
@@ -66,13 +87,11 @@ def gate(
         "job_hash": job_hash,
         "config": config,
     }
-    row = store.find_compile_report(
-        signature_id=signature.id, job_hash=job_hash, dataset_version_id=version.id
-    )
     if row is None:
         reason = (
-            f"no compile report for the current job {job_hash} and dataset version {version.id}; "
-            "compile first"
+            f"no compile report for the current job and dataset version {version.id} "
+            f"(job {job_hash} or the same job with another optimizer or budget) names "
+            f"{candidate_compiled_id} as its best; compile first"
         )
         return GateResult(passed=False, reasons=[reason], **base)
     report = CompileReport.model_validate(row.body)
@@ -119,3 +138,47 @@ def gate(
         paired=paired,
         **base,
     )
+
+
+def _report_of_candidate(
+    store: Store,
+    signature: Signature[Any, Any],
+    lm: LM,
+    profile: CompileProfile,
+    candidate_compiled_id: str,
+    dataset_version_id: str,
+    *,
+    optimizer: str | None,
+    budget: CompileBudget | None,
+) -> CompileReportRow | None:
+    """The newest report on this dataset version whose best is the candidate and whose job spec
+    is the one code builds with that job's own optimizer and budget (each only where the caller
+    named none), so the job still comes from code and never from what was stored."""
+    if optimizer is not None and budget is not None:
+        return None
+    rebuilt: dict[tuple[str, CompileBudget], str] = {}
+    for job in store.list_compile_jobs(signature_id=signature.id, limit=_JOBS_SCANNED):
+        if job.dataset_version_id != dataset_version_id:
+            continue
+        try:
+            stored = JobSpec.model_validate(job.spec)
+        except ValidationError:
+            continue
+        if (optimizer is not None and stored.optimizer != optimizer) or (
+            budget is not None and stored.budget != budget
+        ):
+            continue
+        key = (stored.optimizer, stored.budget)
+        if key not in rebuilt:
+            spec, _, _ = job_for(
+                store, signature, lm, profile, optimizer=stored.optimizer, budget=stored.budget
+            )
+            rebuilt[key] = spec.job_hash()
+        if rebuilt[key] != job.job_hash:
+            continue
+        row = store.find_compile_report(
+            signature_id=signature.id, job_hash=job.job_hash, dataset_version_id=dataset_version_id
+        )
+        if row is not None and row.best_compiled_id == candidate_compiled_id:
+            return row
+    return None
