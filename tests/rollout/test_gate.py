@@ -1,5 +1,5 @@
 """The gate finds the compile report that proves a candidate, whatever optimizer or budget it was
-compiled with, but only for a job spec that code builds."""
+compiled with, but only for a job spec that code builds; its refusals name the option to change."""
 
 from __future__ import annotations
 
@@ -87,3 +87,17 @@ async def test_gate_refuses_a_report_on_an_older_dataset_version(sqlite_store: S
     )
     result = gate(sqlite_store, ROUTE, planted(), profile(optimizer="tpe"), best, PASSING)
     assert not result.passed and "no compile report" in result.reasons[0]
+
+
+async def test_gate_minimum_refusals_name_the_option_to_change(sqlite_store: Store) -> None:
+    best = await compile_with_grid(sqlite_store)
+    tpe_profile = profile(optimizer="tpe")
+    result = gate(sqlite_store, ROUTE, planted(), tpe_profile, best, GateConfig())
+    assert not result.passed
+    assert result.reasons == [
+        "holdout has 12 rows, fewer than --min-holdout 30 "
+        "(lower it with --min-holdout, or add holdout rows)"
+    ]
+    strict = GateConfig(min_holdout=12, min_delta=0.9)
+    [reason] = gate(sqlite_store, ROUTE, planted(), tpe_profile, best, strict).reasons
+    assert "below --min-delta +0.900" in reason and "lower it with --min-delta" in reason

@@ -119,17 +119,11 @@ def gate(
                 f"candidate runs {candidate.params.model.model_id} but the control runs "
                 f"{control.params.model.model_id}; the holdout comparison must use one model"
             )
-    if paired.n < config.min_holdout:
-        failures.append(f"holdout n = {paired.n} is below the minimum {config.min_holdout}")
-    if paired.ci_low < config.min_delta:
-        failures.append(
-            f"holdout delta {paired.delta:+.3f} has lower {paired.confidence:.0%} bound "
-            f"{paired.ci_low:+.3f}, below min_delta {config.min_delta:+.3f}"
-        )
+    failures.extend(_threshold_failures(paired, config))
     passed = not failures
     reasons = failures or [
         f"holdout delta {paired.delta:+.3f} [{paired.ci_low:+.3f}, {paired.ci_high:+.3f}] "
-        f"over n = {paired.n} clears min_delta {config.min_delta:+.3f}"
+        f"over n = {paired.n} clears --min-delta {config.min_delta:+.3f}"
     ]
     return GateResult(
         passed=passed,
@@ -138,6 +132,24 @@ def gate(
         paired=paired,
         **base,
     )
+
+
+def _threshold_failures(paired: PairedDelta, config: GateConfig) -> list[str]:
+    """Each threshold the holdout comparison misses, naming the option that sets it (the CLI's
+    ``--min-holdout``/``--min-delta``; ``min_holdout``/``min_delta`` in the API and run config)."""
+    failures: list[str] = []
+    if paired.n < config.min_holdout:
+        failures.append(
+            f"holdout has {paired.n} rows, fewer than --min-holdout {config.min_holdout} "
+            "(lower it with --min-holdout, or add holdout rows)"
+        )
+    if paired.ci_low < config.min_delta:
+        failures.append(
+            f"holdout delta {paired.delta:+.3f} has lower {paired.confidence:.0%} bound "
+            f"{paired.ci_low:+.3f}, below --min-delta {config.min_delta:+.3f} (a larger holdout "
+            "narrows the interval; lower it with --min-delta only to accept a smaller proof)"
+        )
+    return failures
 
 
 def _report_of_candidate(
