@@ -1,12 +1,16 @@
 """Each optimizer finds a planted better candidate, spends exactly its LM-call budget when the
-search needs more, and always reports the baseline."""
+search needs more, and always reports the baseline; reports list only scored candidates, and
+"authored demos" is a candidate only for a signature that has some."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from dse.compile import compile_signature
 from dse.lm import LMRequest
+from dse.signature import Demo
 from dse.store import Store
 
 from ._route import ROUTE, planted_lm, pool_ids, profile, prompt_of, seed_dataset
@@ -69,3 +73,49 @@ async def test_optimizer_spends_exactly_its_lm_call_budget(
     assert report.spend["max_lm_calls"] == limit
     assert report.candidates[0]["label"] == "baseline"
     assert spent == limit
+
+
+async def test_report_lists_only_scored_candidates_and_names_the_unscored(
+    sqlite_store: Store,
+) -> None:
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for("grid", sqlite_store))
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(max_calls=37, optimizer="grid"), concurrency=4
+    )
+    report = outcome.report
+    assert report.candidates and all(c["n"] > 0 for c in report.candidates)
+    assert report.unscored, "a 37-call budget cannot score the whole grid"
+    listed = {c["compiled_id"] for c in report.candidates}
+    assert not listed & {u["compiled_id"] for u in report.unscored}
+    headline = report.headline()
+    assert headline["candidates"] == len(report.candidates)
+    assert headline["unscored"] == len(report.unscored)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+async def test_no_authored_demos_candidate_for_a_signature_without_authored_demos(
+    sqlite_store: Store, optimizer: str
+) -> None:
+    assert ROUTE.prompt.demos == ()
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for(optimizer, sqlite_store))
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(optimizer=optimizer), concurrency=4
+    )
+    labels = [c["label"] for c in outcome.report.candidates]
+    assert not [label for label in labels if "authored demos" in label]
+
+
+@pytest.mark.parametrize("optimizer", ["grid", "tpe"])
+async def test_a_signature_with_authored_demos_gets_an_authored_demos_candidate(
+    sqlite_store: Store, optimizer: str
+) -> None:
+    demo = Demo(id="authored-1", input={"text": "case x kind b"}, output={"label": "b"})
+    with_demos = replace(ROUTE, prompt=ROUTE.prompt.model_copy(update={"demos": (demo,)}))
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for(optimizer, sqlite_store))
+    outcome = await compile_signature(
+        sqlite_store, with_demos, lm, profile(optimizer=optimizer), concurrency=4
+    )
+    assert any("authored demos" in c["label"] for c in outcome.report.candidates)

@@ -218,6 +218,7 @@ async def compile_signature(
             best_label=best.label,
             best_params=params_summary(best.params),
             candidates=[r.summary() for r in ctx.records],
+            unscored=[{"compiled_id": r.compiled_id, "label": r.label} for r in ctx.unscored],
             holdout=HoldoutComparison(
                 control_compiled_id=control.compiled_id,
                 control_source="active" if control.source == "active" else "defaults",

@@ -13,7 +13,9 @@ class GridOptimizer:
 
     async def search(self, ctx: SearchContext) -> None:
         space = ctx.space
-        demo_sets: list[tuple[str, Params | None]] = [("authored demos", None)]
+        demo_sets: list[tuple[str, Params | None]] = []
+        if ctx.authored_demos:
+            demo_sets.append(("authored demos", None))
         if ctx.demo_pool and space.max_demos:
             picks = ctx.rng.sample(ctx.demo_pool, min(space.max_demos, len(ctx.demo_pool)))
             demo_sets.append((f"{len(picks)} pool demos", ctx.with_demos(ctx.baseline, picks)))

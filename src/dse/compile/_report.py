@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dse.eval import PairedDelta
 
@@ -24,6 +24,13 @@ class HoldoutComparison(BaseModel):
 
 
 class CompileReport(BaseModel):
+    """What one compile searched and found.
+
+    ``candidates`` lists only candidates scored on at least one example; those the budget cut
+    before any example are in ``unscored`` (compiled id and label), so no count or chart shows
+    a reward nobody measured.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     format: Literal["dse.compile_report"] = "dse.compile_report"
@@ -40,6 +47,7 @@ class CompileReport(BaseModel):
     best_label: str
     best_params: dict[str, Any]
     candidates: list[dict[str, Any]]
+    unscored: list[dict[str, Any]] = Field(default_factory=list)
     holdout: HoldoutComparison
     spend: dict[str, Any]
     holdout_spend: dict[str, Any]
@@ -61,9 +69,15 @@ class CompileReport(BaseModel):
             "delta": round(paired.delta, 4),
             "ci": [round(paired.ci_low, 4), round(paired.ci_high, 4)],
             "confidence": paired.confidence,
-            "candidates": len(self.candidates),
+            "candidates": len(self.scored_candidates()),
+            "unscored": len(self.unscored) + len(self.candidates) - len(self.scored_candidates()),
             "lm_calls": self.spend["lm_calls"] + self.holdout_spend["lm_calls"],
             "cache_hits": self.spend["cache_hits"] + self.holdout_spend["cache_hits"],
             "results_reused": self.results_reused,
             "wall_seconds": round(self.wall_seconds, 1),
         }
+
+    def scored_candidates(self) -> list[dict[str, Any]]:
+        """The candidates scored on at least one example (reports stored before ``unscored``
+        existed may still list candidates with ``n == 0``)."""
+        return [c for c in self.candidates if c.get("n", 0) > 0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dse.compile._space import SearchSpace
@@ -65,6 +65,7 @@ class SearchContext:
     config: dict[str, Any]
     seed: int
     records: list[CandidateRecord] = field(default_factory=list)
+    skipped: list[CandidateRecord] = field(default_factory=list)
 
     @property
     def rng(self) -> random.Random:
@@ -73,6 +74,19 @@ class SearchContext:
     @property
     def exhausted(self) -> bool:
         return self.budget.exhausted
+
+    @property
+    def authored_demos(self) -> bool:
+        """Whether "the signature's authored demos" is a demo set to try: the space allows it and
+        the signature has some (without any it is the "no demos" prompt under another name)."""
+        return self.space.include_authored_demos and bool(self.signature.prompt.demos)
+
+    @property
+    def unscored(self) -> list[CandidateRecord]:
+        """Candidates proposed but never scored on any example (the budget ran out first)."""
+        scored = {r.compiled_id for r in self.records}
+        by_id = {r.compiled_id: r for r in self.skipped if r.compiled_id not in scored}
+        return list(by_id.values())
 
     def demo(self, example: ExampleRow) -> Demo:
         return Demo(id=example.example_id, input=example.input, output=example.expected)
@@ -107,14 +121,22 @@ class SearchContext:
                 minibatch=minibatch,
             )
             records.append(record)
-            if (
-                not minibatch
-                and not any(
-                    r.compiled_id == record.compiled_id and not r.minibatch for r in self.records
-                )
-            ) or minibatch:
-                self.records.append(record)
+            self._keep(record)
         return records
+
+    def _keep(self, record: CandidateRecord) -> None:
+        """Add a score to what the report lists: only scored candidates count as candidates, and
+        a candidate's full-set score is listed once (its most complete one)."""
+        if record.n == 0:
+            self.skipped.append(record)
+            return
+        if not record.minibatch:
+            for index, earlier in enumerate(self.records):
+                if earlier.compiled_id == record.compiled_id and not earlier.minibatch:
+                    if record.n > earlier.n:
+                        self.records[index] = replace(record, label=earlier.label)
+                    return
+        self.records.append(record)
 
     def best(self) -> CandidateRecord | None:
         """Highest full-set reward among complete candidates; ties go to the earliest (baseline)."""

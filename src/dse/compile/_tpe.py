@@ -109,7 +109,7 @@ def _demo_sets(
     ctx: SearchContext, rng: random.Random, count: int
 ) -> dict[str, tuple[Demo, ...] | None]:
     sets: dict[str, tuple[Demo, ...] | None] = {"no demos": ()}
-    if ctx.space.include_authored_demos:
+    if ctx.authored_demos:
         sets["authored demos"] = None
     pool = ctx.demo_pool
     for index in range(count if pool and ctx.space.max_demos else 0):
