@@ -11,12 +11,21 @@ from dse.compile._compile import (
     resolve_control,
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
-from dse.compile._job import CompileBudget, JobSpec, build_job_spec
+from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
 from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
-from dse.compile._space import InstructionVariant, SearchSpace, split_train
+from dse.compile._space import (
+    DEFAULT_DECODE,
+    InstructionVariant,
+    SearchSpace,
+    default_max_demos,
+    default_space,
+    split_train,
+)
 
 __all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_DECODE",
     "OPTIMIZERS",
     "CandidateRecord",
     "CompileBudget",
@@ -33,6 +42,8 @@ __all__ = [
     "SearchSpace",
     "build_job_spec",
     "compile_signature",
+    "default_max_demos",
+    "default_space",
     "eval_hash",
     "evaluate_artifact",
     "job_for",

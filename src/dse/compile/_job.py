@@ -53,6 +53,14 @@ DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
+# A budget for a starter set (~40 rows: ~20 scoring the candidates, 12 on holdout) on a small
+# local model at about a second a call. The default tpe config spends about 350 calls on it:
+# the baseline (20), 2 proposed instructions, 20 minibatch trials of 16 and 2 finalists' rest
+# (2 x 4); the remaining ~50 cover repairs. 900 s leaves room for calls twice that slow (demos
+# in chat turns make long prompts); tpe stops its trials early when the pace will not fit.
+DEFAULT_BUDGET = CompileBudget(max_lm_calls=400, max_seconds=900)
+
+
 def build_job_spec(
     *,
     signature_id: str,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dse._canonical import sha256_id
 from dse.errors import RegistryError
-from dse.signature import DecodeParams
+from dse.signature import DecodeParams, Signature
 from dse.store import ExampleRow
 
 
@@ -40,6 +41,43 @@ class SearchSpace(BaseModel):
         return sha256_id(self.model_dump(mode="json"))
 
 
+# The decode policies worth trying on any signature: the backend enforcing the schema, with demos
+# inline or as prior chat turns, and tolerant parsing for backends that cannot constrain.
+DEFAULT_DECODE: tuple[DecodeParams, ...] = (
+    DecodeParams(mode="constrained", max_repairs=1, demos_as="inline"),
+    DecodeParams(mode="constrained", max_repairs=1, demos_as="chat"),
+    DecodeParams(mode="tolerant", max_repairs=1, demos_as="inline"),
+)
+
+
+def default_space(signature: Signature[Any, Any]) -> SearchSpace:
+    """A search space for a signature nobody tuned by hand, sized for a starter set of ~40 rows.
+
+    It varies what helps any signature: the authored instruction (the optimizer may add ones an
+    LM proposes from train rows and failures, as ``tpe`` does), demo sets drawn from the train
+    pool, and :data:`DEFAULT_DECODE`; the authored demos only when the signature has some. A
+    30% demo pool leaves about 20 of 28 train rows to score candidates on.
+    """
+    return SearchSpace(
+        instructions=(InstructionVariant(id="authored"),),
+        decode=DEFAULT_DECODE,
+        temperatures=(0.0,),
+        max_demos=default_max_demos(signature),
+        demo_pool_share=0.3,
+        include_authored_demos=bool(signature.prompt.demos),
+    )
+
+
+def default_max_demos(signature: Signature[Any, Any]) -> int:
+    """How many demos one prompt may carry: 2 when the output has free text (each demo is long,
+    and a small model's context fills fast), else one per choice of the widest choice field,
+    between 3 and 6, so each label can be shown once."""
+    free_text, widest = _output_shape(signature.output_schema, signature.output_schema)
+    if free_text:
+        return 2
+    return min(6, max(3, widest))
+
+
 def split_train(
     train: Sequence[ExampleRow], share: float
 ) -> tuple[list[ExampleRow], list[ExampleRow]]:
@@ -66,3 +104,31 @@ class SearchSpaces:
             return self._by_id[signature_id]
         except KeyError:
             raise RegistryError(f"no search space is registered for {signature_id}") from None
+
+
+def _output_shape(schema: dict[str, Any], root: dict[str, Any]) -> tuple[bool, int]:
+    """(has a free-text string, most choices of one enum) over a JSON Schema and its ``$defs``."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
+        return _output_shape(target, root) if isinstance(target, dict) else (False, 0)
+    if "enum" in schema:
+        return False, len(schema["enum"])
+    if "const" in schema:
+        return False, 1
+    parts: list[dict[str, Any]] = [
+        *(schema.get("properties") or {}).values(),
+        *(schema.get("anyOf") or []),
+        *(schema.get("oneOf") or []),
+        *(schema.get("allOf") or []),
+    ]
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            parts.append(schema[key])
+    free_text = schema.get("type") == "string"
+    widest = 0
+    for part in parts:
+        text, choices = _output_shape(part, root)
+        free_text = free_text or text
+        widest = max(widest, choices)
+    return free_text, widest
