@@ -305,12 +305,12 @@ async def test_compile_with_the_recap_profile_is_judged_by_the_pinned_judge(
 
 
 def test_recap_is_registered_with_its_profile() -> None:
-    from dse._catalog import builtin_catalog
+    from dse.autopilot import app as autopilot_app
 
-    catalog = builtin_catalog()
+    catalog = autopilot_app
     assert catalog.signatures.get(RECAP.id) is RECAP
     profile = catalog.profile(RECAP.id)
-    assert profile is RECAP_PROFILE
+    assert profile == RECAP_PROFILE
     assert profile.optimizer == "grid"
     assert profile.budget.max_lm_calls == 200
     assert len(profile.space.instructions) == 3

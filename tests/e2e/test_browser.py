@@ -20,17 +20,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID
-from dse.ops._remote import run_remote_overnight
-from dse.rollout import promote
-from dse.server._browser import (
+from dse.autopilot import app as autopilot_app
+from dse.e2e import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ServerThread,
-    remote_e2e_check,
+    remote_check,
     require_chromium,
 )
+from dse.ops import run_remote_overnight
+from dse.rollout import promote
 from dse.store import Store
 from tests.ops._child import config
 from tests.server._data import ADMIN, VIEWER, Built, app_for, build_store
@@ -211,7 +211,7 @@ def test_autopilot_routes_shows_the_card_and_follows_a_promotion(
 
     # Promote another artifact through the library, on the same store the server reads.
     store = Store.open(built.url)
-    signature = builtin_catalog().signatures.get(SELECT_TOOL_ID)
+    signature = autopilot_app.signatures.get(SELECT_TOOL_ID)
     try:
         promote(store, signature, built.baseline_id, actor="browser-test", reason="route change")
         after = send(page, "what's your name?")
@@ -240,7 +240,7 @@ def test_remote_overnight_with_e2e_drives_the_servers_pages(tmp_path: Path) -> N
                 config().model_copy(update={"e2e": True}),
                 token=ADMIN,
                 poll_s=0.05,
-                e2e_check=remote_e2e_check(ADMIN),
+                e2e_check=remote_check(server.base_url, ADMIN, autopilot_app),
             ),
         ).result(timeout=300)
     assert summary["ok"] is True, summary["errors"]

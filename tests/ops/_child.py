@@ -6,8 +6,8 @@ import asyncio
 import json
 import sys
 
-from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID, dataset_path
+from dse.autopilot import app as autopilot_app
 from dse.compile import CompileBudget
 from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight
 from dse.rollout import DecisionConfig
@@ -33,7 +33,7 @@ def main() -> None:
     resume = sys.argv[2] if len(sys.argv) > 2 else None
     store = Store.open(url)
     try:
-        backend = EmbeddedLoop(store, builtin_catalog(), oracle_lm())
+        backend = EmbeddedLoop(store, autopilot_app, oracle_lm())
         summary = asyncio.run(run_overnight(store, backend, config(), resume=resume))
     finally:
         store.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID
+from dse.autopilot import app as autopilot_app
 from dse.errors import DseError
 from dse.ops import FAULT_ENV, STEPS, EmbeddedLoop, run_overnight
 from dse.runtime import Predictor, ReceiptWriter
@@ -38,7 +38,7 @@ async def test_full_run_promotes_and_the_next_prediction_serves_the_promoted_art
 ) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'loop.db'}")
     lm = oracle_lm()
-    summary = await run_overnight(store, EmbeddedLoop(store, builtin_catalog(), lm), config())
+    summary = await run_overnight(store, EmbeddedLoop(store, autopilot_app, lm), config())
     assert summary["ok"] is True, summary["errors"]
     assert summary["outcome"] == "promoted"
     assert summary["holdout"]["ci"][0] > 0
@@ -54,7 +54,7 @@ async def test_full_run_promotes_and_the_next_prediction_serves_the_promoted_art
     assert run is not None and run.status == "finished"
 
     writer = ReceiptWriter(store)
-    prediction = await Predictor(store, lm, builtin_catalog().signatures, writer).predict(
+    prediction = await Predictor(store, lm, autopilot_app.signatures, writer).predict(
         SELECT_TOOL_ID,
         {"message": "call me Sam", "blueprint_hint": {"user_handle": "x", "agent_name": "A"}},
     )
@@ -68,7 +68,7 @@ async def test_a_second_runner_on_the_same_signature_is_refused(tmp_path: Path) 
     store = Store.open(f"sqlite:///{tmp_path / 'loop.db'}")
     running = store.create_ops_run(actor="other", signature_ids=[SELECT_TOOL_ID], exclusive=True)
     with pytest.raises(DseError, match=running.id):
-        await run_overnight(store, EmbeddedLoop(store, builtin_catalog(), oracle_lm()), config())
+        await run_overnight(store, EmbeddedLoop(store, autopilot_app, oracle_lm()), config())
     store.close()
 
 
@@ -77,7 +77,7 @@ async def test_gate_refusal_is_an_explained_ok_run_without_a_canary(tmp_path: Pa
     from dse.lm import ScriptedLM
 
     flat = ScriptedLM([], default='{"action":"none"}')
-    summary = await run_overnight(store, EmbeddedLoop(store, builtin_catalog(), flat), config())
+    summary = await run_overnight(store, EmbeddedLoop(store, autopilot_app, flat), config())
     assert summary["ok"] is True
     assert summary["outcome"] == "refused_at_gate"
     assert summary["gate"]["passed"] is False

@@ -10,9 +10,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID
+from dse.autopilot import app as autopilot_app
 from dse.compile import evaluate_artifact
+from dse.e2e import embedded_check
 from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight
 from dse.runtime import Predictor, ReceiptWriter
 from dse.server import ServerSettings, create_app
@@ -45,11 +46,13 @@ def build_store(
     """Run the loop with the oracle model on a fresh SQLite store (and add hostile rows)."""
     url = f"sqlite:///{path}"
     store = Store.open(url)
-    catalog = builtin_catalog()
+    catalog = autopilot_app
     lm = oracle_lm()
+    run_config = run_config or config()
+    check = embedded_check(store, catalog, lm, lm_spec=run_config.lm) if run_config.e2e else None
     try:
         summary = asyncio.run(
-            run_overnight(store, EmbeddedLoop(store, catalog, lm), run_config or config())
+            run_overnight(store, EmbeddedLoop(store, catalog, lm, e2e_check=check), run_config)
         )
         assert summary["ok"] is True, summary["errors"]
         signature = catalog.signatures.get(SELECT_TOOL_ID)

@@ -14,8 +14,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from dse._catalog import builtin_catalog
 from dse.autopilot import SELECT_TOOL_ID
+from dse.autopilot import app as autopilot_app
 from dse.lm import ScriptedLM
 from dse.rollout import promote
 from dse.server import create_app
@@ -305,7 +305,7 @@ def test_thread_versions_survive_a_server_restart(built: Built) -> None:
 
 def test_a_promotion_changes_autopilot_routing_on_the_next_message(built: Built) -> None:
     store = Store.open(built.url)
-    signature = builtin_catalog().signatures.get(SELECT_TOOL_ID)
+    signature = autopilot_app.signatures.get(SELECT_TOOL_ID)
     with TestClient(app_for(built.url)) as client:
         before = _say(client, "promo", "what's your name?")["card"]
         assert before["compiled_id"] == built.best_id

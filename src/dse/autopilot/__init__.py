@@ -1,6 +1,7 @@
 """Autopilot, the reference host: its routing and recap signatures, the recap judge, and the
 shipped datasets."""
 
+from dse.autopilot._app import app, build_app
 from dse.autopilot._blueprint import (
     Blueprint,
     ToolOutcome,
@@ -71,8 +72,10 @@ __all__ = [
     "SelectToolOutput",
     "ToolAction",
     "ToolOutcome",
+    "app",
     "apply_tool",
     "blueprint_from_json",
+    "build_app",
     "dataset_path",
     "extract_agent_name",
     "extract_user_handle",

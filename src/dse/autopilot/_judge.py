@@ -153,7 +153,7 @@ def _judge_input(outcome: Outcome) -> RecapQualityInput:
     return RecapQualityInput(
         question=outcome.input["question"],
         summary=predicted["summary"],
-        reference=outcome.expected["summary"],
+        reference=(outcome.expected or {})["summary"],
     )
 
 

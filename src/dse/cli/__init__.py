@@ -1,8 +1,14 @@
 """Command line entry point."""
 
-from dse.cli import (
-    _loop,  # noqa: F401  (registers the loop commands on the app)
-    _serve,  # noqa: F401  (registers serve and mine)
+from dse.cli import (  # noqa: F401  (each module registers its commands on the app)
+    _canary,
+    _compile,
+    _data,
+    _feedback,
+    _loop,
+    _models,
+    _registry,
+    _serve,
 )
 from dse.cli._app import app, main
 

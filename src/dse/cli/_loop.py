@@ -1,4 +1,4 @@
-"""Loop commands: ``dse overnight``, ``dse runs``, ``dse canary start|status|stop``."""
+"""Loop commands: ``dse overnight`` and ``dse runs``."""
 
 from __future__ import annotations
 
@@ -9,29 +9,27 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.progress import TaskID
 from rich.table import Table
+from rich.text import Text
 
-from dse._catalog import builtin_catalog
-from dse.cli._app import _actor, _emit, _errors, _open_store, _opts, app, err, out
-from dse.compile import CompileBudget
+from dse.app import App
+from dse.cli._app import _actor, _emit, _errors, _open_store, _opts, _progress_bar, app, err, out
 from dse.errors import DseError
 from dse.lm import lm_from_spec
-from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight, run_remote_overnight
-from dse.ops._remote import admin_token_from_env
+from dse.ops import (
+    EmbeddedLoop,
+    OvernightConfig,
+    admin_token_from_env,
+    run_overnight,
+    run_remote_overnight,
+)
 from dse.rollout import (
-    CanaryPlan,
     DecisionConfig,
     GateConfig,
-    canary_decision,
-    gate,
-    start_canary,
-    stop_canary,
 )
-
-canary_app = typer.Typer(help="Start, inspect or stop a signature's canary.", no_args_is_help=True)
-app.add_typer(canary_app, name="canary")
-
-DEFAULT_SIGNATURE = "autopilot/blueprint/SelectTool.v1"
+from dse.service import compile_budget
 
 
 def _commit_sha() -> str | None:
@@ -52,7 +50,10 @@ def _commit_sha() -> str | None:
 @app.command()
 def overnight(
     ctx: typer.Context,
-    signature: Annotated[str, typer.Option("--signature")] = DEFAULT_SIGNATURE,
+    signature: Annotated[
+        str | None,
+        typer.Option("--signature", help="Default: the app's only signature, if it has one."),
+    ] = None,
     dataset: Annotated[
         Path | None, typer.Option("--dataset", help="JSONL rows to import first.")
     ] = None,
@@ -72,79 +73,180 @@ def overnight(
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Drive a dse server over HTTP.")
     ] = None,
+    reward_source: Annotated[
+        str,
+        typer.Option(
+            "--reward-source",
+            help="What the canary decides on: labeled (exerciser rows), judge (the pinned "
+            "judge on live receipts) or feedback:NAME (live feedback of one source).",
+        ),
+    ] = "labeled",
 ) -> None:
     """Run the whole loop: import, compile, gate, canary, decide, promote or stop.
 
     Prints one JSON summary; the exit code is 0 only when the run is ok.
     """
     opts = _opts(ctx)
-    catalog = builtin_catalog()
-    profile_budget = None
     summary: dict[str, Any]
     try:
-        profile = catalog.profile(signature)
-        if budget_calls is not None or budget_seconds is not None:
-            profile_budget = CompileBudget(
-                max_lm_calls=budget_calls or profile.budget.max_lm_calls,
-                max_seconds=budget_seconds or profile.budget.max_seconds,
-            )
-        config = OvernightConfig(
+        if resume is not None and base_url is None:
+            opts.app_spec = opts.app_spec or _recorded_app(opts, resume)
+        app_obj = opts.app
+        signature = signature or _only_signature(app_obj)
+        profile = app_obj.profile(signature)
+        config = _config(
             signature_id=signature,
+            app=opts.loaded_app().spec,
             lm=opts.lm if base_url is None else f"server:{base_url}",
             dataset=str(dataset) if dataset else None,
             optimizer=optimizer,
-            budget=profile_budget,
+            budget=compile_budget(profile, budget_calls, budget_seconds),
             gate=GateConfig(min_delta=min_delta, min_holdout=min_holdout),
             rollout_pct=rollout_pct,
             decision=DecisionConfig(
                 min_samples_per_arm=min_samples, max_samples_per_arm=max_samples
             ),
             canary_minutes=canary_minutes,
+            reward_source=reward_source,
             e2e=e2e,
             actor=_actor(),
         )
-        if base_url is not None:
-            # Remote mode: the same state machine, every step and the run record on the server.
-            token = admin_token_from_env()
-            check = None
-            if e2e:
-                from dse.server._browser import remote_e2e_check
-
-                check = remote_e2e_check(token)
-            summary = asyncio.run(
-                run_remote_overnight(
-                    base_url,
-                    config,
-                    token=token,
-                    resume=resume,
-                    commit_sha=_commit_sha(),
-                    e2e_check=check,
-                )
-            )
-            _print_and_exit(summary)
-        store = _open_store(opts)
-        try:
-            lm = lm_from_spec(opts.lm)
-            backend = EmbeddedLoop(store, catalog, lm)
-
-            async def run() -> dict[str, Any]:
-                try:
-                    return await run_overnight(
-                        store, backend, config, resume=resume, commit_sha=_commit_sha()
+        with _LoopProgress(opts) as progress:
+            if base_url is not None:
+                # Remote mode: the same policy, every step and the run record on the server.
+                token = admin_token_from_env()
+                summary = asyncio.run(
+                    run_remote_overnight(
+                        base_url,
+                        config,
+                        token=token,
+                        resume=resume,
+                        commit_sha=_commit_sha(),
+                        e2e_check=_remote_check(base_url, token, app_obj) if e2e else None,
+                        on_event=progress.event,
                     )
-                finally:
-                    await lm.aclose()
-
-            summary = asyncio.run(run())
-        finally:
-            store.close()
+                )
+            else:
+                summary = _run_embedded(opts, app_obj, config, resume, progress)
     except DseError as exc:
         summary = {"ok": False, "error": {"name": exc.name, "message": str(exc)}}
     _print_and_exit(summary)
 
 
+def _config(**fields: Any) -> OvernightConfig:
+    try:
+        return OvernightConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DseError(f"invalid overnight option {where}: {first['msg']}") from None
+
+
+def _run_embedded(
+    opts: Any,
+    app_obj: App,
+    config: OvernightConfig,
+    resume: str | None,
+    progress: _LoopProgress,
+) -> dict[str, Any]:
+    store = _open_store(opts)
+    try:
+        lm = lm_from_spec(opts.lm)
+        check = None
+        if config.e2e:
+            from dse.e2e import embedded_check
+
+            check = embedded_check(store, app_obj, lm, lm_spec=opts.lm)
+        backend = EmbeddedLoop(
+            store, app_obj, lm, e2e_check=check, on_compile_progress=progress.compile
+        )
+
+        async def run() -> dict[str, Any]:
+            try:
+                return await run_overnight(
+                    store,
+                    backend,
+                    config,
+                    resume=resume,
+                    commit_sha=_commit_sha(),
+                    on_event=progress.event,
+                )
+            finally:
+                await lm.aclose()
+
+        return asyncio.run(run())
+    finally:
+        store.close()
+
+
+def _remote_check(base_url: str, token: str, app_obj: App) -> Any:
+    from dse.e2e import remote_check
+
+    return remote_check(base_url, token, app_obj)
+
+
+class _LoopProgress:
+    """What a person at a terminal sees while the loop runs: each timeline event as a line, and a
+    bar for the compile's scored results (nothing with --json or off a terminal)."""
+
+    def __init__(self, opts: Any) -> None:
+        self._bar = _progress_bar(opts, "overnight")
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _LoopProgress:
+        self._bar.__enter__()
+        self._task = self._bar.add_task("loop", total=None, status="starting")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+    def event(self, level: str, phase: str, message: str) -> None:
+        if self._bar.disable or self._task is None:
+            return
+        colour = {"error": "red", "warn": "yellow"}.get(level, "dim")
+        self._bar.console.print(
+            Text.assemble((f"{phase:<13}", colour), " ", message), soft_wrap=True
+        )
+        self._bar.update(self._task, status=phase)
+
+    def compile(self, state: dict[str, Any]) -> None:
+        if self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=state.get("results", 0),
+                status=f"compile: {state.get('phase', '')}",
+            )
+
+
+def _only_signature(app_obj: App) -> str:
+    ids = [s.id for s in app_obj.signatures.all()]
+    if len(ids) == 1:
+        return ids[0]
+    raise DseError(
+        f"--signature is required: app {app_obj.name!r} has {len(ids)} signatures "
+        f"({', '.join(ids) or 'none'})"
+    )
+
+
+def _recorded_app(opts: Any, run_id: str) -> str | None:
+    """The app a run was started with, so ``--resume`` reloads the same one."""
+    store = _open_store(opts)
+    try:
+        row = store.get_ops_run(run_id)
+    finally:
+        store.close()
+    if row is None:
+        return None
+    recorded = (row.state.get("config") or {}).get("app")
+    return recorded if isinstance(recorded, str) else None
+
+
 def _print_and_exit(summary: dict[str, Any]) -> None:
     print(json.dumps(summary, indent=2, default=str))
+    failure = _failure_line(summary)
+    if failure:
+        err.print(f"[red]error:[/red] {failure}", highlight=False, soft_wrap=True)
     if summary.get("run_id") and summary.get("server"):
         err.print(f"look at it: {summary['server']}/dse/runs/{summary['run_id']}")
     elif summary.get("run_id"):
@@ -153,6 +255,20 @@ def _print_and_exit(summary: dict[str, Any]) -> None:
             f"{summary.get('signature_id', '')}  |  dse history {summary.get('signature_id', '')}"
         )
     raise typer.Exit(0 if summary.get("ok") else 1)
+
+
+def _failure_line(summary: dict[str, Any]) -> str | None:
+    """One line saying why a run is not ok (the first error), for the person at the terminal."""
+    if summary.get("ok"):
+        return None
+    error = summary.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message"))
+    errors = summary.get("errors") or []
+    if errors:
+        first = errors[0]
+        return f"{first.get('step')} failed: {first.get('message')}"
+    return f"run ended {summary.get('outcome') or summary.get('status') or 'not ok'}"
 
 
 @app.command()
@@ -210,97 +326,3 @@ def runs(
         "events": [e.model_dump(mode="json") for e in events],
     }
     _emit(opts, payload, human_run)
-
-
-@canary_app.command("start")
-def canary_start(
-    ctx: typer.Context,
-    signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
-    compiled_id: Annotated[str, typer.Argument(metavar="CANDIDATE_ID")],
-    rollout_pct: Annotated[int, typer.Option("--rollout-pct", min=1, max=100)] = 20,
-    salt: Annotated[str | None, typer.Option("--salt")] = None,
-    min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
-    min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
-    min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
-) -> None:
-    """Gate CANDIDATE_ID against the current control, then start the canary (no side effect if
-    the gate refuses)."""
-    opts = _opts(ctx)
-    catalog = builtin_catalog()
-    with _errors(opts):
-        signature = catalog.signatures.get(signature_id)
-        store = _open_store(opts)
-        try:
-            lm = lm_from_spec(opts.lm)
-            result = gate(
-                store,
-                signature,
-                lm,
-                catalog.profile(signature_id),
-                compiled_id,
-                GateConfig(min_delta=min_delta, min_holdout=min_holdout),
-            )
-            plan = CanaryPlan(
-                rollout_pct=rollout_pct,
-                salt=salt or f"canary-{compiled_id[7:19]}",
-                decision=DecisionConfig(min_samples_per_arm=min_samples),
-            )
-            state = start_canary(store, result, plan, actor=_actor())
-        finally:
-            store.close()
-    payload = {"ok": True, "canary": state.model_dump(mode="json"), "gate": result.reasons}
-    _emit(
-        opts,
-        payload,
-        lambda: out.print(f"canary running: {state.rollout_pct}% to {state.candidate_id}"),
-    )
-
-
-@canary_app.command("status")
-def canary_status(
-    ctx: typer.Context, signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")]
-) -> None:
-    """The canary's counters per arm and the sequential decision right now."""
-    opts = _opts(ctx)
-    with _errors(opts):
-        store = _open_store(opts)
-        try:
-            state = store.get_canary(signature_id)
-        finally:
-            store.close()
-        if state is None:
-            raise DseError(f"{signature_id} has never had a canary")
-        decision = canary_decision(state)
-    payload = {
-        "ok": True,
-        "canary": state.model_dump(mode="json"),
-        "decision": decision.model_dump(mode="json"),
-    }
-
-    def human() -> None:
-        c, k = state.counters.control, state.counters.candidate
-        running = "running" if state.enabled else "stopped"
-        out.print(f"{running}: {state.rollout_pct}% to {state.candidate_id}")
-        out.print(f"control   n={c.n} errors={c.error} mean reward={c.mean_reward}")
-        out.print(f"candidate n={k.n} errors={k.error} mean reward={k.mean_reward}")
-        out.print(f"decision: {decision.verdict}: {decision.reason}")
-
-    _emit(opts, payload, human)
-
-
-@canary_app.command("stop")
-def canary_stop(
-    ctx: typer.Context,
-    signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
-    reason: Annotated[str, typer.Option("--reason")] = "stopped by hand",
-) -> None:
-    """Stop the canary: all traffic goes back to the active pointer."""
-    opts = _opts(ctx)
-    with _errors(opts):
-        store = _open_store(opts)
-        try:
-            state = stop_canary(store, signature_id, reason=reason, actor=_actor())
-        finally:
-            store.close()
-    payload = {"ok": True, "canary": None if state is None else state.model_dump(mode="json")}
-    _emit(opts, payload, lambda: out.print(f"{signature_id}: canary stopped"))

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from dse._catalog import builtin_signatures
 from dse.cli._app import _emit, _errors, _fail, _open_store, _opts, app, err, out
 from dse.errors import DseError
 from dse.eval import import_mined, mine_receipts
@@ -44,7 +43,8 @@ def serve(
         typer.Option(
             "--config",
             help="TOML file with admin_token and viewer_token (else env DSE_ADMIN_TOKEN + "
-            "DSE_VIEWER_TOKEN, else ./.dse/server-tokens.toml, created if missing).",
+            "DSE_VIEWER_TOKEN, else ./.dse/server-tokens.toml, created if missing); an optional "
+            "predict_token (or env DSE_PREDICT_TOKEN) lets agents predict and send feedback.",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
@@ -52,13 +52,19 @@ def serve(
     """Serve the API (/api/dse), the read-only pages (/dse) and the Autopilot chat (/autopilot)."""
     import uvicorn
 
-    from dse.server import ServerSettings, create_app, load_tokens
+    from dse.server import ServerSettings, create_app, load_predict_token, load_tokens
 
     opts = _opts(ctx)
     with _errors(opts):
+        loaded = opts.loaded_app()
         admin, viewer, source = load_tokens(str(config) if config else None)
         settings = ServerSettings(
-            db=opts.db, lm=opts.lm, admin_token=admin, viewer_token=viewer, tokens_file=source
+            db=opts.db,
+            lm=opts.lm,
+            admin_token=admin,
+            viewer_token=viewer,
+            predict_token=load_predict_token(source, admin=admin, viewer=viewer),
+            tokens_file=source,
         )
     where = (
         "tokens: from the environment (DSE_ADMIN_TOKEN, DSE_VIEWER_TOKEN)"
@@ -74,7 +80,7 @@ def serve(
         markup=False,
     )
     logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(settings, app=loaded), host=host, port=port, log_level=log_level)
 
 
 def _when(opts: Any, name: str, value: str | None) -> datetime | None:
@@ -119,7 +125,7 @@ def mine(
         _fail(opts, "give --out FILE or --import, not both")
     since_at, until_at = _when(opts, "--since", since), _when(opts, "--until", until)
     with _errors(opts):
-        signature = builtin_signatures().get(signature_id)
+        signature = opts.app.signatures.get(signature_id)
         store = _open_store(opts)
         try:
             result = mine_receipts(

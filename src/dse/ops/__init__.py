@@ -1,14 +1,19 @@
-"""Ops: the overnight runner, its persisted state machine and timeline."""
+"""Ops: the overnight runner, its persisted state machine and timeline, and the one policy it runs
+over an embedded or a remote transport."""
 
 from dse.ops._config import OvernightConfig
-from dse.ops._embedded import EmbeddedLoop
-from dse.ops._remote import (
-    DseClient,
-    RemoteError,
-    RemoteLoop,
-    RemoteRunStore,
-    run_remote_overnight,
+from dse.ops._embedded import EmbeddedLoop, EmbeddedTransport
+from dse.ops._http import DseClient, RemoteError, admin_token_from_env, signature_path
+from dse.ops._policy import (
+    E2ECheck,
+    LoopTransport,
+    Outcome,
+    OvernightPolicy,
+    PromoteRefused,
+    Settings,
 )
+from dse.ops._remote import RemoteLoop, RemoteTransport, run_remote_overnight
+from dse.ops._remote_runs import RemoteRunStore
 from dse.ops._runner import (
     FAULT_ENV,
     STEPS,
@@ -22,14 +27,24 @@ __all__ = [
     "FAULT_ENV",
     "STEPS",
     "DseClient",
+    "E2ECheck",
     "EmbeddedLoop",
+    "EmbeddedTransport",
     "LoopBackend",
+    "LoopTransport",
+    "Outcome",
     "OvernightConfig",
+    "OvernightPolicy",
+    "PromoteRefused",
     "RemoteError",
     "RemoteLoop",
     "RemoteRunStore",
+    "RemoteTransport",
     "RunContext",
     "RunRecords",
+    "Settings",
+    "admin_token_from_env",
     "run_overnight",
     "run_remote_overnight",
+    "signature_path",
 ]

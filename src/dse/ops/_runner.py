@@ -31,6 +31,7 @@ STEPS: tuple[str, ...] = (
 )
 FAULT_ENV = "DSE_FAULT_KILL_AFTER"
 StepResult = dict[str, Any]
+EventSink = Callable[[str, str, str], None]
 
 
 class RunRecords(Protocol):
@@ -92,8 +93,15 @@ class LoopBackend(Protocol):
 class RunContext:
     """The run's persisted state plus helpers to save progress and log events."""
 
-    def __init__(self, store: RunRecords, row: OpsRunRow, config: OvernightConfig) -> None:
+    def __init__(
+        self,
+        store: RunRecords,
+        row: OpsRunRow,
+        config: OvernightConfig,
+        on_event: EventSink | None = None,
+    ) -> None:
         self.store = store
+        self.on_event = on_event
         self.run_id = row.id
         self.config = config
         self.state: dict[str, Any] = dict(row.state) or {
@@ -132,6 +140,8 @@ class RunContext:
             data=data or {},
             event_key=None if key is None else f"{self.run_id}:{key}",
         )
+        if self.on_event is not None:
+            self.on_event(level, phase, message)
 
 
 async def run_overnight(
@@ -141,8 +151,10 @@ async def run_overnight(
     *,
     resume: str | None = None,
     commit_sha: str | None = None,
+    on_event: EventSink | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the loop and return its summary; the run record is always finished."""
+    """Run (or resume) the loop and return its summary; the run record is always finished.
+    ``on_event(level, phase, message)`` sees every timeline event (a terminal's progress)."""
     started = time.monotonic()
     if resume is None:
         try:
@@ -164,7 +176,7 @@ async def run_overnight(
             return found.summary or {"ok": False, "run_id": found.id, "status": found.status}
         row = found
         config = OvernightConfig.model_validate(row.state.get("config") or config.model_dump())
-    run = RunContext(store, row, config)
+    run = RunContext(store, row, config, on_event)
     if resume is None:
         run.save()
         run.event(

@@ -313,6 +313,12 @@ class CanaryStartRequest(BaseModel):
     salt: str | None = Field(default=None, min_length=1, max_length=ID_MAX)
     gate: GateSettings = GateSettings()
     decision: DecisionConfig = DecisionConfig()
+    reward_source: str = Field(
+        default="labeled",
+        pattern=r"^(labeled|judge|feedback:[a-z0-9_.:-]{1,64})$",
+        description="What the decision uses: labeled exerciser rows, the online judge, or "
+        "feedback of one named source.",
+    )
     actor: str = Field(default="api", max_length=ID_MAX)
     ops_run_id: str | None = Field(default=None, min_length=1, max_length=RUN_ID_MAX)
 

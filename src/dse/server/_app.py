@@ -1,4 +1,4 @@
-"""The service: API under /api/dse, read-only pages under /dse, the Autopilot chat."""
+"""The service: API under /api/dse, read-only pages under /dse, and the app's own routes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dse._catalog import builtin_catalog
+from dse.app import App, LoadedApp, load_app
 from dse.lm import LM, lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
 from dse.server._auth import AuthMiddleware
@@ -46,22 +46,29 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: ServerSettings, *, lm_factory: LMFactory = lm_from_spec) -> FastAPI:
-    """Build the app; the store, LM and receipt writer live for the app's lifespan."""
+def create_app(
+    settings: ServerSettings,
+    *,
+    app: LoadedApp | App | str | None = None,
+    lm_factory: LMFactory = lm_from_spec,
+) -> FastAPI:
+    """Build the service for one dse app (default: the one :func:`dse.app.load_app` finds);
+    the store, LM and receipt writer live for the service's lifespan."""
+    loaded = app if isinstance(app, LoadedApp) else load_app(app)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(service: FastAPI) -> AsyncIterator[None]:
         store = Store.open(settings.db)
-        catalog = builtin_catalog()
         lm = lm_factory(settings.lm)
         writer = ReceiptWriter(store)
-        app.state.dse = ServerContext(
+        service.state.dse = ServerContext(
             settings=settings,
             store=store,
-            catalog=catalog,
+            app=loaded.app,
+            app_spec=loaded.spec,
             lm=lm,
             writer=writer,
-            predictor=Predictor(store, lm, catalog.signatures, writer),
+            predictor=Predictor(store, lm, loaded.app.signatures, writer),
         )
         try:
             yield
@@ -70,32 +77,39 @@ def create_app(settings: ServerSettings, *, lm_factory: LMFactory = lm_from_spec
             await lm.aclose()
             store.close()
 
-    app = FastAPI(
+    service = FastAPI(
         title="dse",
         summary="Compile, gate, canary and promote LLM agent policies.",
         version="0.1.0",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
-    _include_routers(app)
+    install_error_handlers(service)
+    _include_routers(service, loaded.app)
 
-    @app.get("/healthz", include_in_schema=False)
+    @service.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"ok": True}
 
-    app.add_middleware(
+    service.add_middleware(
         AuthMiddleware,
         admin_token=settings.admin_token.get_secret_value(),
         viewer_token=settings.viewer_token.get_secret_value(),
+        predict_token=(
+            settings.predict_token.get_secret_value() if settings.predict_token else None
+        ),
     )
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    service.add_middleware(RequestIdMiddleware)
+    return service
 
 
-def _include_routers(app: FastAPI) -> None:
-    """Routers are added by their own modules so each area stays in one file."""
-    from dse.server import _api, _autopilot, _pages
+def _include_routers(service: FastAPI, app: App) -> None:
+    """Routers are added by their own modules so each area stays in one file; the app's own
+    routes (e.g. Autopilot's chat) come last and cannot shadow dse's."""
+    from dse.server import _api, _feedback, _pages
 
-    app.include_router(_api.router)
-    app.include_router(_pages.router)
-    app.include_router(_autopilot.router)
+    service.include_router(_api.router)
+    service.include_router(_feedback.router)
+    service.include_router(_pages.router)
+    _pages.use_app_pages(app)
+    for factory in app.routers:
+        service.include_router(factory())

@@ -1,4 +1,4 @@
-"""What every handler shares: the store, the catalog, the LM and the live Predict path."""
+"""What every handler shares: the store, the app, the LM and the live Predict path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from dse._catalog import Catalog
+from dse.app import App
 from dse.lm import LM
 from dse.runtime import Predictor, ReceiptWriter
 from dse.server._settings import ServerSettings
@@ -18,7 +18,8 @@ from dse.store import Store
 class ServerContext:
     settings: ServerSettings
     store: Store
-    catalog: Catalog
+    app: App
+    app_spec: str
     lm: LM
     writer: ReceiptWriter
     predictor: Predictor

@@ -17,6 +17,7 @@ from dse.errors import (
     RegistryError,
     StoreError,
 )
+from dse.service import GateRefusedError
 
 REQUEST_ID_KEY = "dse_request_id"
 
@@ -42,6 +43,8 @@ def error_response(
 def status_for(error: DseError) -> tuple[int, str]:
     if isinstance(error, ContractMismatchError):
         return 409, "contract_mismatch"
+    if isinstance(error, GateRefusedError):
+        return 409, "gate_refused"
     if isinstance(error, RegistryError):
         message = error.message.lower()
         if "unknown" in message or "not in the store" in message or "not found" in message:

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from dse.app import App
 from dse.errors import DseError
 from dse.rollout import canary_decision
 from dse.server._auth import QUERY_TOKEN, TOKEN_COOKIE
@@ -123,8 +124,10 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
     return fmt_ms((stop - start).total_seconds() * 1000)
 
 
+_LOADERS: list[jinja2.BaseLoader] = [jinja2.PackageLoader("dse.server", "templates")]
+_LOADER = jinja2.ChoiceLoader(_LOADERS)
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("dse.server", "templates"),
+    loader=_LOADER,
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -139,7 +142,19 @@ _ENV.filters.update(
     compact=compact_json,
     q=path_part,
 )
-_ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS)
+_ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS, app_nav=())
+
+
+def use_app_pages(app: App) -> None:
+    """Let the app's own pages extend ``base.html`` and show its links in the navigation.
+    One app is served per process, so this configures the process's page environment."""
+    for folder in app.template_dirs:
+        if not any(
+            isinstance(loader, jinja2.FileSystemLoader) and str(folder) in loader.searchpath
+            for loader in _LOADERS
+        ):
+            _LOADERS.append(jinja2.FileSystemLoader(str(folder)))
+    _ENV.globals["app_nav"] = tuple(app.nav)
 
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -191,7 +206,7 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 def overview(ctx: Ctx) -> HTMLResponse:
     store = ctx.store
     signatures = []
-    for signature in ctx.catalog.signatures.all():
+    for signature in ctx.app.signatures.all():
         canary = store.get_canary(signature.id)
         signatures.append(
             {
@@ -391,7 +406,7 @@ def _look(value: float) -> str:
 def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
     store = ctx.store
     try:
-        signature = ctx.catalog.signatures.get(signature_id)
+        signature = ctx.app.signatures.get(signature_id)
     except DseError:
         return not_found(f"signature {signature_id}")
     canary = store.get_canary(signature.id)

@@ -20,17 +20,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from dse.autopilot import (
-    BLUEPRINT_TOOLS,
-    SELECT_TOOL_ID,
-    Blueprint,
-    SelectToolInput,
-    apply_tool,
-)
+from dse.autopilot._blueprint import Blueprint, apply_tool
+from dse.autopilot._select_tool import BLUEPRINT_TOOLS, SELECT_TOOL_ID, SelectToolInput
 from dse.errors import DseError
-from dse.server._context import ServerContext
-from dse.server._errors import error_response
-from dse.server._pages import Ctx, TokenCookieRoute, render
+from dse.server import PageContext, PageRoute, ServerContext, error_response, render
 
 THREAD_MIME = "application/vnd.dse.autopilot-thread+json"
 THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -40,7 +33,7 @@ MAX_TURNS_KEPT = 80
 MAX_THREADS_REMEMBERED = 10_000
 _HEADS_KEY = "autopilot_heads"
 
-router = APIRouter(route_class=TokenCookieRoute, include_in_schema=False)
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 class RouteCard(BaseModel):
@@ -210,7 +203,7 @@ async def chat(
 
 @router.get("/autopilot", response_class=HTMLResponse)
 def autopilot_page(
-    ctx: Ctx,
+    ctx: PageContext,
     thread: str | None = None,
     v: str | None = None,
 ) -> Response:
@@ -227,7 +220,7 @@ def autopilot_page(
 
 
 @router.post("/autopilot/send")
-async def send_form(request: Request, ctx: Ctx) -> Response:
+async def send_form(request: Request, ctx: PageContext) -> Response:
     """The chat form (works without JavaScript): route, apply, then show the thread again."""
     form = await _read_form(request)
     if isinstance(form, Response):
@@ -247,7 +240,7 @@ async def send_form(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/autopilot/api/messages")
-async def send_json(body: ChatIn, ctx: Ctx) -> JSONResponse:
+async def send_json(body: ChatIn, ctx: PageContext) -> JSONResponse:
     """The same chat as JSON, for scripts and tests."""
     message = body.message.strip()
     if not message:
