@@ -158,7 +158,7 @@ def test_rollback_after_the_first_promotion_restores_the_defaults_once(store: St
     assert (back.from_compiled_id, back.to_compiled_id, back.moved) == (x, None, True)
     assert store.get_active(SELECT_TOOL_ID) is None
     row = store.pointer_history(SELECT_TOOL_ID)[-1]
-    assert (row.from_compiled_id, row.to_compiled_id) == (x, None)
+    assert (row.action, row.from_compiled_id, row.to_compiled_id) == ("rollback", x, None)
     assert "rollback to defaults" in row.reason and x in row.reason and "worse" in row.reason
     assert row.actor == "ops"
     # The same request again is a replay, and a second rollback does not flip back to X.

@@ -145,7 +145,10 @@ def test_compile_gate_canary_exercise_promote(live: Live) -> None:
         receipt = ok(api.get(f"/api/dse/receipts/{served['receipt_id']}"))["receipt"]
         assert receipt["compiled_id"] == candidate
 
-        # Nothing before the first promote: a bare rollback refuses, an explicit one moves.
+        # The first promote came from the defaults: a bare rollback restores them, once; an
+        # explicit one moves to its target.
+        defaults = ok(api.post(f"{SIG}/rollback", json={}))
+        assert (defaults["action"], defaults["to_compiled_id"]) == ("rollback", None)
         nothing = api.post(f"{SIG}/rollback", json={})
         assert nothing.status_code == 409, nothing.text
         back = ok(api.post(f"{SIG}/rollback", json={"to": control}))

@@ -40,10 +40,6 @@ class _Unset(enum.Enum):
 UNSET: Final = _Unset.UNSET
 Expected = str | None | Literal[_Unset.UNSET]
 
-# How a rollback to the signature's defaults is recorded. Store.set_active accepts a move to
-# None only as "clear", so it is a clear whose reason says it was a rollback to defaults; on the
-# rollback stack the two are the same (the stack empties, so another rollback cannot return).
-_TO_DEFAULTS_ACTION: Final[PointerAction] = "clear"
 
 
 class PointerMove(BaseModel):
@@ -195,7 +191,6 @@ def rollback(
         "rollback",
         to,
         check_target=to is not None,
-        also=_TO_DEFAULTS_ACTION if to is None else None,
     )
     if replay is not None:
         return replay
@@ -208,7 +203,7 @@ def rollback(
             store,
             sig_id,
             None,
-            _TO_DEFAULTS_ACTION,
+            "rollback",
             expected=current,
             request_id=request_id,
             actor=actor,
@@ -416,19 +411,14 @@ def _replay(
     action: PointerAction,
     target: str | None,
     check_target: bool,
-    also: PointerAction | None = None,
 ) -> PointerMove | None:
-    """The recorded move for ``request_id``, or None if it has not been applied here.
-
-    ``also`` names a second action the same call may have recorded (a rollback to the
-    defaults is recorded as ``_TO_DEFAULTS_ACTION``).
-    """
+    """The recorded move for ``request_id``, or None if it has not been applied here."""
     if request_id is None:
         return None
     row = next((r for r in history if r.request_id == request_id), None)
     if row is None:
         return None
-    if row.action not in (action, also) or (check_target and row.to_compiled_id != target):
+    if row.action != action or (check_target and row.to_compiled_id != target):
         raise RegistryError(
             f"request id {request_id!r} was already used to {row.action} {sig_id} to "
             f"{_show(row.to_compiled_id)}; it cannot be reused to {action} "

@@ -86,14 +86,17 @@ class ArtifactsMixin(_StoreBase):
 
         Returns False, changing nothing, when the pointer is not at ``expected``. Re-issuing a
         ``request_id`` that already moved this pointer returns True without a second move.
-        ``compiled_id=None`` (action ``clear``) clears the pointer.
+        ``compiled_id=None`` (action ``clear``, or ``rollback`` to the signature's defaults)
+        clears the pointer.
         """
         if action not in ("set", "promote", "rollback", "clear"):
             raise StoreError(f"unknown pointer action {action!r}")
-        if (action == "clear") != (compiled_id is None):
+        if (action == "clear" and compiled_id is not None) or (
+            action in ("set", "promote") and compiled_id is None
+        ):
             raise StoreError(
-                f"action {action!r} with compiled_id {compiled_id!r}: "
-                "'clear' moves to None and every other action needs an artifact id"
+                f"action {action!r} with compiled_id {compiled_id!r}: 'clear' moves to None, "
+                "'set' and 'promote' need an artifact id"
             )
         now = _now()
 
