@@ -49,6 +49,24 @@ class RegistryError(DseError):
     name = "RegistryError"
 
 
+class NotFoundError(RegistryError):
+    """Something named by id (signature, artifact, receipt) does not exist here."""
+
+    name = "NotFoundError"
+
+
+class ConflictError(DseError):
+    """The request contradicts what is already recorded (e.g. different feedback, same source)."""
+
+    name = "ConflictError"
+
+
+class InvalidInputError(DseError):
+    """A value given by the caller is not acceptable (named in the message)."""
+
+    name = "InvalidInputError"
+
+
 class ContractMismatchError(RegistryError):
     """An artifact was compiled against a different contract than the running signature."""
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dse.errors import RegistryError
+from dse.errors import NotFoundError, RegistryError
 from dse.rollout._canary import stop_canary
 from dse.signature import Artifact, Signature
 from dse.store import PointerAction, PointerHistoryRow, Store
@@ -39,7 +39,6 @@ class _Unset(enum.Enum):
 
 UNSET: Final = _Unset.UNSET
 Expected = str | None | Literal[_Unset.UNSET]
-
 
 
 class PointerMove(BaseModel):
@@ -63,7 +62,7 @@ def verify_artifact(store: Store, signature: Signature[Any, Any], compiled_id: s
     """Load ``compiled_id`` and check it was compiled for ``signature``'s running contract."""
     body = store.get_artifact(compiled_id)
     if body is None:
-        raise RegistryError(
+        raise NotFoundError(
             f"artifact {compiled_id} not found; store it before pointing {signature.id} at it",
             compiled_id=compiled_id,
             signature_id=signature.id,

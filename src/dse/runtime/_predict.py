@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from dse._canonical import sha256_id
-from dse.errors import DseError, RegistryError, RenderError
+from dse.errors import DseError, NotFoundError, RenderError
 from dse.lm import LM
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
@@ -179,7 +179,7 @@ class Predictor:
         """Load an artifact and check it against the running signature's contract."""
         body = self.store.get_artifact(compiled_id)
         if body is None:
-            raise RegistryError(
+            raise NotFoundError(
                 f"{signature.id} points at artifact {compiled_id}, which is not in the store"
             )
         artifact = Artifact.model_validate(body)

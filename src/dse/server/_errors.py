@@ -11,9 +11,12 @@ from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from dse.errors import (
+    ConflictError,
     ContractMismatchError,
     DatasetError,
     DseError,
+    InvalidInputError,
+    NotFoundError,
     RegistryError,
     StoreError,
 )
@@ -41,20 +44,23 @@ def error_response(
 
 
 def status_for(error: DseError) -> tuple[int, str]:
-    if isinstance(error, ContractMismatchError):
-        return 409, "contract_mismatch"
-    if isinstance(error, GateRefusedError):
-        return 409, "gate_refused"
-    if isinstance(error, RegistryError):
-        message = error.message.lower()
-        if "unknown" in message or "not in the store" in message or "not found" in message:
-            return 404, "not_found"
-        return 409, "conflict"
-    if isinstance(error, DatasetError):
-        return 422, "invalid_dataset"
-    if isinstance(error, StoreError):
-        return 503, "store_unavailable"
+    """The HTTP meaning of an error, decided by its type alone (never by its words)."""
+    for kind, status, code in _STATUS:
+        if isinstance(error, kind):
+            return status, code
     return 400, error.name
+
+
+_STATUS: tuple[tuple[type[DseError], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),
+    (ContractMismatchError, 409, "contract_mismatch"),
+    (GateRefusedError, 409, "gate_refused"),
+    (ConflictError, 409, "conflict"),
+    (InvalidInputError, 422, "invalid_input"),
+    (RegistryError, 409, "conflict"),
+    (DatasetError, 422, "invalid_dataset"),
+    (StoreError, 503, "store_unavailable"),
+)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from dse._canonical import sha256_id
-from dse.errors import RegistryError
+from dse.errors import NotFoundError, RegistryError
 from dse.signature._params import Demo, Params
 
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -113,7 +113,7 @@ class SignatureRegistry:
             return self._by_id[signature_id]
         except KeyError:
             known = ", ".join(sorted(self._by_id)) or "(none)"
-            raise RegistryError(
+            raise NotFoundError(
                 f"unknown signature {signature_id!r}; registered: {known}"
             ) from None
 

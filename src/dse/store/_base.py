@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, CursorResult, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dse.errors import RegistryError, StoreError
+from dse.errors import NotFoundError, RegistryError, StoreError
 from dse.store import _models as m
 from dse.store._engine import (
     SINGLE_READ_OPTION,
@@ -80,7 +80,7 @@ class _StoreBase:
     def _require_artifact(session: Session, compiled_id: str, signature_id: str) -> None:
         artifact = session.get(m.Artifact, compiled_id)
         if artifact is None:
-            raise RegistryError(
+            raise NotFoundError(
                 f"artifact {compiled_id} not found; store it before pointing at it",
                 compiled_id=compiled_id,
             )

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dse.errors import StoreError
+from dse.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
 from dse.store import _models as m
 from dse.store._base import _StoreBase
 from dse.store._canary import _feedback_reward_statement
@@ -29,19 +29,19 @@ from dse.store._records import (
 from dse.store._util import _OBJECT_LEN, _check_limit, _check_text, _now, _table
 
 
-class InvalidFeedbackError(StoreError):
+class InvalidFeedbackError(StoreError, InvalidInputError):
     """Feedback that cannot be recorded as given: bad source name, reward or correction."""
 
     name = "InvalidFeedbackError"
 
 
-class FeedbackConflictError(StoreError):
+class FeedbackConflictError(StoreError, ConflictError):
     """Feedback for a (receipt, source) that already holds a different reward or correction."""
 
     name = "FeedbackConflictError"
 
 
-class ReceiptNotFoundError(StoreError):
+class ReceiptNotFoundError(StoreError, NotFoundError):
     """Feedback names a receipt the store does not hold."""
 
     name = "ReceiptNotFoundError"
