@@ -1,0 +1,1 @@
+"""Support triage: a help desk that routes tickets to queues, improved nightly by dse."""
