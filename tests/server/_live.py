@@ -22,6 +22,7 @@ from dse.server import ServerSettings, create_app
 
 ADMIN = "admin-token-for-tests-0123456789"
 VIEWER = "viewer-token-for-tests-0123456789"
+PREDICT = "predict-token-for-tests-0123456789"
 SELECT_TOOL = "autopilot/blueprint/SelectTool.v1"
 
 
@@ -31,6 +32,7 @@ def settings_for(db_url: str) -> ServerSettings:
         lm="scripted:tests",
         admin_token=SecretStr(ADMIN),
         viewer_token=SecretStr(VIEWER),
+        predict_token=SecretStr(PREDICT),
         tokens_file="tests",
     )
 

@@ -1,6 +1,7 @@
 """Auth over every route of the app, enumerated from the app itself (so a new route is covered the
 moment it is added): no token = 401, the viewer token on anything that changes dse state = 403,
-and auth is decided before any input is parsed."""
+the predict token on anything but predict and feedback = 403 (reads and pages included), and
+auth is decided before any input is parsed."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ from fastapi import FastAPI
 from dse.lm import ScriptedLM
 from dse.server import required_access
 
-from ._live import ADMIN, SELECT_TOOL, VIEWER, Live, build_app, live_server
+from ._live import ADMIN, PREDICT, SELECT_TOOL, VIEWER, Live, build_app, live_server
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
+#: The only routes the predict token may call.
+PREDICT_ROUTES = {
+    ("POST", "/api/dse/signatures/{signature_id:path}/predict"),
+    ("POST", "/api/dse/receipts/{receipt_id}/feedback"),
+}
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-z]+)?\}")
 
 
@@ -75,6 +81,7 @@ def test_the_enumeration_sees_every_documented_operation_and_the_pages() -> None
     enumerated = {(method, _PARAM.sub(r"{\1}", path)) for method, path in ROUTES}
     assert documented <= enumerated, documented - enumerated
     assert ("POST", "/api/dse/signatures/{signature_id}/promote") in enumerated
+    assert set(ROUTES) >= PREDICT_ROUTES
     assert any(path.startswith("/dse") for _, path in enumerated)
     assert len([r for r in ROUTES if r[1].startswith("/api/dse")]) >= 30
 
@@ -102,16 +109,58 @@ def test_every_route_needs_a_token_and_mutations_need_admin(
     with live.client(token=VIEWER) as viewer:
         response = viewer.request(method, url, content=body, headers=headers)
     if path.startswith("/api/dse") and method not in SAFE:
-        assert need == "admin"
+        assert need == ("predict" if (method, path) in PREDICT_ROUTES else "admin")
         assert response.status_code == 403, (method, url, response.text)
         assert response.json()["error"]["code"] == "forbidden"
     else:
         assert response.status_code not in (401, 403), (method, url, response.text)
 
-    if need == "admin":
-        with live.client(token=ADMIN) as admin:
-            response = admin.request(method, url, content=body, headers=headers)
+    with live.client(token=PREDICT) as agent:
+        response = agent.request(method, url, content=body, headers=headers)
+    if (method, path) in PREDICT_ROUTES:
         assert response.status_code not in (401, 403), (method, url, response.text)
+    else:
+        assert response.status_code == 403, (method, url, response.text)
+        assert response.json()["error"]["code"] == "forbidden"
+
+    with live.client(token=ADMIN) as admin:
+        response = admin.request(method, url, content=body, headers=headers)
+    assert response.status_code not in (401, 403), (method, url, response.text)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/dse/receipts/a/b/feedback"),
+        ("POST", "/api/dse/receipts/x/feedback/"),
+        ("PUT", "/api/dse/receipts/x/feedback"),
+        ("GET", "/api/dse/receipts/x"),
+        ("GET", "/dse"),
+    ],
+)
+def test_the_predict_role_matches_only_the_two_exact_routes(method: str, path: str) -> None:
+    assert required_access(method, path) in ("admin", "viewer")
+
+
+def test_the_predict_token_reaches_predict_and_feedback_over_http(live: Live) -> None:
+    value = {"message": "hello", "blueprint_hint": {"user_handle": "x", "agent_name": "Auto"}}
+    with live.client(token=PREDICT) as agent:
+        answer = agent.post(f"/api/dse/signatures/{SELECT_TOOL}/predict", json={"input": value})
+        assert answer.status_code == 200, answer.text
+        receipt_id = answer.json()["receipt_id"]
+        sent = agent.post(f"/api/dse/receipts/{receipt_id}/feedback", json={"reward": 1})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["created"] is True
+        refused = agent.get(f"/api/dse/receipts/{receipt_id}")
+        assert refused.status_code == 403
+        assert "predict and feedback" in refused.json()["error"]["message"]
+        # A path ending in /predict is the predict route whatever comes before it: here a
+        # signature named ".../promote", which does not exist; nothing is promoted.
+        odd = agent.post(f"/api/dse/signatures/{SELECT_TOOL}/promote/predict", json={"input": {}})
+        assert odd.status_code == 404, odd.text
+    with live.client(token=VIEWER) as viewer:
+        refused = viewer.post(f"/api/dse/receipts/{receipt_id}/feedback", json={"reward": 1})
+        assert refused.status_code == 403
 
 
 def test_the_token_may_come_as_the_dse_token_cookie(live: Live) -> None:

@@ -1,4 +1,4 @@
-"""Server settings: store, model and the two tokens (from env or a TOML file, never logged)."""
+"""Server settings: store, model and the tokens (from env or a TOML file, never logged)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import secrets
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from dse.errors import DseError
 
 ADMIN_ENV = "DSE_ADMIN_TOKEN"
 VIEWER_ENV = "DSE_VIEWER_TOKEN"
+PREDICT_ENV = "DSE_PREDICT_TOKEN"
 CONFIG_ENV = "DSE_SERVER_CONFIG"
 
 
@@ -23,7 +24,19 @@ class ServerSettings(BaseModel):
     lm: str = "local:qwen2.5-coder-0.5b"
     admin_token: SecretStr
     viewer_token: SecretStr
+    predict_token: SecretStr | None = Field(
+        default=None, description="The agents' token (predict and feedback only); None: no role."
+    )
     tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
+
+    @model_validator(mode="after")
+    def _predict_token_is_its_own(self) -> ServerSettings:
+        if self.predict_token is not None and self.predict_token.get_secret_value() in (
+            self.admin_token.get_secret_value(),
+            self.viewer_token.get_secret_value(),
+        ):
+            raise ValueError("the predict token must differ from the admin and viewer tokens")
+        return self
 
 
 def load_tokens(config_path: str | None = None) -> tuple[SecretStr, SecretStr, str]:
@@ -55,3 +68,29 @@ def load_tokens(config_path: str | None = None) -> tuple[SecretStr, SecretStr, s
     if data["admin_token"] == data["viewer_token"]:
         raise DseError(f"server config {path}: admin and viewer tokens must differ")
     return SecretStr(data["admin_token"]), SecretStr(data["viewer_token"]), str(path)
+
+
+def load_predict_token(
+    tokens_source: str, *, admin: SecretStr, viewer: SecretStr
+) -> SecretStr | None:
+    """The optional predict token: ``DSE_PREDICT_TOKEN``, else ``predict_token`` in the tokens
+    file :func:`load_tokens` read (its ``tokens_source``); None when neither sets one, and then
+    the server has no predict role. It must differ from the admin and viewer tokens, or a
+    request could not be told apart."""
+    value = os.environ.get(PREDICT_ENV, "").strip() or None
+    where = PREDICT_ENV
+    if value is None and tokens_source != "environment" and Path(tokens_source).is_file():
+        path = Path(tokens_source)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise DseError(f"cannot read server config {path}: {exc}") from None
+        found = data.get("predict_token")
+        if found is not None and (not isinstance(found, str) or not found.strip()):
+            raise DseError(f"server config {path}: predict_token must be a non-empty string")
+        value, where = found, str(path)
+    if value is None:
+        return None
+    if value in (admin.get_secret_value(), viewer.get_secret_value()):
+        raise DseError(f"{where}: the predict token must differ from the admin and viewer tokens")
+    return SecretStr(value)
