@@ -22,12 +22,14 @@ from dse.errors import (
 )
 
 if TYPE_CHECKING:
+    from dse.app import App
     from dse.runtime import Prediction, Predictor, Receipt, ReceiptWriter
     from dse.signature import Artifact, Params, PromptBlocks, Signature, SignatureRegistry
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "App": "dse.app",
     "Prediction": "dse.runtime",
     "Predictor": "dse.runtime",
     "Receipt": "dse.runtime",
@@ -48,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "App",
     "Artifact",
     "BudgetExceededError",
     "ContractMismatchError",

@@ -23,9 +23,7 @@ from dse.compile import (
 )
 from dse.errors import RegistryError
 from dse.eval import JudgeFactory, RewardBundle, exact_match_reward
-from dse.lm import LM
 from dse.signature import Signature, SignatureRegistry
-from dse.store import Store
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -87,14 +85,15 @@ class App:
         signature: Signature[Any, Any],
         *,
         space: SearchSpace | None = None,
-        reward: RewardFactory | None = None,
+        reward: RewardBundle | RewardFactory | None = None,
         budget: CompileBudget | None = None,
         optimizer: str | None = None,
         dataset: str | Path | None = None,
         judge: JudgeFactory | None = None,
     ) -> Signature[Any, Any]:
         """Register ``signature``; what is left out gets a generic default (search space,
-        exact-match reward, a budget sized for a starter set, the TPE optimizer).
+        exact-match reward, a budget sized for a starter set, the TPE optimizer). ``reward`` is a
+        :class:`~dse.eval.RewardBundle` or a factory ``(store, lm) -> RewardBundle``.
 
         A relative ``dataset`` path is read from the folder of the module that calls ``add``.
         """
@@ -108,7 +107,7 @@ class App:
         self.signatures.register(signature)
         profile = CompileProfile(
             space=space if space is not None else default_space(signature),
-            reward=reward if reward is not None else _exact_match,
+            reward=_reward_factory(reward),
             budget=budget if budget is not None else DEFAULT_BUDGET,
             optimizer=optimizer or "tpe",
         )
@@ -144,8 +143,14 @@ class App:
         return [self._entries[s.id] for s in self.signatures.all()]
 
 
-def _exact_match(store: Store, lm: LM) -> RewardBundle:
-    return exact_match_reward()
+def _reward_factory(reward: RewardBundle | RewardFactory | None) -> RewardFactory:
+    """A reward as compile takes it: a factory of the store and LM (a judge needs them); a
+    fixed bundle or nothing (exact match) is wrapped."""
+    if reward is None:
+        return lambda store, lm: exact_match_reward()
+    if isinstance(reward, RewardBundle):
+        return lambda store, lm: reward
+    return reward
 
 
 def _caller_dir() -> Path | None:

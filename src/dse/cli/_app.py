@@ -81,7 +81,7 @@ def _global(
         typer.Option(
             "--app",
             metavar="MODULE:ATTR",
-            help="Your dse.App (else DSE_APP, else [tool.dse] app in ./pyproject.toml, "
+            help="Your dse.App (else DSE_APP, else \\[tool.dse] app in ./pyproject.toml, "
             "else the Autopilot app).",
         ),
     ] = None,

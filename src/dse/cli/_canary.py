@@ -106,7 +106,7 @@ def canary_status(
         out.print(f"{running}: {state.rollout_pct}% to {state.candidate_id}")
         out.print(f"control   n={c.n} errors={c.error} mean reward={c.mean_reward}")
         out.print(f"candidate n={k.n} errors={k.error} mean reward={k.mean_reward}")
-        out.print(f"decision: {decision.verdict}: {decision.reason}")
+        out.print(f"decision: {decision.reason}", highlight=False)
 
     _emit(opts, payload, human)
 

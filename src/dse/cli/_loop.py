@@ -55,7 +55,10 @@ def overnight(
         typer.Option("--signature", help="Default: the app's only signature, if it has one."),
     ] = None,
     dataset: Annotated[
-        Path | None, typer.Option("--dataset", help="JSONL rows to import first.")
+        Path | None,
+        typer.Option(
+            "--dataset", help="JSONL rows to import first (default: the app's registered file)."
+        ),
     ] = None,
     optimizer: Annotated[str | None, typer.Option("--optimizer")] = None,
     budget_calls: Annotated[int | None, typer.Option("--budget-calls", min=1)] = None,
@@ -98,7 +101,7 @@ def overnight(
             signature_id=signature,
             app=opts.loaded_app().spec,
             lm=opts.lm if base_url is None else f"server:{base_url}",
-            dataset=str(dataset) if dataset else None,
+            dataset=_dataset(dataset, app_obj, signature),
             optimizer=optimizer,
             budget=compile_budget(profile, budget_calls, budget_seconds),
             gate=GateConfig(min_delta=min_delta, min_holdout=min_holdout),
@@ -131,6 +134,13 @@ def overnight(
     except DseError as exc:
         summary = {"ok": False, "error": {"name": exc.name, "message": str(exc)}}
     _print_and_exit(summary)
+
+
+def _dataset(given: Path | None, app_obj: App, signature_id: str) -> str | None:
+    """The file to import first: ``--dataset``, else the one the app registered (upserts are
+    idempotent, so importing it every night only adds what is new)."""
+    chosen = given or app_obj.registration(signature_id).dataset
+    return str(chosen) if chosen else None
 
 
 def _config(**fields: Any) -> OvernightConfig:

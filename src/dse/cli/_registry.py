@@ -33,13 +33,13 @@ def _expected_arg(value: str | None) -> Expected:
 
 def _short(compiled_id: str | None) -> str:
     if compiled_id is None:
-        return "(none)"
+        return "(defaults)"
     return compiled_id[:15] + "…" if len(compiled_id) > 16 else compiled_id
 
 
 def _report_move(opts: Options, move: PointerMove, verb: str) -> None:
     def human() -> None:
-        arrow = f"{_short(move.from_compiled_id)} -> {move.to_compiled_id}"
+        arrow = f"{_short(move.from_compiled_id)} -> {move.to_compiled_id or '(defaults)'}"
         if move.moved:
             out.print(f"{verb} {move.signature_id}: {arrow}", highlight=False, markup=False)
         elif move.from_compiled_id != move.to_compiled_id:

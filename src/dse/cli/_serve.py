@@ -49,7 +49,7 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Serve the API (/api/dse), the read-only pages (/dse) and the Autopilot chat (/autopilot)."""
+    """Serve the API (/api/dse), the read-only pages (/dse) and the app's own pages."""
     import uvicorn
 
     from dse.server import ServerSettings, create_app, load_predict_token, load_tokens
@@ -73,9 +73,9 @@ def serve(
         "viewer_token for the pages)"
     )
     err.print(where, highlight=False, markup=False)
+    extra = "".join(f", {link.label} {link.href}" for link in loaded.app.nav)
     err.print(
-        f"dse on http://{host}:{port}  API /api/dse (OpenAPI /openapi.json), pages /dse, "
-        "chat /autopilot",
+        f"dse on http://{host}:{port}  API /api/dse (OpenAPI /openapi.json), pages /dse{extra}",
         highlight=False,
         markup=False,
     )
