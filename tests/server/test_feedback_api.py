@@ -68,7 +68,7 @@ def test_a_different_reward_from_the_same_source_is_a_conflict(agent: httpx.Clie
     assert feedback(agent, receipt_id, reward=0).status_code == 200
     conflict = feedback(agent, receipt_id, reward=1)
     assert conflict.status_code == 409, conflict.text
-    assert conflict.json()["error"]["code"] == "feedback_conflict"
+    assert conflict.json()["error"]["code"] == "conflict"
     other_source = feedback(agent, receipt_id, reward=1, source="csat")
     assert other_source.status_code == 200
 

@@ -7,30 +7,23 @@ receipt writer; the route then flushes the writer and looks again before answeri
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
 
 from dse.client._feedback import record_feedback_flushing
-from dse.errors import DseError
 from dse.rollout import FeedbackResult
+from dse.server._api_base import _ERRORS, PREFIX, ApiError, _ApiRoute
 from dse.server._context import ServerContext, get_context
-from dse.server._errors import error_response
-from dse.store import (
-    FEEDBACK_SOURCE_MAX_CHARS,
-    FeedbackConflictError,
-    InvalidFeedbackError,
-    ReceiptNotFoundError,
-)
+from dse.store import FEEDBACK_SOURCE_MAX_CHARS, ReceiptNotFoundError
 
-log = logging.getLogger(__name__)
-
-router = APIRouter(prefix="/api/dse", tags=["dse"])
+# The API's route class and error responses: a DseError is answered by its type (an unknown
+# receipt 404, a conflicting re-send 409, invalid feedback 422), anything else as a 500 in the
+# one error shape.
+router = APIRouter(prefix=PREFIX, route_class=_ApiRoute, responses=_ERRORS, tags=["dse"])
 
 Ctx = Annotated[ServerContext, Depends(get_context)]
 ReceiptId = Annotated[
@@ -61,15 +54,9 @@ class FeedbackRequest(BaseModel):
     "/receipts/{receipt_id}/feedback",
     response_model=FeedbackResult,
     summary="Record feedback (a reward) for a prediction; counts in its canary arm",
-    responses={
-        404: {"description": "No such receipt."},
-        409: {"description": "Different feedback from this source is already stored."},
-        422: {"description": "Invalid reward, source or correct_output."},
-    },
+    responses={403: {"description": "Needs the predict or admin token."}},
 )
-async def send_feedback(
-    ctx: Ctx, receipt_id: ReceiptId, body: FeedbackRequest, request: Request
-) -> FeedbackResult | JSONResponse:
+async def send_feedback(ctx: Ctx, receipt_id: ReceiptId, body: FeedbackRequest) -> FeedbackResult:
     try:
         return await run_in_threadpool(
             record_feedback_flushing,
@@ -82,24 +69,7 @@ async def send_feedback(
             flush=ctx.writer.flush,
         )
     except ReceiptNotFoundError:
-        return _refused(request, 404, "not_found", f"receipt {receipt_id} not found", receipt_id)
-    except FeedbackConflictError as exc:
-        return _refused(request, 409, "feedback_conflict", exc.message, receipt_id)
-    except InvalidFeedbackError as exc:
-        return _refused(request, 422, "invalid_feedback", exc.message, receipt_id)
-    except DseError:
-        raise  # the app's handler maps the rest (e.g. the store unavailable: 503)
-    except Exception:
-        # Still the one error shape with the request id; the trace goes to the log.
-        log.exception("feedback for %s failed", receipt_id)
-        return error_response(
-            500, "internal_error", "internal error; see the server log", scope=request.scope
-        )
-
-
-def _refused(
-    request: Request, status: int, code: str, message: str, receipt_id: str
-) -> JSONResponse:
-    return error_response(
-        status, code, message, details={"receipt_id": receipt_id}, scope=request.scope
-    )
+        # The store's message tells a local caller to flush its writer; this route already did.
+        raise ApiError(
+            404, "not_found", f"receipt {receipt_id} not found", {"receipt_id": receipt_id}
+        ) from None
