@@ -96,6 +96,7 @@ def test_runs_list_and_run_timeline_show_the_run(client: TestClient, built: Buil
     for step in ("preflight", "import", "snapshot", "compile", "gate", "canary_start", "conclude"):
         assert step in text
     assert "gate done: holdout delta" in text
+    assert re.search(r'data-field="reward_source">\s*labeled', html)
     assert "look 1:" in text and "canary done: promote" in text
     assert 'class="level-info"' in html
     # The summary JSON, pretty-printed.
@@ -122,6 +123,7 @@ def test_signature_page_shows_pointer_canary_reports_dataset_and_receipts(
     assert 'href="/dse/receipts/rcpt_' in html
     assert f'href="/dse/runs/{built.run_id}"' in html
     assert "<svg" in html and "Canary: requests per arm" in html
+    assert re.search(r'decides on <strong data-field="reward_source">labeled<', html)
     # Counters per arm as a table, too.
     assert re.search(r"control.*?30.*?candidate.*?30", text)
 

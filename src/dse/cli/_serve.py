@@ -13,7 +13,7 @@ import typer
 
 from dse.cli._app import _emit, _errors, _fail, _open_store, _opts, app, err, out
 from dse.errors import DseError
-from dse.eval import import_mined, mine_receipts
+from dse.eval import import_mined, mine_corrections, mine_receipts
 from dse.store import Split
 
 _TOKEN_IN_QUERY = re.compile(r"(?<=[?&])(token)=[^&\s]*", re.IGNORECASE)
@@ -114,6 +114,14 @@ def mine(
     do_import: Annotated[
         bool, typer.Option("--import", help="Upsert the rows into the dataset.")
     ] = False,
+    corrections: Annotated[
+        bool,
+        typer.Option(
+            "--corrections",
+            help="Mine the corrections people sent as feedback (label source human, may go to "
+            "holdout) instead of the model's answers.",
+        ),
+    ] = False,
 ) -> None:
     """Turn SIGNATURE's ok receipts into dataset rows (label source model, with provenance).
 
@@ -128,16 +136,19 @@ def mine(
         signature = opts.app.signatures.get(signature_id)
         store = _open_store(opts)
         try:
-            result = mine_receipts(
-                store,
-                signature,
-                limit=limit,
-                split=split,
-                reviewed=reviewed,
-                compiled_id=compiled_id,
-                since=since_at,
-                until=until_at,
-            )
+            if corrections:
+                result = mine_corrections(store, signature, limit=limit, split=split)
+            else:
+                result = mine_receipts(
+                    store,
+                    signature,
+                    limit=limit,
+                    split=split,
+                    reviewed=reviewed,
+                    compiled_id=compiled_id,
+                    since=since_at,
+                    until=until_at,
+                )
             written = import_mined(store, result) if do_import else None
         finally:
             store.close()
