@@ -23,6 +23,7 @@ from dse.errors import (
 
 if TYPE_CHECKING:
     from dse.app import App
+    from dse.client import Client, ClientPrediction, connect
     from dse.runtime import Prediction, Predictor, Receipt, ReceiptWriter
     from dse.signature import Artifact, Params, PromptBlocks, Signature, SignatureRegistry
 
@@ -30,6 +31,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "App": "dse.app",
+    "Client": "dse.client",
+    "ClientPrediction": "dse.client",
+    "connect": "dse.client",
     "Prediction": "dse.runtime",
     "Predictor": "dse.runtime",
     "Receipt": "dse.runtime",
@@ -53,6 +57,8 @@ __all__ = [
     "App",
     "Artifact",
     "BudgetExceededError",
+    "Client",
+    "ClientPrediction",
     "ContractMismatchError",
     "DatasetError",
     "DecodeError",
@@ -71,5 +77,6 @@ __all__ = [
     "StrategyError",
     "__version__",
     "canonical_bytes",
+    "connect",
     "sha256_id",
 ]
