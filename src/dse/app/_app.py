@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,7 +60,7 @@ class BrowserProbe(Protocol):
     ) -> ProbeResult: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebLink:
     """A link the app adds to the pages' navigation (e.g. its own chat page)."""
 
@@ -68,17 +68,20 @@ class WebLink:
     href: str
 
 
-@dataclass
 class App:
     """The signatures one agent exposes to dse, registered in the user's own code."""
 
-    name: str = "app"
-    signatures: SignatureRegistry = field(default_factory=SignatureRegistry)
-    _entries: dict[str, Registration] = field(default_factory=dict)
-    routers: list[RouterFactory] = field(default_factory=list)
-    nav: list[WebLink] = field(default_factory=list)
-    template_dirs: list[Path] = field(default_factory=list)
-    browser_probes: dict[str, BrowserProbe] = field(default_factory=dict)
+    def __init__(self, name: str = "app") -> None:
+        self.name = name
+        self.signatures = SignatureRegistry()
+        self.routers: list[RouterFactory] = []
+        self.nav: list[WebLink] = []
+        self.template_dirs: list[Path] = []
+        self.browser_probes: dict[str, BrowserProbe] = {}
+        self._entries: dict[str, Registration] = {}
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, signatures={[s.id for s in self.signatures.all()]})"
 
     def add(
         self,
