@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"lm", "signature", "store", "runtime", "eval", "compile", "rollout"},
     "service": {"lm", "signature", "store", "runtime", "eval", "compile", "rollout", "app"},
 }
+ALLOWED["client"] = ALLOWED["service"] | {"service"}
+ALLOWED["ops"] = ALLOWED["service"] | {"service"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dse.cli._app import Options, _emit, _errors, _fail, _open_store, _opts, app, out
-from dse.client._feedback import record_feedback_flushing
+from dse.service import record_feedback_flushing
 
 
 @app.command()

@@ -14,12 +14,12 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from dse.app import LoadedApp
-from dse.client._feedback import record_feedback_flushing
 from dse.client._http import API, JsonApi, RemoteError
 from dse.client._models import ClientPrediction
 from dse.lm import LM
 from dse.rollout import FeedbackResult
 from dse.runtime import Predictor, ReceiptWriter
+from dse.service import record_feedback_flushing
 from dse.store import Store
 
 B = TypeVar("B", bound=BaseModel)

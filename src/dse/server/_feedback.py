@@ -14,10 +14,10 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from dse.client._feedback import record_feedback_flushing
 from dse.rollout import FeedbackResult
 from dse.server._api_base import _ERRORS, PREFIX, ApiError, _ApiRoute
 from dse.server._context import ServerContext, get_context
+from dse.service import record_feedback_flushing
 from dse.store import FEEDBACK_SOURCE_MAX_CHARS, ReceiptNotFoundError
 
 # The API's route class and error responses: a DseError is answered by its type (an unknown

@@ -1,5 +1,6 @@
 """The service layer: logic the CLI, the HTTP API and the loop share, with typed errors."""
 
+from dse.service._feedback import record_feedback_flushing
 from dse.service._rollout import (
     GateRefusedError,
     canary_salt,
@@ -18,6 +19,7 @@ __all__ = [
     "compile_budget",
     "judge_canary",
     "promote_gated",
+    "record_feedback_flushing",
     "split_counts",
     "start_gated_canary",
 ]
