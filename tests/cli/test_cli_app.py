@@ -113,3 +113,33 @@ def test_overnight_shows_its_steps_on_a_terminal(tmp_path: Path) -> None:
     for phase in ("preflight", "import", "snapshot", "compile", "gate", "finish"):
         assert any(line.startswith(phase) for line in shown.splitlines()), (phase, shown)
     assert "gate refused the candidate" in shown
+
+
+@pytest.mark.parametrize(
+    ("app_spec", "signature_id"),
+    [("tests.app._tiny:app", "tiny/Mood.v1"), ("dse.autopilot:app", "autopilot/thread/Recap.v1")],
+)
+def test_resume_reloads_the_app_and_signature_the_run_was_started_with(
+    tmp_path: Path, app_spec: str, signature_id: str
+) -> None:
+    """A run is resumed without naming its app or signature: the runner loads the recorded ones
+    (the signature is found; the run then stops where the missing rows stop it)."""
+    from dse.ops import OvernightConfig
+    from dse.store import Store
+
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    store = Store.open(db)
+    config = OvernightConfig(signature_id=signature_id, app=app_spec, lm="x")
+    run = store.create_ops_run(actor="t", signature_ids=[signature_id])
+    store.update_ops_run(
+        run.id, state={"config": config.model_dump(mode="json"), "steps": {}, "outcome": None}
+    )
+    store.close()
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text(json.dumps({"default": '{"mood":"happy"}'}) + "\n")
+
+    done = _dse("--db", db, "--lm", f"scripted:{rules}", "overnight", "--resume", run.id)
+    summary = json.loads(done.stdout)
+    assert summary["run_id"] == run.id and summary["signature_id"] == signature_id
+    assert summary["steps"]["preflight"]["status"] == "done", summary
+    assert "unknown signature" not in done.stderr

@@ -93,7 +93,9 @@ def overnight(
     summary: dict[str, Any]
     try:
         if resume is not None and base_url is None:
-            opts.app_spec = opts.app_spec or _recorded_app(opts, resume)
+            recorded = _recorded_config(opts, resume)
+            opts.app_spec = opts.app_spec or recorded.get("app")
+            signature = signature or recorded.get("signature_id")
         app_obj = opts.app
         signature = signature or _only_signature(app_obj)
         profile = app_obj.profile(signature)
@@ -239,17 +241,16 @@ def _only_signature(app_obj: App) -> str:
     )
 
 
-def _recorded_app(opts: Any, run_id: str) -> str | None:
-    """The app a run was started with, so ``--resume`` reloads the same one."""
+def _recorded_config(opts: Any, run_id: str) -> dict[str, str]:
+    """The app and signature a run was started with, so ``--resume`` reloads the same ones (the
+    runner then takes the rest of its settings from the run, too)."""
     store = _open_store(opts)
     try:
         row = store.get_ops_run(run_id)
     finally:
         store.close()
-    if row is None:
-        return None
-    recorded = (row.state.get("config") or {}).get("app")
-    return recorded if isinstance(recorded, str) else None
+    config = (row.state.get("config") or {}) if row is not None else {}
+    return {k: v for k in ("app", "signature_id") if isinstance(v := config.get(k), str)}
 
 
 def _print_and_exit(summary: dict[str, Any]) -> None:
