@@ -76,7 +76,7 @@ async def test_failures_name_the_endpoint_status_and_request_id(live: Live) -> N
     with pytest.raises(DseError) as caught:
         await run_remote_overnight(live.base_url, config(), token="wrong-token", poll_s=0.05)
     message = str(caught.value)
-    assert "POST /api/dse/ops/runs -> 401 unauthorized" in message
+    assert f"POST /api/dse/ops/runs at {live.base_url} -> 401 unauthorized" in message
     assert "x-request-id dse-remote-" in message
     cause = caught.value.__cause__
     assert isinstance(cause, RemoteError) and cause.status == 401

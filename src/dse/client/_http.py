@@ -9,98 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import httpx
 
+from dse._http import (
+    API,
+    RemoteAuthError,
+    RemoteConflictError,
+    RemoteError,
+    RemoteInvalidInputError,
+    RemoteNotFoundError,
+    RemoteUnavailableError,
+    body_or_error,
+    redact_url,
+)
 from dse.errors import DseError
 
-API = "/api/dse"
+__all__ = [
+    "API",
+    "JsonApi",
+    "RemoteAuthError",
+    "RemoteConflictError",
+    "RemoteError",
+    "RemoteInvalidInputError",
+    "RemoteNotFoundError",
+    "RemoteUnavailableError",
+    "redact_url",
+]
 _USER_AGENT = "dse-client/1"
 _RETRY_DELAYS_S = (0.25, 1.0)
-
-
-class RemoteError(DseError):
-    """A call to the dse server failed. ``endpoint`` (method and path), ``status`` (None when no
-    response came back), ``code`` (the server's error code, e.g. ``DecodeError``), ``request_id``
-    (the ``x-request-id`` to look up in the server's log) and ``server_details`` (what the server
-    said beyond its message, e.g. the ``receipt_id`` of a failed prediction) are in ``details``."""
-
-    name: ClassVar[str] = "RemoteError"
-
-    @property
-    def endpoint(self) -> str:
-        return str(self.details.get("endpoint", ""))
-
-    @property
-    def status(self) -> int | None:
-        value = self.details.get("status")
-        return value if isinstance(value, int) else None
-
-    @property
-    def code(self) -> str:
-        return str(self.details.get("code") or "")
-
-    @property
-    def request_id(self) -> str:
-        return str(self.details.get("request_id", ""))
-
-    @property
-    def server_details(self) -> dict[str, Any]:
-        found = self.details.get("server_details")
-        return found if isinstance(found, dict) else {}
-
-
-class RemoteUnavailableError(RemoteError):
-    """No answer (connection refused, timeout) or the server said it cannot serve (5xx)."""
-
-    name = "RemoteUnavailableError"
-
-
-class RemoteAuthError(RemoteError):
-    """401 (no or unknown token) or 403 (the token's role may not call this endpoint)."""
-
-    name = "RemoteAuthError"
-
-
-class RemoteNotFoundError(RemoteError):
-    """404: the signature, receipt or route does not exist on the server."""
-
-    name = "RemoteNotFoundError"
-
-
-class RemoteConflictError(RemoteError):
-    """409: the request contradicts stored state (e.g. feedback re-sent with another reward)."""
-
-    name = "RemoteConflictError"
-
-
-class RemoteInvalidInputError(RemoteError):
-    """422: the server refused the request body before doing anything."""
-
-    name = "RemoteInvalidInputError"
-
-
-def _error_type(status: int | None) -> type[RemoteError]:
-    if status is None or status >= 500:
-        return RemoteUnavailableError
-    return {
-        401: RemoteAuthError,
-        403: RemoteAuthError,
-        404: RemoteNotFoundError,
-        409: RemoteConflictError,
-        422: RemoteInvalidInputError,
-    }.get(status, RemoteError)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info or query, fit for an error message."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 class JsonApi:
@@ -156,37 +94,7 @@ class JsonApi:
     def _result(
         self, endpoint: str, request_id: str, outcome: httpx.Response | httpx.TransportError
     ) -> dict[str, Any]:
-        if isinstance(outcome, httpx.TransportError):
-            raise RemoteUnavailableError(
-                f"{endpoint} at {self.shown_url} got no response: {type(outcome).__name__}"
-                f"{': ' + str(outcome) if str(outcome) else ''} (x-request-id {request_id})",
-                endpoint=endpoint,
-                status=None,
-                code="",
-                request_id=request_id,
-            )
-        response = outcome
-        request_id = response.headers.get("x-request-id", request_id)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code == 200 and isinstance(body, dict):
-            return body
-        error = body.get("error") if isinstance(body, dict) else None
-        code = str(error.get("code") or "") if isinstance(error, dict) else ""
-        message = str(error.get("message") or "") if isinstance(error, dict) else ""
-        said = error.get("details") if isinstance(error, dict) else None
-        status = response.status_code
-        raise _error_type(status)(
-            f"{endpoint} at {self.shown_url} -> {status}{' ' + code if code else ''}: "
-            f"{message or 'unexpected response'} (x-request-id {request_id})",
-            endpoint=endpoint,
-            status=status,
-            code=code,
-            request_id=request_id,
-            server_details=said if isinstance(said, dict) else {},
-        )
+        return body_or_error(endpoint, self.shown_url, request_id, outcome)
 
     async def aclose(self) -> None:
         await self._client.aclose()

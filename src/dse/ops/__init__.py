@@ -1,9 +1,10 @@
 """Ops: the overnight runner, its persisted state machine and timeline, and the one policy it runs
 over an embedded or a remote transport."""
 
+from dse._http import RemoteError
 from dse.ops._config import OvernightConfig
 from dse.ops._embedded import EmbeddedLoop, EmbeddedTransport
-from dse.ops._http import DseClient, RemoteError, admin_token_from_env, signature_path
+from dse.ops._http import DseClient, admin_token_from_env, signature_path
 from dse.ops._policy import (
     E2ECheck,
     LoopTransport,

@@ -1,5 +1,5 @@
-"""HTTP to a dse server for the remote loop: one error type naming endpoint, status and request
-id; timeouts on every call; retries only where a call is idempotent."""
+"""HTTP to a dse server for the remote loop: timeouts on every call, retries only where a call is
+idempotent, and the typed errors of :mod:`dse._http` (naming endpoint, status and request id)."""
 
 from __future__ import annotations
 
@@ -12,25 +12,10 @@ from urllib.parse import quote
 
 import httpx
 
+from dse._http import API, body_or_error, redact_url
 from dse.errors import DseError
 
 ADMIN_TOKEN_ENV = "DSE_ADMIN_TOKEN"
-API = "/api/dse"
-
-
-class RemoteError(DseError):
-    """An API call failed; the message names the endpoint, the status and the request id."""
-
-    name = "RemoteError"
-
-    @property
-    def status(self) -> int | None:
-        value = self.details.get("status")
-        return value if isinstance(value, int) else None
-
-    @property
-    def code(self) -> str:
-        return str(self.details.get("code") or "")
 
 
 def admin_token_from_env() -> str:
@@ -53,6 +38,7 @@ class _Http:
 
     def __init__(self, base_url: str, token: str, *, timeout_s: float, retries: int) -> None:
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)
         self.timeout = httpx.Timeout(timeout_s)
         self.headers = {"authorization": f"Bearer {token}", "user-agent": "dse-remote/1"}
         self.retries = retries
@@ -62,7 +48,7 @@ class _Http:
         return rid, {**self.headers, "x-request-id": rid}
 
     def retry_after(
-        self, attempt: int, idempotent: bool, outcome: httpx.Response | Exception
+        self, attempt: int, idempotent: bool, outcome: httpx.Response | httpx.TransportError
     ) -> float | None:
         if not idempotent or attempt >= self.retries:
             return None
@@ -75,39 +61,10 @@ class _Http:
         method: str,
         path: str,
         rid: str,
-        outcome: httpx.Response | Exception,
+        outcome: httpx.Response | httpx.TransportError,
         accept: Sequence[int],
     ) -> dict[str, Any]:
-        endpoint = f"{method} {path}"
-        if isinstance(outcome, Exception):
-            raise RemoteError(
-                f"{endpoint} at {self.base_url} failed without a response: "
-                f"{type(outcome).__name__}: {outcome} (x-request-id {rid})",
-                endpoint=endpoint,
-                status=None,
-                request_id=rid,
-            )
-        response = outcome
-        rid = response.headers.get("x-request-id", rid)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code in accept and isinstance(body, dict):
-            return body
-        error = body.get("error") if isinstance(body, dict) else None
-        code = str(error.get("code", "")) if isinstance(error, dict) else ""
-        message = str(error.get("message", "")) if isinstance(error, dict) else response.text[:300]
-        details = error.get("details", {}) if isinstance(error, dict) else {}
-        raise RemoteError(
-            f"{endpoint} -> {response.status_code}{' ' + code if code else ''}: "
-            f"{message or 'unexpected response'} (x-request-id {rid})",
-            endpoint=endpoint,
-            status=response.status_code,
-            code=code,
-            request_id=rid,
-            error_details=details if isinstance(details, dict) else {},
-        )
+        return body_or_error(f"{method} {path}", self.shown_url, rid, outcome, accept)
 
 
 class DseClient:
@@ -145,7 +102,7 @@ class DseClient:
         rid, headers = self._http.prepare(request_id)
         attempt = 0
         while True:
-            outcome: httpx.Response | Exception
+            outcome: httpx.Response | httpx.TransportError
             try:
                 outcome = await self._client.request(
                     method, API + path, json=json, params=params, headers=headers

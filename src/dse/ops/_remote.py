@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from dse._http import RemoteError
 from dse.compile import CompileReport
 from dse.errors import DatasetError, DseError
 from dse.ops._config import OvernightConfig
-from dse.ops._http import DseClient, RemoteError, admin_token_from_env, signature_path
+from dse.ops._http import DseClient, admin_token_from_env, signature_path
 from dse.ops._policy import (
     PROMOTE_REASON,
     Compiled,
@@ -109,7 +110,7 @@ class RemoteTransport:
         except RemoteError as exc:
             if exc.code != "invalid_rows":
                 raise
-            errors = exc.details.get("error_details", {}).get("report", {}).get("errors", [])
+            errors = exc.server_details.get("report", {}).get("errors", [])
             first = errors[0] if errors else {}
             raise DatasetError(
                 f"{path}: {len(errors)} invalid row(s), nothing written; first: "

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import httpx
 
-from dse.ops._http import API, RemoteError, _Http
+from dse._http import API, RemoteError
+from dse.ops._http import _Http
 from dse.store import OpsEventLevel, OpsEventRow, OpsRunRow, OpsRunStatus
 
 
@@ -46,7 +47,7 @@ class RemoteRunStore:
         rid, headers = self._http.prepare(None)
         attempt = 0
         while True:
-            outcome: httpx.Response | Exception
+            outcome: httpx.Response | httpx.TransportError
             try:
                 outcome = self._client.request(
                     method, API + path, json=json, params=params, headers=headers

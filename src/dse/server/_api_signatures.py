@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Request
 
 from dse import __version__
 from dse.eval import import_dataset
@@ -151,8 +151,16 @@ def get_dataset_version(ctx: Ctx, version_id: str) -> DatasetVersionOut:
     response_model=PredictOut,
     summary="Run the signature through the live registry (writes a receipt)",
 )
-async def predict(ctx: Ctx, signature_id: SignatureId, body: PredictRequest) -> PredictOut:
+async def predict(
+    ctx: Ctx, signature_id: SignatureId, body: PredictRequest, request: Request
+) -> PredictOut:
     signature = signature_for(ctx, signature_id)
+    if body.expected is not None and request.scope.get("state", {}).get("role") != "admin":
+        # A label turns into the canary's labeled reward: only the operator's traffic (the
+        # exerciser) may carry one; an agent reports outcomes as feedback.
+        raise ApiError(
+            403, "forbidden", "only the admin token may send a label (expected) with a predict"
+        )
     prediction = await ctx.predictor.predict(
         signature, body.input, thread_key=body.thread_key, expected=body.expected
     )
