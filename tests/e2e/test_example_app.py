@@ -1,6 +1,6 @@
 """A team's own app runs the whole loop from the command line with ``--app``, with nothing of it
-under ``src/dse``: import, compile, gate + canary, promote, rollback, the overnight loop, runs,
-and ``dse serve --app`` renders its pages. Each command is a real ``dse`` process.
+under ``src/dse``: import, compile, gate + canary, promote, rollback, the overnight loop (with the
+browser check in Debian's Chromium), runs, and ``dse serve --app`` renders its pages. Each command is a real ``dse`` process.
 
 The scripted model knows the example's labels but answers them only when the prompt shows
 examples inline; otherwise it answers ``none``. So the defaults score the share of ``none`` rows,
@@ -114,9 +114,15 @@ def test_the_example_app_runs_the_whole_loop_from_the_cli(dse: Dse) -> None:
         "30",
         "--rollout-pct",
         "50",
+        "--e2e",
     )
     assert night["ok"] is True, night["errors"]
     assert night["outcome"] == "promoted"
+    # The browser check reached the candidate through the API (this app has no chat page) and
+    # read its receipt page in Chromium before the promote.
+    e2e = night["steps"]["e2e"]["result"]
+    assert e2e["arm"] == "candidate" and e2e["compiled_id"] == candidate
+    assert "predicted through the API" in e2e["checks"]
     assert night["active_compiled_id"] == candidate
     assert night["decision"]["stats"]["reward_source"] == "labeled"
 
@@ -194,6 +200,8 @@ def test_the_example_app_runs_the_loop_on_the_real_local_model(tmp_path: Path) -
     assert dse.run("import", SIG, str(starter))["rows_valid"] == 40
     night = dse.run(
         "overnight",
+        "--dataset",
+        str(starter),
         "--budget-calls",
         "40",
         "--min-holdout",
