@@ -1,6 +1,7 @@
 """A team's own app runs the whole loop from the command line with ``--app``, with nothing of it
 under ``src/dse``: import, compile, gate + canary, promote, rollback, the overnight loop (with the
-browser check in Debian's Chromium), runs, and ``dse serve --app`` renders its pages. Each command is a real ``dse`` process.
+browser check in Debian's Chromium), runs, and ``dse serve --app`` renders its pages. Each
+command is a real ``dse`` process.
 
 The scripted model knows the example's labels but answers them only when the prompt shows
 examples inline; otherwise it answers ``none``. So the defaults score the share of ``none`` rows,
