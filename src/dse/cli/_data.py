@@ -25,6 +25,7 @@ from dse.cli._app import (
 from dse.errors import DseError
 from dse.eval import import_dataset
 from dse.runtime import Predictor, ReceiptWriter
+from dse.service import split_counts
 from dse.store import ReceiptStatus
 
 
@@ -48,10 +49,7 @@ def signatures(ctx: typer.Context) -> None:
         store = _open_store(opts)
         rows: list[dict[str, Any]] = []
         for sig in registry.all():
-            examples = store.list_examples(sig.id)
-            by_split: dict[str, int] = {}
-            for example in examples:
-                by_split[example.split] = by_split.get(example.split, 0) + 1
+            by_split = split_counts(store, sig.id)
             rows.append(
                 {
                     "signature_id": sig.id,

@@ -9,6 +9,7 @@ from dse.compile._compile import (
     RewardFactory,
     compile_signature,
     job_for,
+    require_compile_rows,
     resolve_control,
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
@@ -50,6 +51,7 @@ __all__ = [
     "evaluate_artifact",
     "job_for",
     "params_summary",
+    "require_compile_rows",
     "resolve_control",
     "split_train",
 ]

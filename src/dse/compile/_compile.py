@@ -4,7 +4,7 @@ control on holdout, paired. Idempotent by (job_hash, dataset version); resumable
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +56,22 @@ class CompileOutcome:
     report: CompileReport
     report_id: str
     reused: bool
+
+
+def require_compile_rows(
+    signature_id: str, dataset_version: str, n_by_split: Mapping[str, int]
+) -> None:
+    """A compile needs train rows to search with and holdout rows to prove the winner on (the
+    gate reads that comparison); say which is missing, before any work starts."""
+    if n_by_split.get("holdout", 0) == 0:
+        raise DatasetError(
+            f"{signature_id} has no holdout rows in dataset {dataset_version}; a compile must be "
+            "checked on holdout before it can be gated"
+        )
+    if n_by_split.get("train", 0) == 0:
+        raise DatasetError(
+            f"{signature_id} has no train rows in dataset {dataset_version} to search with"
+        )
 
 
 def resolve_control(store: Store, signature: Signature[Any, Any], lm: LM) -> Control:
@@ -123,16 +139,15 @@ async def compile_signature(
         report = CompileReport.model_validate(existing.body)
         return CompileOutcome(report, existing.id, reused=True)
 
+    require_compile_rows(signature.id, version.id, version.n_by_split)
     train = store.dataset_examples(version.id, "train")
     holdout = store.dataset_examples(version.id, "holdout")
-    if not holdout:
-        raise DatasetError(
-            f"{signature.id} has no holdout rows in dataset {version.id}; a compile must be "
-            "checked on holdout before it can be gated"
-        )
     demo_pool, scoring = split_train(train, spec.search_space.demo_pool_share)
     if not scoring:
-        raise DatasetError(f"{signature.id} has no train rows to score candidates on")
+        raise DatasetError(
+            f"{signature.id}: all {len(train)} train rows went to the demo pool; add train rows "
+            "so candidates can be scored"
+        )
 
     job, _ = store.get_or_create_compile_job(
         signature_id=signature.id,

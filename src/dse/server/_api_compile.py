@@ -13,6 +13,7 @@ from dse.compile import (
     eval_hash,
     evaluate_artifact,
     job_for,
+    require_compile_rows,
     resolve_control,
 )
 from dse.errors import DatasetError
@@ -86,13 +87,7 @@ async def start_compile(
                 reused=True,
             )
             return started, False
-        if version.n_by_split.get("holdout", 0) == 0:
-            raise DatasetError(
-                f"{signature.id} has no holdout rows in dataset {version.id}; a compile must be "
-                "checked on holdout before it can be gated"
-            )
-        if version.n_by_split.get("train", 0) == 0:
-            raise DatasetError(f"{signature.id} has no train rows to score candidates on")
+        require_compile_rows(signature.id, version.id, version.n_by_split)
         job, _ = ctx.store.get_or_create_compile_job(
             signature_id=signature.id,
             job_hash=job_hash,
