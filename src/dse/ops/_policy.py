@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from dse.compile import CompileBudget, CompileReport
+from dse.compile import CompileBudget, CompileReport, require_compile_rows
 from dse.errors import DatasetError, DseError
 from dse.ops._runner import RunContext, StepResult
 from dse.rollout import CanaryPlan, Decision, GateConfig, GateResult
@@ -175,11 +175,7 @@ class OvernightPolicy:
 
     async def snapshot(self, run: RunContext) -> StepResult:
         version = await self.transport.snapshot(run.config.signature_id)
-        if version.n_by_split.get("holdout", 0) == 0:
-            raise DatasetError(
-                f"dataset {version.dataset_version} has no holdout rows; "
-                f"{run.config.signature_id} cannot be gated"
-            )
+        require_compile_rows(run.config.signature_id, version.dataset_version, version.n_by_split)
         return {
             "summary": f"dataset {version.dataset_version[:19]}… {version.n_by_split}",
             "dataset_version": version.dataset_version,
