@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 import rfc8785
 
 ID_PREFIX = "sha256:"
+# RFC 8785 numbers are IEEE-754 doubles: beyond this an integer would not survive a round trip.
+JSON_INT_MAX = 2**53 - 1
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -18,6 +21,36 @@ def canonical_bytes(value: Any) -> bytes:
 
 def canonical_str(value: Any) -> str:
     return canonical_bytes(value).decode("utf-8")
+
+
+def json_problem(value: Any, where: str = "$") -> str | None:
+    """Why ``value`` cannot be canonical JSON, naming the path (``$.links.a[2]``), or None.
+
+    Python's JSON parser accepts NaN, Infinity and integers of any size, so a request body can
+    carry values that canonical JSON (and so every hash and stored document) cannot hold. Asking
+    this first lets the edge refuse them as the caller's mistake, with the place they occur.
+    """
+    pending: list[tuple[str, Any]] = [(where, value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return f"{path} has a key that is not a string: {key!r}"
+            pending.extend((f"{path}.{key}", child) for key, child in reversed(item.items()))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{path}[{i}]", item[i]) for i in reversed(range(len(item))))
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if abs(item) > JSON_INT_MAX:
+                return f"{path} is {item}, an integer outside JSON's exact range ±{JSON_INT_MAX}"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{path} is {item}, not a finite number (JSON has no NaN or Infinity)"
+        else:
+            return f"{path} is a {type(item).__name__}, not a JSON value"
+    return None
 
 
 def sha256_id(value: Any) -> str:

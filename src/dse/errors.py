@@ -91,6 +91,16 @@ class StoreError(DseError):
     name = "StoreError"
 
 
+class StoreInputError(StoreError, InvalidInputError):
+    """The store refused a value the caller gave (e.g. a number JSON cannot hold).
+
+    Still a StoreError for code that handles store failures, but an InvalidInputError too, so
+    the API answers 422 (the caller's mistake), not 503 (an unavailable store).
+    """
+
+    name = "StoreInputError"
+
+
 class ModelPackError(DseError):
     """A local model pack could not be installed or failed verification."""
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from dse.errors import StoreError
+from dse.errors import StoreError, StoreInputError
+from dse.server._errors import status_for
 from dse.store import (
     MAX_EVENT_DATA_BYTES,
     MAX_EVENT_MESSAGE_CHARS,
@@ -297,3 +298,22 @@ def test_events_can_still_be_appended_after_the_run_ends(store: Store) -> None:
     run = new_run(store)
     store.update_ops_run(run.id, status="failed")
     assert store.append_ops_event(run.id, level="error", phase="finish", message="late").seq == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 2**70])
+def test_numbers_json_cannot_hold_are_refused_as_the_callers_input(store: Store, bad: Any) -> None:
+    """A NaN or 2**70 is the caller's mistake (422 over HTTP), not an unavailable store (503)."""
+    with pytest.raises(StoreInputError, match=r"\$\.deep\[1\]"):
+        new_run(store, links={"deep": [1, bad]})
+    run = new_run(store)
+    document = {"deep": [1, bad]}
+    with pytest.raises(StoreInputError, match="summary"):
+        store.update_ops_run(run.id, summary=document)
+    with pytest.raises(StoreInputError, match="links"):
+        store.update_ops_run(run.id, links=document)
+    with pytest.raises(StoreInputError, match="state"):
+        store.update_ops_run(run.id, state=document)
+    with pytest.raises(StoreInputError, match="event data"):
+        store.append_ops_event(run.id, level="info", phase="p", message="m", data={"x": bad})
+    assert status_for(StoreInputError("x")) == (422, "invalid_input")
+    assert store.list_ops_events(run.id) == []

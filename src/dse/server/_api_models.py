@@ -5,10 +5,11 @@ answer; everything a client sends is declared here with its limits."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from dse._canonical import json_problem
 from dse.compile import CompileReport
 from dse.rollout import Decision, DecisionConfig, GateResult
 from dse.store import (
@@ -40,6 +41,18 @@ TEXT_MAX = 2_000
 # The largest JSONL text or row list one import request may carry.
 IMPORT_MAX_CHARS = 64 * 1024 * 1024
 IMPORT_MAX_ROWS = 200_000
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A JSON object the store can keep: Python's parser lets NaN, Infinity and 2**70 through, and
+# ``allow_inf_nan`` only guards float fields, so free-form documents are checked here (422).
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -432,7 +445,7 @@ class OpsRunCreate(BaseModel):
     signature_ids: list[str] = Field(min_length=1, max_length=20)
     actor: str = Field(default="", max_length=ID_MAX)
     commit_sha: str | None = Field(default=None, min_length=1, max_length=80)
-    links: dict[str, Any] = Field(default_factory=dict)
+    links: JsonObject = Field(default_factory=dict)
     run_id: str | None = Field(default=None, pattern=r"^opsrun_[0-9a-f]{32}$")
     exclusive: bool = Field(
         default=True, description="Refuse (409) when a running run names one of the signatures."
@@ -443,9 +456,9 @@ class OpsRunUpdate(BaseModel):
     model_config = _IN
 
     status: OpsRunStatus | None = None
-    summary: dict[str, Any] | None = None
-    links: dict[str, Any] | None = None
-    state: dict[str, Any] | None = Field(default=None, description="The runner's position.")
+    summary: JsonObject | None = None
+    links: JsonObject | None = None
+    state: JsonObject | None = Field(default=None, description="The runner's position.")
 
 
 class OpsRunSummary(BaseModel):
@@ -482,7 +495,7 @@ class OpsEventCreate(BaseModel):
     level: OpsEventLevel = "info"
     phase: str = Field(default="", max_length=100)
     message: str = Field(max_length=100_000)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     event_key: str | None = Field(
         default=None,
         min_length=1,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from dse.errors import StoreError
+from dse.errors import StoreError, StoreInputError
 from dse.server._api_base import (
     ApiError,
     Ctx,
@@ -91,6 +91,8 @@ def update_ops_run(ctx: Ctx, run_id: str, body: OpsRunUpdate) -> OpsRunRow:
         return ctx.store.update_ops_run(
             run_id, status=body.status, summary=body.summary, links=body.links, state=body.state
         )
+    except StoreInputError:
+        raise
     except StoreError as exc:
         if "final" in exc.message or "exceeds" in exc.message or "limit" in exc.message:
             raise ApiError(409, "conflict", exc.message, plain_details(exc.details)) from None

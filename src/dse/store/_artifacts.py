@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dse._canonical import sha256_id
-from dse.errors import StoreError
+from dse.errors import StoreError, StoreInputError
 from dse.store import _models as m
 from dse.store._base import _StoreBase
 from dse.store._records import PointerAction, PointerHistoryRow
@@ -195,7 +195,7 @@ def _content_id(value: Any, what: str) -> str:
     try:
         return sha256_id(value)
     except ValueError as exc:
-        raise StoreError(f"{what} is not canonical JSON: {exc}") from exc
+        raise StoreInputError(f"{what} is not canonical JSON: {exc}") from exc
 
 
 def _pointer_row(row: m.PointerHistory) -> PointerHistoryRow:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dse._canonical import canonical_str
-from dse.errors import StoreError
+from dse._canonical import canonical_str, json_problem
+from dse.errors import StoreError, StoreInputError
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -41,11 +41,18 @@ TRUNCATED_KEY = "_truncated"
 
 
 def canonical_size(value: Any, what: str) -> tuple[int, str]:
-    """(UTF-8 bytes, text) of the canonical JSON of ``value``; StoreError if it is not JSON."""
+    """(UTF-8 bytes, text) of the canonical JSON of ``value``.
+
+    A value that is not JSON (NaN, Infinity, an integer beyond 2**53) is the caller's mistake:
+    StoreInputError, naming where in the document it is.
+    """
+    problem = json_problem(value)
+    if problem is not None:
+        raise StoreInputError(f"{what} is not canonical JSON: {problem}")
     try:
         text = canonical_str(value)
     except ValueError as exc:
-        raise StoreError(f"{what} is not canonical JSON: {exc}") from exc
+        raise StoreInputError(f"{what} is not canonical JSON: {exc}") from exc
     return len(text.encode("utf-8")), text
 
 

@@ -1,0 +1,52 @@
+"""What a caller sends is checked at the edge: a number JSON cannot hold in an ops run's
+documents is the caller's 422 (never a 503 "store unavailable")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.ops._oracle import oracle_lm
+
+from ._live import ADMIN, SELECT_TOOL, build_app
+
+JSON = {"authorization": f"Bearer {ADMIN}", "content-type": "application/json"}
+# Raw bodies: Python's JSON parser (and so the server's) reads NaN, Infinity and huge integers.
+BAD_NUMBERS = ["NaN", "Infinity", "-Infinity", str(2**70)]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(build_app(f"sqlite:///{tmp_path / 'ops.db'}", oracle_lm)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_nan_in_ops_event_data_is_422_not_503(api: TestClient, bad: str) -> None:
+    created = api.post(
+        "/api/dse/ops/runs",
+        content=f'{{"signature_ids": ["{SELECT_TOOL}"], "links": {{"a": [1, {bad}]}}}}',
+        headers=JSON,
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["error"]["code"] == "invalid_input"
+    assert "$.a[1]" in created.json()["error"]["message"]
+
+    run = api.post("/api/dse/ops/runs", json={"signature_ids": [SELECT_TOOL]}, headers=JSON)
+    run_id = run.json()["id"]
+    for document in ("links", "summary", "state"):
+        patched = api.patch(
+            f"/api/dse/ops/runs/{run_id}", content=f'{{"{document}": {{"x": {bad}}}}}', headers=JSON
+        )
+        assert patched.status_code == 422, (document, patched.text)
+    event = api.post(
+        f"/api/dse/ops/runs/{run_id}/events",
+        content=f'{{"message": "m", "data": {{"x": {bad}}}}}',
+        headers=JSON,
+    )
+    assert event.status_code == 422, event.text
+    assert api.get(f"/api/dse/ops/runs/{run_id}/events", headers=JSON).json()["events"] == []
+
