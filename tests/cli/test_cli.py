@@ -58,6 +58,23 @@ def test_import_of_a_bad_file_prints_each_error_and_exits_nonzero(db: str, tmp_p
     assert f"{bad}:line 3, field input" in result.stderr
     assert f"{bad}:line 4, field expected.tool.tool" in result.stderr
     assert "nothing written" in result.stderr
+
+
+def test_import_of_an_overlong_example_id_is_a_row_error_not_a_traceback(
+    db: str, tmp_path: Path
+) -> None:
+    rows = tmp_path / "long.jsonl"
+    long_id = {
+        "example_id": "x" * 201,
+        "input": {"message": "hi", "blueprint_hint": {"user_handle": "a", "agent_name": "b"}},
+        "expected": {"action": "none"},
+    }
+    rows.write_text(json.dumps(long_id) + "\n")
+    result = runner.invoke(app, ["--db", db, "import", SELECT_TOOL_ID, str(rows)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{rows}:line 1, field example_id: is 201 characters" in result.stderr
+    assert "Traceback" not in result.output
     listed = runner.invoke(app, ["--db", db, "--json", "signatures"])
     assert json.loads(listed.output)["signatures"][0]["examples"] == {}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from dse.autopilot import SELECT_TOOL, SELECT_TOOL_ID, dataset_path
 from dse.eval import import_dataset, parse_dataset_file
-from dse.store import Store
+from dse.store import MAX_EXAMPLE_ID_CHARS, Store
 
 HINT = {"user_handle": "Sam", "agent_name": "Autopilot"}
 
@@ -119,3 +119,57 @@ def test_shipped_dataset_imports_cleanly() -> None:
     parsed = parse_dataset_file(Path(dataset_path()), SELECT_TOOL)
     assert parsed.errors == []
     assert len(parsed.rows) >= 120
+
+
+def test_import_accepts_unicode_line_separators_inside_strings_and_a_bom(
+    store: Store, tmp_path: Path
+) -> None:
+    """JSON allows U+2028, U+2029 and U+0085 raw inside strings; only ``\\n`` ends a row."""
+    lines = [
+        json.dumps(
+            {
+                "example_id": f"sep.{i}",
+                "input": {"message": f"one{sep}two", "blueprint_hint": HINT},
+                "expected": {"action": "none"},
+            },
+            ensure_ascii=False,
+        )
+        for i, sep in enumerate(["\u2028", "\u2029", "\u0085", "\x1c"])
+    ]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\ufeff" + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+    result = import_dataset(store, SELECT_TOOL, path)
+    assert result.errors == [] and result.rows_valid == 4
+    stored = {e.example_id: e.input["message"] for e in store.list_examples(SELECT_TOOL_ID)}
+    assert stored == {
+        "sep.0": "one\u2028two",
+        "sep.1": "one\u2029two",
+        "sep.2": "one\u0085two",
+        "sep.3": "one\x1ctwo",
+    }
+
+
+def test_import_reports_an_overlong_example_id_as_a_row_error_and_writes_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        [
+            row("ok.1", "call me Sam", {"action": "tool", "tool": "user_update"}),
+            row("x" * (MAX_EXAMPLE_ID_CHARS + 1), "hi", {"action": "none"}),
+            json.dumps(
+                {
+                    "example_id": "nan.3",
+                    "input": {"message": "hi", "blueprint_hint": HINT},
+                    "expected": {"action": "none"},
+                    "meta": {"score": float("nan")},
+                }
+            ),
+        ],
+    )
+    result = import_dataset(store, SELECT_TOOL, path)
+    assert [(e.line, e.field) for e in result.errors] == [(2, "example_id"), (3, "meta")]
+    assert f"over the limit of {MAX_EXAMPLE_ID_CHARS}" in result.errors[0].message
+    assert "not a finite number" in result.errors[1].message
+    assert result.written is None
+    assert store.list_examples(SELECT_TOOL_ID) == []

@@ -1,8 +1,10 @@
 """What a caller sends is checked at the edge: a number JSON cannot hold in an ops run's
-documents is the caller's 422 (never a 503 "store unavailable")."""
+documents is the caller's 422 (never a 503 "store unavailable"), and JSONL text sent to the
+import route is read exactly as a file is."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +52,22 @@ def test_nan_in_ops_event_data_is_422_not_503(api: TestClient, bad: str) -> None
     assert event.status_code == 422, event.text
     assert api.get(f"/api/dse/ops/runs/{run_id}/events", headers=JSON).json()["events"] == []
 
+
+def test_api_import_accepts_unicode_line_separators_inside_strings_and_a_bom(
+    api: TestClient,
+) -> None:
+    hint = {"user_handle": "Sam", "agent_name": "Autopilot"}
+    rows = [
+        {
+            "example_id": f"sep.{i}",
+            "input": {"message": f"one{sep}two", "blueprint_hint": hint},
+            "expected": {"action": "none"},
+        }
+        for i, sep in enumerate(["\u2028", "\u2029", "\u0085"])
+    ]
+    text = "\ufeff" + "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+    imported = api.post(
+        f"/api/dse/signatures/{SELECT_TOOL}/examples:import", json={"jsonl": text}, headers=JSON
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["written"] == {"inserted": 3, "updated": 0, "unchanged": 0}

@@ -6,7 +6,10 @@ from dse.eval._dataset import (
     ParsedDataset,
     RowError,
     import_dataset,
+    import_dataset_text,
+    jsonl_lines,
     parse_dataset_file,
+    parse_dataset_text,
 )
 from dse.eval._evaluate import Candidate, CandidateEval, Evaluator, ProgressCallback
 from dse.eval._mining import (
@@ -61,9 +64,12 @@ __all__ = [
     "exact_match_reward",
     "example_id_for",
     "import_dataset",
+    "import_dataset_text",
     "import_mined",
+    "jsonl_lines",
     "mine_corrections",
     "mine_receipts",
     "paired_bootstrap",
     "parse_dataset_file",
+    "parse_dataset_text",
 ]

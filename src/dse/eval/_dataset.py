@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dse._canonical import json_problem
 from dse.errors import DatasetError
 from dse.signature import Signature
-from dse.store import ExampleIn, Store, UpsertResult
+from dse.store import MAX_EXAMPLE_ID_CHARS, ExampleIn, Store, UpsertResult
 
 SPLITS = ("train", "holdout", "test")
 LABEL_SOURCES = ("human", "model", "judge")
@@ -65,13 +66,20 @@ class ImportResult:
 
 def parse_dataset_file(path: Path, signature: Signature[Any, Any]) -> ParsedDataset:
     """Parse and validate every line; collects all errors instead of stopping at the first."""
-    parsed = ParsedDataset(path=path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
+    return parse_dataset_text(text, signature, path=path)
+
+
+def parse_dataset_text(
+    text: str, signature: Signature[Any, Any], *, path: Path = Path("<text>")
+) -> ParsedDataset:
+    """Parse and validate JSONL text (a file's, or an API request's) the same way."""
+    parsed = ParsedDataset(path=path)
     first_line_of: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         row, errors = _parse_row(number, line, signature)
@@ -92,11 +100,37 @@ def parse_dataset_file(path: Path, signature: Signature[Any, Any]) -> ParsedData
     return parsed
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSONL text, split only at ``\\n`` (a ``\\r`` before it is dropped).
+
+    ``str.splitlines`` also splits at U+2028, U+2029, U+0085 and other characters that JSON
+    allows raw inside strings, which would cut a valid row in two. A UTF-8 byte order mark at
+    the start (as some editors write) is not part of the first row.
+    """
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def import_dataset(
     store: Store, signature: Signature[Any, Any], path: Path, *, skip_invalid: bool = False
 ) -> ImportResult:
     """Write the rows only when every row is valid (or, with ``skip_invalid``, the good ones)."""
-    parsed = parse_dataset_file(path, signature)
+    return _write(store, signature, parse_dataset_file(path, signature), skip_invalid)
+
+
+def import_dataset_text(
+    store: Store, signature: Signature[Any, Any], text: str, *, skip_invalid: bool = False
+) -> ImportResult:
+    """:func:`import_dataset` for JSONL text that is not in a file (an API request's body)."""
+    return _write(store, signature, parse_dataset_text(text, signature), skip_invalid)
+
+
+def _write(
+    store: Store, signature: Signature[Any, Any], parsed: ParsedDataset, skip_invalid: bool
+) -> ImportResult:
+    path = parsed.path
     written = None
     if parsed.rows and (skip_invalid or not parsed.errors):
         written = store.upsert_examples(signature.id, [row for _, row in parsed.rows])
@@ -123,8 +157,21 @@ def _parse_row(
     example_id = raw.get("example_id")
     if not isinstance(example_id, str) or not example_id.strip():
         errors.append(RowError(number, "example_id", "required: a non-empty string"))
+    elif len(example_id.strip()) > MAX_EXAMPLE_ID_CHARS:
+        errors.append(
+            RowError(
+                number,
+                "example_id",
+                f"is {len(example_id.strip())} characters, over the limit of "
+                f"{MAX_EXAMPLE_ID_CHARS}",
+            )
+        )
     errors += _validate(number, "input", raw, signature.input_model)
     errors += _validate(number, "expected", raw, signature.output_model)
+    for key in ("input", "expected", "meta"):
+        problem = json_problem(raw.get(key), key)
+        if problem is not None:
+            errors.append(RowError(number, key, problem))
 
     split = raw.get("split")
     if split is not None and split not in SPLITS:
@@ -153,8 +200,8 @@ def _parse_row(
         )
     if errors:
         return None, errors
-    return (
-        ExampleIn(
+    try:
+        example = ExampleIn(
             example_id=example_id.strip(),  # type: ignore[union-attr]
             input=raw["input"],
             expected=raw["expected"],
@@ -163,9 +210,14 @@ def _parse_row(
             source=source,
             label_source=label_source,
             meta=meta,
-        ),
-        [],
-    )
+        )
+    except ValidationError as exc:
+        # Any rule of the stored row the checks above do not know yet is still a row error.
+        return None, [
+            RowError(number, ".".join(str(p) for p in err["loc"]), _message(err))
+            for err in exc.errors()
+        ]
+    return example, []
 
 
 def _validate(number: int, key: str, raw: dict[str, Any], model: type[BaseModel]) -> list[RowError]:

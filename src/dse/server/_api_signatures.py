@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Query, Request
 
 from dse import __version__
-from dse.eval import import_dataset
+from dse.eval import import_dataset_text
 from dse.server._api_base import (
     ApiError,
     Ctx,
@@ -103,10 +101,7 @@ def import_examples(ctx: Ctx, signature_id: SignatureId, body: ImportRequest) ->
         text = body.jsonl
     else:
         text = "\n".join(json.dumps(row) for row in body.rows or [])
-    with tempfile.TemporaryDirectory(prefix="dse-import-") as directory:
-        path = Path(directory) / "rows.jsonl"
-        path.write_text(text, encoding="utf-8")
-        result = import_dataset(ctx.store, signature, path, skip_invalid=body.skip_invalid)
+    result = import_dataset_text(ctx.store, signature, text, skip_invalid=body.skip_invalid)
     report = ImportReport(
         ok=result.ok,
         signature_id=signature.id,

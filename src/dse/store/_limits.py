@@ -22,6 +22,9 @@ from dse.errors import StoreError, StoreInputError
 KIB = 1024
 MIB = 1024 * KIB
 
+# Identifiers a caller chooses; the examples table's key column is this wide.
+MAX_EXAMPLE_ID_CHARS = 200
+
 # Truncated, with a marker.
 MAX_EVENT_MESSAGE_CHARS = 2_000
 MAX_EVENT_DATA_BYTES = 64 * KIB

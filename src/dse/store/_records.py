@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from dse.store._limits import MAX_EXAMPLE_ID_CHARS
+
 Split = Literal["train", "holdout", "test"]
 LabelSource = Literal["human", "model", "judge"]
 PointerAction = Literal["set", "promote", "rollback", "clear"]
@@ -84,7 +86,7 @@ class ExampleIn(BaseModel):
 
     model_config = _FROZEN
 
-    example_id: str = Field(min_length=1, max_length=200)
+    example_id: str = Field(min_length=1, max_length=MAX_EXAMPLE_ID_CHARS)
     input: dict[str, Any]
     expected: dict[str, Any]
     split: Split | None = None
