@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ ENV_VAR = "DSE_DATABASE_URL"
 DEFAULT_URL = "sqlite:///./.dse/dse.db"
 CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Backoff between attempts to switch a fresh file to WAL while another connection writes to it.
+_WAL_RETRY_FIRST_S = 0.005
+_WAL_RETRY_MAX_S = 0.2
 WRITE_OPTION = "dse_write"
 SINGLE_READ_OPTION = "dse_single_read"
 
@@ -126,11 +131,41 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal_once(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _switch_to_wal_once(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode unless it already is, waiting out concurrent writers.
+
+    WAL is a property of the file, so only the first opener of a fresh file needs to switch it;
+    every later connection just reads the mode. The switch needs an exclusive lock, and SQLite
+    answers it with SQLITE_BUSY at once, without calling the busy handler, while another
+    connection (say a second process doing the same first open) holds the write lock. So the
+    switch is retried with backoff until the busy timeout has passed, then the error surfaces.
+    A file that cannot be WAL (read-only, some network filesystems) keeps its mode, as before.
+    """
+    if _journal_mode(cursor, "PRAGMA journal_mode") == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = _WAL_RETRY_FIRST_S
+    while True:
+        try:
+            _journal_mode(cursor, "PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, _WAL_RETRY_MAX_S)
+
+
+def _journal_mode(cursor: sqlite3.Cursor, pragma: str) -> str:
+    row = cursor.execute(pragma).fetchone()
+    return str(row[0]).lower() if row else ""
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
