@@ -67,12 +67,26 @@ class ApiError(Exception):
 
 
 class _ApiRoute(APIRoute):
-    """Turns :class:`ApiError` into the error shape; everything else goes to the app handlers."""
+    """Turns :class:`ApiError` into the error shape; everything else goes to the app handlers.
+
+    A NUL character in a path or query parameter (an id or a filter) is refused with 422 before
+    the route runs: PostgreSQL cannot hold one in a text value, so on that backend the lookup
+    would fail as "store unavailable", while SQLite would answer 404, for the same request.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            with_nul = _params_with_nul(request)
+            if with_nul:
+                return error_response(
+                    422,
+                    "invalid_input",
+                    f"{', '.join(with_nul)}: contains a NUL character (\\x00), not allowed",
+                    details={"problems": [{"field": name, "message": "NUL"} for name in with_nul]},
+                    scope=request.scope,
+                )
             try:
                 return await handler(request)
             except ApiError as exc:
@@ -90,6 +104,13 @@ class _ApiRoute(APIRoute):
                 )
 
         return handle
+
+
+def _params_with_nul(request: Request) -> list[str]:
+    """Names of the path and query parameters whose (decoded) value holds a NUL character."""
+    found = [name for name, value in request.path_params.items() if "\x00" in str(value)]
+    found += [name for name, value in request.query_params.multi_items() if "\x00" in value]
+    return found
 
 
 @asynccontextmanager

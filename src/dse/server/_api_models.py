@@ -7,7 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dse._canonical import json_problem
 from dse.compile import CompileReport
@@ -53,6 +62,22 @@ def _storable(value: dict[str, Any]) -> dict[str, Any]:
 # A JSON object the store can keep: Python's parser lets NaN, Infinity and 2**70 through, and
 # ``allow_inf_nan`` only guards float fields, so free-form documents are checked here (422).
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+
+
+class _Input(BaseModel):
+    """What a client sends. No string in it may hold a NUL character: PostgreSQL cannot store one
+    in a text column, so an id, key, filter or name with a NUL is refused here (422) on every
+    backend instead of failing later in the store (or, for a predict, losing its receipt)."""
+
+    model_config = _IN
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object, info: ValidationInfo) -> object:
+        texts = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError(f"{info.field_name} contains a NUL character (\\x00), not allowed")
+        return value
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -114,7 +139,7 @@ class ExampleList(BaseModel):
 # -- import and dataset versions ------------------------------------------------------------------
 
 
-class ImportRequest(BaseModel):
+class ImportRequest(_Input):
     """Rows to validate and upsert: JSONL text (as a file would hold) or a list of row objects.
     Each row is ``{example_id, input, expected, split?, tags?, source?, label_source?, meta?}``."""
 
@@ -179,7 +204,7 @@ class DatasetVersionOut(BaseModel):
 # -- predict --------------------------------------------------------------------------------------
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(_Input):
     model_config = _IN
 
     input: dict[str, Any]
@@ -206,7 +231,7 @@ class PredictOut(BaseModel):
 # -- compile, eval and background tasks -----------------------------------------------------------
 
 
-class BudgetOverride(BaseModel):
+class BudgetOverride(_Input):
     model_config = _IN
 
     optimizer: Optimizer | None = Field(default=None, description="Default: the profile's.")
@@ -265,7 +290,7 @@ class CompileReportOut(CompileReportSummary):
     report: CompileReport
 
 
-class EvalRequest(BaseModel):
+class EvalRequest(_Input):
     model_config = _IN
 
     compiled_id: str | None = Field(
@@ -318,7 +343,7 @@ class GateRequest(GateSettings):
     candidate_id: str = Field(min_length=1, max_length=ID_MAX)
 
 
-class CanaryStartRequest(BaseModel):
+class CanaryStartRequest(_Input):
     model_config = _IN
 
     candidate_id: str = Field(min_length=1, max_length=ID_MAX)
@@ -350,7 +375,7 @@ class CanaryStatus(BaseModel):
     decision: Decision
 
 
-class CanaryStopRequest(BaseModel):
+class CanaryStopRequest(_Input):
     model_config = _IN
 
     reason: str = Field(default="stopped by hand", max_length=TEXT_MAX)
@@ -371,7 +396,7 @@ class CanaryHistory(BaseModel):
     history: list[CanaryHistoryRow]
 
 
-class ExerciseRequest(BaseModel):
+class ExerciseRequest(_Input):
     """Requests ``start .. start+count-1`` of the deterministic labeled stream named by
     ``run_key``; requests already served (receipt stored) are skipped, so a retry is safe."""
 
@@ -395,7 +420,7 @@ class ExerciseRequest(BaseModel):
 # -- registry -------------------------------------------------------------------------------------
 
 
-class PromoteRequest(BaseModel):
+class PromoteRequest(_Input):
     """Move the active pointer (compare-and-swap). The request's ``x-request-id`` is the
     idempotency key: re-sending it is a no-op that returns the recorded move."""
 
@@ -416,7 +441,7 @@ class PromoteRequest(BaseModel):
     ops_run_id: str | None = Field(default=None, min_length=1, max_length=RUN_ID_MAX)
 
 
-class RollbackRequest(BaseModel):
+class RollbackRequest(_Input):
     model_config = _IN
 
     to: str | None = Field(
@@ -439,7 +464,7 @@ class PointerHistory(BaseModel):
 # -- ops runs -------------------------------------------------------------------------------------
 
 
-class OpsRunCreate(BaseModel):
+class OpsRunCreate(_Input):
     model_config = _IN
 
     signature_ids: list[str] = Field(min_length=1, max_length=20)
@@ -452,7 +477,7 @@ class OpsRunCreate(BaseModel):
     )
 
 
-class OpsRunUpdate(BaseModel):
+class OpsRunUpdate(_Input):
     model_config = _IN
 
     status: OpsRunStatus | None = None
@@ -489,7 +514,7 @@ class OpsRunDetail(BaseModel):
     events: list[OpsEventRow] = Field(description="The first events; page with /events.")
 
 
-class OpsEventCreate(BaseModel):
+class OpsEventCreate(_Input):
     model_config = _IN
 
     level: OpsEventLevel = "info"
@@ -544,7 +569,7 @@ class ArtifactOut(BaseModel):
     artifact: dict[str, Any]
 
 
-class TraceExportRequest(BaseModel):
+class TraceExportRequest(_Input):
     model_config = _IN
 
     signature_id: str = Field(min_length=1, max_length=ID_MAX)
