@@ -153,3 +153,21 @@ def test_nothing_to_snapshot_or_unknown_version_is_an_error(store: Store) -> Non
     assert store.get_dataset_version("sha256:unknown") is None
     with pytest.raises(DatasetError, match="unknown dataset version"):
         store.dataset_examples("sha256:unknown")
+
+
+def test_current_dataset_version_is_the_snapshots_id_and_counts_without_writing(
+    store: Store,
+) -> None:
+    with pytest.raises(DatasetError, match="no examples"):
+        store.current_dataset_version(SIG)
+    store.upsert_examples(SIG, _golden_rows())
+    current = store.current_dataset_version(SIG)
+    assert current.id == GOLDEN_DATASET_HASH
+    assert (current.n_total, current.n_by_split) == (3, {"train": 1, "holdout": 1, "test": 1})
+    assert store.get_dataset_version(current.id) is None
+    version = store.create_dataset_version(SIG)
+    assert (version.id, version.n_total, version.n_by_split) == (
+        current.id,
+        current.n_total,
+        current.n_by_split,
+    )

@@ -127,19 +127,21 @@ async def compile_signature(
     ops_run_id: str | None = None,
 ) -> CompileOutcome:
     started = time.monotonic()
-    version = store.create_dataset_version(signature.id)
+    # Looked at first and snapshotted only when the search runs: a refusal writes nothing.
+    current = store.current_dataset_version(signature.id)
     spec, reward, control = job_for(
         store, signature, lm, profile, optimizer=optimizer, budget=budget
     )
     job_hash = spec.job_hash()
     existing = store.find_compile_report(
-        signature_id=signature.id, job_hash=job_hash, dataset_version_id=version.id
+        signature_id=signature.id, job_hash=job_hash, dataset_version_id=current.id
     )
     if existing is not None:
         report = CompileReport.model_validate(existing.body)
         return CompileOutcome(report, existing.id, reused=True)
 
-    require_compile_rows(signature.id, version.id, version.n_by_split)
+    require_compile_rows(signature.id, current.id, current.n_by_split)
+    version = store.create_dataset_version(signature.id)
     train = store.dataset_examples(version.id, "train")
     holdout = store.dataset_examples(version.id, "holdout")
     demo_pool, scoring = split_train(train, spec.search_space.demo_pool_share)

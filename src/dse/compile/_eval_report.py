@@ -57,6 +57,10 @@ async def evaluate_artifact(
         artifact = Artifact.model_validate(body)
         artifact.verify_against(signature)
         params = artifact.params
+    current = store.current_dataset_version(signature.id)
+    if current.n_by_split.get(split, 0) == 0:
+        # Refused before snapshotting, so a refusal leaves no dataset version behind.
+        raise DatasetError(f"{signature.id} has no {split} rows in dataset {current.id}")
     version = store.create_dataset_version(signature.id)
     examples = store.dataset_examples(version.id, split)
     if not examples:

@@ -62,7 +62,9 @@ def gate(
     --optimizer grid``), as long as code builds that very job spec with it. Reads only.
     """
     spec, _, control = job_for(store, signature, lm, profile, optimizer=optimizer, budget=budget)
-    version = store.create_dataset_version(signature.id)
+    # Looked at, not snapshotted: a refusal writes nothing, and a report that proves the
+    # candidate was made against a version its compile already stored.
+    version = store.current_dataset_version(signature.id)
     row = store.find_compile_report(
         signature_id=signature.id, job_hash=spec.job_hash(), dataset_version_id=version.id
     )

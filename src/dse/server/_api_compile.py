@@ -68,7 +68,8 @@ async def start_compile(
     budget = budget_for(ctx, signature.id, body)
 
     def prepare() -> tuple[CompileStarted, bool]:
-        version = ctx.store.create_dataset_version(signature.id)
+        # Looked at first, snapshotted only when a job starts: a refusal writes nothing.
+        version = ctx.store.current_dataset_version(signature.id)
         spec, _, _ = job_for(
             ctx.store, signature, ctx.lm, profile, optimizer=body.optimizer, budget=budget
         )
@@ -88,10 +89,11 @@ async def start_compile(
             )
             return started, False
         require_compile_rows(signature.id, version.id, version.n_by_split)
+        snapshot = ctx.store.create_dataset_version(signature.id)
         job, _ = ctx.store.get_or_create_compile_job(
             signature_id=signature.id,
             job_hash=job_hash,
-            dataset_version_id=version.id,
+            dataset_version_id=snapshot.id,
             spec=spec.model_dump(mode="json"),
             ops_run_id=body.ops_run_id,
         )
@@ -100,7 +102,7 @@ async def start_compile(
             status=job.status,
             signature_id=signature.id,
             job_hash=job_hash,
-            dataset_version=version.id,
+            dataset_version=snapshot.id,
             report_id=None,
             reused=False,
         )
@@ -200,7 +202,8 @@ async def start_eval(
             if stored is None:
                 raise not_found(f"artifact {compiled_id}")
             Artifact.model_validate(stored).verify_against(signature)
-        version = ctx.store.create_dataset_version(signature.id)
+        # Only looked at: the eval task snapshots when it runs, so a refusal writes nothing.
+        version = ctx.store.current_dataset_version(signature.id)
         if version.n_by_split.get(body.split, 0) == 0:
             raise DatasetError(f"{signature.id} has no {body.split} rows in dataset {version.id}")
         reward = profile.reward(ctx.store, ctx.lm)

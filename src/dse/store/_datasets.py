@@ -17,6 +17,7 @@ from dse.store._hashing import dataset_hash, example_content, example_content_ha
 from dse.store._records import (
     SPLITS,
     DatasetVersion,
+    DatasetVersionPreview,
     DatasetVersionRow,
     ExampleIn,
     ExampleRow,
@@ -115,19 +116,8 @@ class DatasetsMixin(_StoreBase):
         now = _now()
 
         def run(session: Session) -> DatasetVersion:
-            examples = sorted(
-                session.scalars(sa.select(m.Example).where(m.Example.signature_id == signature_id)),
-                key=lambda row: row.example_id,
-            )
-            if not examples:
-                raise DatasetError(
-                    f"signature {signature_id} has no examples; import some before snapshotting",
-                    signature_id=signature_id,
-                )
-            members = [
-                example_content(row.example_id, row.split, row.input, row.expected)
-                for row in examples
-            ]
+            examples = _current_examples(session, signature_id)
+            members = _members(examples)
             version_id = dataset_hash(signature_id, members)
             snapshot = [
                 {
@@ -140,9 +130,6 @@ class DatasetsMixin(_StoreBase):
                 }
                 for member, row in zip(members, examples, strict=True)
             ]
-            n_by_split = {split: 0 for split in SPLITS}
-            for row in examples:
-                n_by_split[row.split] += 1
             self._insert_ignore(
                 session,
                 m.DatasetVersion,
@@ -151,12 +138,31 @@ class DatasetsMixin(_StoreBase):
                 signature_id=signature_id,
                 created_at=now,
                 n_total=len(examples),
-                n_by_split=n_by_split,
+                n_by_split=_split_counts(examples),
                 rows=snapshot,
             )
             return _dataset_version(session.get_one(m.DatasetVersion, version_id))
 
         return self._transact("create_dataset_version", run, write=True)
+
+    def current_dataset_version(self, signature_id: str) -> DatasetVersionPreview:
+        """The id and counts :meth:`create_dataset_version` would give now, without writing.
+
+        A check that may refuse (a gate, an eval or a compile without the rows it needs) looks
+        here, so a refusal leaves no dataset version behind; the work that goes ahead then
+        snapshots, and equal content gives it this same id.
+        """
+
+        def run(session: Session) -> DatasetVersionPreview:
+            examples = _current_examples(session, signature_id)
+            return DatasetVersionPreview(
+                id=dataset_hash(signature_id, _members(examples)),
+                signature_id=signature_id,
+                n_total=len(examples),
+                n_by_split=_split_counts(examples),
+            )
+
+        return self._transact("current_dataset_version", run)
 
     def get_dataset_version(self, version_id: str) -> DatasetVersion | None:
         def run(session: Session) -> DatasetVersion | None:
@@ -213,6 +219,31 @@ class DatasetsMixin(_StoreBase):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _current_examples(session: Session, signature_id: str) -> list[m.Example]:
+    """The signature's examples by id; a dataset of none cannot be snapshotted (DatasetError)."""
+    examples = sorted(
+        session.scalars(sa.select(m.Example).where(m.Example.signature_id == signature_id)),
+        key=lambda row: row.example_id,
+    )
+    if not examples:
+        raise DatasetError(
+            f"signature {signature_id} has no examples; import some before snapshotting",
+            signature_id=signature_id,
+        )
+    return examples
+
+
+def _members(examples: list[m.Example]) -> list[dict[str, Any]]:
+    return [example_content(row.example_id, row.split, row.input, row.expected) for row in examples]
+
+
+def _split_counts(examples: list[m.Example]) -> dict[str, int]:
+    counts: dict[str, int] = {split: 0 for split in SPLITS}
+    for row in examples:
+        counts[row.split] += 1
+    return counts
 
 
 def _check_unique_ids(rows: Sequence[ExampleIn]) -> None:

@@ -154,6 +154,17 @@ class DatasetVersion(BaseModel):
         return self.id
 
 
+class DatasetVersionPreview(BaseModel):
+    """What a snapshot taken now would be (its id and counts), computed without writing one."""
+
+    model_config = _FROZEN
+
+    id: str
+    signature_id: str
+    n_total: int
+    n_by_split: dict[str, int]
+
+
 class PointerHistoryRow(BaseModel):
     """One move of an active pointer, in the order the moves happened (``seq``)."""
 
