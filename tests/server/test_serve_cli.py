@@ -68,8 +68,18 @@ def test_serve_reads_tokens_from_the_config_file_and_never_prints_them(tmp_path:
             time.sleep(0.1)
         headers = {"authorization": f"Bearer {viewer}"}
         assert httpx.get(f"{base}/api/dse/signatures", headers=headers).status_code == 200
-        # A page link carrying the token in its query string must not land in the access log.
-        httpx.get(f"{base}/dse?token={viewer}", timeout=5)
+        # A page link carrying the token in its query string must not land in the access log,
+        # however it is spelled, nor a token sent in the path (issue 9, defect 9).
+        for spelled in (
+            f"dse?token={viewer}",
+            f"dse?tok%65n={viewer}",
+            f"dse?a=1;token={viewer}",
+            f"dse?token%3D{viewer}",
+            f"dse/{admin}",
+            f"dse;token={admin}",
+        ):
+            httpx.get(f"{base}/{spelled}", timeout=5)
+        assert httpx.get(f"{base}/dse?tok%65n={viewer}", timeout=5).status_code == 401
         assert httpx.post(f"{base}/api/dse/ops/runs", headers=headers, json={}).status_code == 403
     finally:
         server.terminate()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, quote_plus
 
 import typer
 
@@ -16,21 +16,36 @@ from dse.errors import DseError
 from dse.eval import import_mined, mine_corrections, mine_receipts
 from dse.store import Split
 
-_TOKEN_IN_QUERY = re.compile(r"(?<=[?&])(token)=[^&\s]*", re.IGNORECASE)
-
 
 class _RedactTokens(logging.Filter):
-    """Access-log lines never carry a token: a page link may hold one in ``?token=``."""
+    """Access-log lines never carry a token. Two layers, because a token can be spelled in more
+    ways than a pattern can list (``?token=``, ``?tok%65n=``, ``;token=``, in the path):
+    the query string of every request is left out (the path is logged, ``?[redacted]`` marks
+    that there was a query), and each configured token, raw or URL-quoted, is masked wherever
+    it still appears."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        super().__init__()
+        spellings = {form for t in tokens if t for form in (t, quote(t, safe=""), quote_plus(t))}
+        self._spellings = sorted(spellings, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_QUERY.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _TOKEN_IN_QUERY.sub(r"\1=[redacted]", record.msg)
+            record.msg = self._mask(record.msg)
         return True
+
+    def _clean(self, text: str) -> str:
+        if text.startswith("/") and "?" in text:
+            text = text.split("?", 1)[0] + "?[redacted]"
+        return self._mask(text)
+
+    def _mask(self, text: str) -> str:
+        for spelling in self._spellings:
+            if spelling in text:
+                text = text.replace(spelling, "[redacted]")
+        return text
 
 
 @app.command()
@@ -79,7 +94,9 @@ def serve(
         highlight=False,
         markup=False,
     )
-    logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
+    tokens = [settings.admin_token, settings.viewer_token, settings.predict_token]
+    redact = _RedactTokens([s.get_secret_value() for s in tokens if s is not None])
+    logging.getLogger("uvicorn.access").addFilter(redact)
     uvicorn.run(create_app(settings, app=loaded), host=host, port=port, log_level=log_level)
 
 

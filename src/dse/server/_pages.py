@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from dse.app import App
 from dse.errors import DseError
 from dse.rollout import canary_decision
-from dse.server._auth import QUERY_TOKEN, TOKEN_COOKIE
+from dse.server._auth import TOKEN_COOKIE, TOKEN_IN_URL, query_token, query_without_token
 from dse.server._charts import (
     Bar,
     Interval,
@@ -167,17 +167,19 @@ def not_found(what: str) -> HTMLResponse:
 
 
 class TokenCookieRoute(APIRoute):
-    """``?token=...`` on a page (already checked by the auth middleware) becomes the
-    ``dse_token`` cookie, and the browser is sent to the same URL without the token."""
+    """A page link's ``?token=`` (the viewer token: the auth middleware refuses any other in a
+    URL and marks the request) becomes the ``dse_token`` cookie, and the browser is sent to the
+    same URL without the token, so it leaves the address bar and the history."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            token = request.query_params.get(QUERY_TOKEN)
-            if request.method in ("GET", "HEAD") and token:
-                rest = [(k, v) for k, v in request.query_params.multi_items() if k != QUERY_TOKEN]
-                target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            token = query_token(request.scope.get("query_string", b""))
+            marked = bool(request.scope.get("state", {}).get(TOKEN_IN_URL))
+            if request.method in ("GET", "HEAD") and token and marked:
+                rest = query_without_token(request.scope.get("query_string", b""))
+                target = request.url.path + (f"?{rest}" if rest else "")
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     TOKEN_COOKIE,

@@ -1,4 +1,8 @@
-"""Server settings: store, model and the tokens (from env or a TOML file, never logged)."""
+"""Server settings: store, model and the tokens (from env or a TOML file, never logged).
+
+Tokens are refused when two roles share one (the server could not tell them apart, and the
+viewer would become admin) or when one is shorter than :data:`MIN_TOKEN_CHARS` (16 characters:
+the generated tokens have 32, and a short one can be guessed over the network)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,24 @@ ADMIN_ENV = "DSE_ADMIN_TOKEN"
 VIEWER_ENV = "DSE_VIEWER_TOKEN"
 PREDICT_ENV = "DSE_PREDICT_TOKEN"
 CONFIG_ENV = "DSE_SERVER_CONFIG"
+MIN_TOKEN_CHARS = 16
+
+
+def token_problem(admin: str, viewer: str, predict: str | None = None) -> str | None:
+    """Why these tokens cannot serve (None when they can); the message never shows a token."""
+    named = {"admin": admin, "viewer": viewer, **({"predict": predict} if predict else {})}
+    short = [role for role, value in named.items() if len(value) < MIN_TOKEN_CHARS]
+    if short:
+        return (
+            f"the {', '.join(short)} token(s) must be at least {MIN_TOKEN_CHARS} characters "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    roles = list(named)
+    for i, first in enumerate(roles):
+        for second in roles[i + 1 :]:
+            if named[first] == named[second]:
+                return f"the {first} and {second} tokens must differ"
+    return None
 
 
 class ServerSettings(BaseModel):
@@ -30,12 +52,15 @@ class ServerSettings(BaseModel):
     tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
 
     @model_validator(mode="after")
-    def _predict_token_is_its_own(self) -> ServerSettings:
-        if self.predict_token is not None and self.predict_token.get_secret_value() in (
+    def _tokens_are_distinct_and_long(self) -> ServerSettings:
+        """However the settings were built, no two roles share a token and none is short."""
+        problem = token_problem(
             self.admin_token.get_secret_value(),
             self.viewer_token.get_secret_value(),
-        ):
-            raise ValueError("the predict token must differ from the admin and viewer tokens")
+            self.predict_token.get_secret_value() if self.predict_token else None,
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -45,6 +70,9 @@ def load_tokens(config_path: str | None = None) -> tuple[SecretStr, SecretStr, s
     (mode 0600) so the operator can read them without them ever reaching a log."""
     admin, viewer = os.environ.get(ADMIN_ENV), os.environ.get(VIEWER_ENV)
     if admin and viewer:
+        problem = token_problem(admin, viewer)
+        if problem:
+            raise DseError(f"{ADMIN_ENV} / {VIEWER_ENV}: {problem}")
         return SecretStr(admin), SecretStr(viewer), "environment"
     path = Path(config_path or os.environ.get(CONFIG_ENV) or ".dse/server-tokens.toml")
     if not path.exists():
@@ -65,8 +93,9 @@ def load_tokens(config_path: str | None = None) -> tuple[SecretStr, SecretStr, s
     missing = [k for k in ("admin_token", "viewer_token") if not isinstance(data.get(k), str)]
     if missing:
         raise DseError(f"server config {path} lacks {', '.join(missing)}")
-    if data["admin_token"] == data["viewer_token"]:
-        raise DseError(f"server config {path}: admin and viewer tokens must differ")
+    problem = token_problem(data["admin_token"], data["viewer_token"])
+    if problem:
+        raise DseError(f"server config {path}: {problem}")
     return SecretStr(data["admin_token"]), SecretStr(data["viewer_token"]), str(path)
 
 
@@ -91,6 +120,7 @@ def load_predict_token(
         value, where = found, str(path)
     if value is None:
         return None
-    if value in (admin.get_secret_value(), viewer.get_secret_value()):
-        raise DseError(f"{where}: the predict token must differ from the admin and viewer tokens")
+    problem = token_problem(admin.get_secret_value(), viewer.get_secret_value(), value)
+    if problem:
+        raise DseError(f"{where}: {problem}")
     return SecretStr(value)
