@@ -82,10 +82,10 @@ def list_examples(
     limit: Limit = 100,
 ) -> ExampleList:
     signature = signature_for(ctx, signature_id)
-    rows = ctx.store.list_examples(signature.id, split)
-    return ExampleList(
-        signature_id=signature.id, total=len(rows), examples=rows[offset : offset + limit]
-    )
+    counts = ctx.store.count_examples(signature.id)
+    total = counts.get(split, 0) if split is not None else sum(counts.values())
+    rows = ctx.store.list_examples_page(signature.id, split, offset=offset, limit=limit)
+    return ExampleList(signature_id=signature.id, total=total, examples=rows)
 
 
 @router.post(

@@ -216,7 +216,7 @@ def overview(ctx: Ctx) -> HTMLResponse:
                 "description": signature.description,
                 "active": store.get_active(signature.id),
                 "canary": canary,
-                "examples": len(store.list_examples(signature.id)),
+                "examples": sum(store.count_examples(signature.id).values()),
                 "receipts": store.count_receipts(signature.id),
             }
         )
@@ -413,8 +413,8 @@ def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
         return not_found(f"signature {signature_id}")
     canary = store.get_canary(signature.id)
     canary_history = store.canary_history(signature.id)
-    examples = store.list_examples(signature.id)
-    by_split = {split: sum(1 for e in examples if e.split == split) for split in SPLITS}
+    counts = store.count_examples(signature.id)
+    by_split = {split: counts.get(split, 0) for split in SPLITS}
     decision = None
     if canary is not None and canary.counters.control.n + canary.counters.candidate.n > 0:
         decision = canary_decision(canary)
@@ -453,8 +453,8 @@ def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
         charts=charts,
         compile_reports=store.list_compile_reports(signature_id=signature.id, limit=20),
         eval_reports=store.list_eval_reports(signature_id=signature.id, limit=20),
-        examples=examples[:MAX_DATASET_ROWS],
-        n_examples=len(examples),
+        examples=store.list_examples_page(signature.id, limit=MAX_DATASET_ROWS),
+        n_examples=sum(counts.values()),
         by_split=by_split,
         receipts=store.list_receipts(signature_id=signature.id, limit=25),
         n_receipts=store.count_receipts(signature.id),

@@ -7,6 +7,7 @@ from dse.store._canary import CanaryMixin
 from dse.store._compile_jobs import CompileJobsMixin
 from dse.store._datasets import DatasetsMixin
 from dse.store._evals import EvalsMixin
+from dse.store._example_reads import ExampleReadsMixin
 from dse.store._feedback import FeedbackMixin
 from dse.store._lm_cache import LMCacheMixin
 from dse.store._ops import OpsMixin
@@ -17,6 +18,7 @@ class Store(
     ArtifactsMixin,
     CanaryMixin,
     DatasetsMixin,
+    ExampleReadsMixin,
     ReceiptsMixin,
     FeedbackMixin,
     EvalsMixin,

@@ -1,0 +1,62 @@
+"""Reads of a signature's examples whose cost does not grow with the dataset.
+
+Pages and list APIs show how many examples each split holds and one page of rows; loading every
+row for that made each of them take seconds at 100k examples. Counting is one ``GROUP BY``
+over the (signature_id, split) index, and a page is a ``LIMIT`` in example-id order.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dse.errors import StoreError
+from dse.store import _models as m
+from dse.store._base import _StoreBase
+from dse.store._datasets import _example_row
+from dse.store._records import ExampleRow, Split
+
+
+class ExampleReadsMixin(_StoreBase):
+    """Example counts per split, and examples one page at a time."""
+
+    def count_examples(self, signature_id: str) -> dict[Split, int]:
+        """How many examples each split holds; a split with none is absent."""
+        query = (
+            sa.select(m.Example.split, sa.func.count())
+            .where(m.Example.signature_id == signature_id)
+            .group_by(m.Example.split)
+        )
+
+        def run(session: Session) -> dict[Split, int]:
+            return {split: int(n) for split, n in session.execute(query)}
+
+        return self._transact("count_examples", run)
+
+    def list_examples_page(
+        self,
+        signature_id: str,
+        split: Split | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[ExampleRow]:
+        """One page of examples in the order of :meth:`list_examples` (example_id, code points).
+
+        The order is SQL's here, so only the page is read: SQLite compares text as UTF-8 bytes,
+        which is code-point order, and PostgreSQL does the same under the "C" collation (its
+        default collation depends on the locale).
+        """
+        if limit < 1 or offset < 0:
+            raise StoreError(f"expected offset >= 0 and limit >= 1, got {offset} and {limit}")
+        key = m.Example.example_id
+        order = key.collate("C") if self._dialect == "postgresql" else key
+        query = sa.select(m.Example).where(m.Example.signature_id == signature_id)
+        if split is not None:
+            query = query.where(m.Example.split == split)
+        query = query.order_by(order).offset(offset).limit(limit)
+
+        def run(session: Session) -> list[ExampleRow]:
+            return [_example_row(row) for row in session.scalars(query)]
+
+        return self._transact("list_examples_page", run)

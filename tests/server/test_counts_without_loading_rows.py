@@ -1,0 +1,82 @@
+"""Pages and read APIs count examples in SQL and read one page of rows (issue 9, defect 6).
+
+With 100k examples every one of them took about 5.8 s, because each loaded all rows to count
+splits. Here ``Store.list_examples`` (the full load) raises, and the counts must still be right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dse.autopilot import SELECT_TOOL_ID
+from dse.store import SPLITS, ExampleIn, Store
+from tests.ops._oracle import oracle_lm
+
+from ._data import VIEWER, settings
+
+N = 2500
+TRUTH = {"train": 834, "holdout": 833, "test": 833}
+HEADERS = {"authorization": f"Bearer {VIEWER}"}
+SIG = f"/api/dse/signatures/{SELECT_TOOL_ID}"
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    url = f"sqlite:///{tmp_path / 'counts.db'}"
+    with Store.open(url) as store:
+        store.upsert_examples(
+            SELECT_TOOL_ID,
+            [
+                ExampleIn(
+                    example_id=f"ex-{i:05d}",
+                    input={"message": f"case {i}", "blueprint_hint": {"user_handle": "u"}},
+                    expected={"action": "none"},
+                    split=SPLITS[i % 3],
+                )
+                for i in range(N)
+            ],
+        )
+
+    def full_load(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a page or read API loaded every example")
+
+    monkeypatch.setattr(Store, "list_examples", full_load)
+    from dse.server import create_app
+
+    with TestClient(create_app(settings(url), lm_factory=lambda _spec: oracle_lm())) as test:
+        yield test
+
+
+def get(client: TestClient, url: str) -> Any:
+    response = client.get(url, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_signature_apis_count_splits_without_loading_rows(client: TestClient) -> None:
+    listed = {s["signature_id"]: s for s in get(client, "/api/dse/signatures").json()["signatures"]}
+    assert listed[SELECT_TOOL_ID]["examples"] == TRUTH
+    assert get(client, SIG).json()["examples"] == TRUTH
+
+
+def test_examples_api_pages_in_sql(client: TestClient) -> None:
+    page = get(client, f"{SIG}/examples?offset=100&limit=3").json()
+    assert page["total"] == N
+    assert [e["example_id"] for e in page["examples"]] == ["ex-00100", "ex-00101", "ex-00102"]
+    holdout = get(client, f"{SIG}/examples?split=holdout&limit=2").json()
+    assert holdout["total"] == TRUTH["holdout"]
+    assert [e["example_id"] for e in holdout["examples"]] == ["ex-00001", "ex-00004"]
+
+
+def test_pages_count_splits_and_show_a_bounded_page_of_rows(client: TestClient) -> None:
+    assert "2,500" in get(client, "/dse").text
+    page = get(client, f"/dse/signatures/{SELECT_TOOL_ID}").text
+    assert "train 834, holdout 833, test 833" in page
+    assert "Showing the first 200 of 2500 rows." in page
+    assert page.count("ex-0") >= 200
+    assert "ex-00200" not in page
