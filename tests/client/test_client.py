@@ -85,8 +85,8 @@ def test_feedback_for_a_receipt_still_in_the_writer_buffer_flushes_it_first(
 ) -> None:
     store = Store.open(db)
     lm = ScriptedLM([], default=USER_UPDATE)
-    # A writer that holds receipts for a minute unless flushed.
-    writer = ReceiptWriter(store, linger_s=60.0)
+    # A write-behind writer that holds receipts for a minute unless flushed.
+    writer = ReceiptWriter(store, durable=False, linger_s=60.0)
     client = Client(LocalBackend(store, lm, load_app(), writer=writer), mode="local")
     try:
         prediction = client.predict(SELECT_TOOL_ID, INPUT)

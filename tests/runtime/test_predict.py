@@ -212,9 +212,11 @@ class FailingStore:
         return getattr(self._inner, name)
 
 
-async def test_receipt_store_failure_never_fails_a_good_prediction(store: Store) -> None:
+async def test_write_behind_store_failure_never_fails_a_good_prediction(store: Store) -> None:
+    """Write-behind is the explicit opt-out of durable receipts: the answer goes out and the
+    lost receipt is counted (durable mode withholds the answer: test_writer_durable.py)."""
     failing: Any = FailingStore(store)
-    writer = ReceiptWriter(failing, retries=1)
+    writer = ReceiptWriter(failing, durable=False, retries=1)
     lm = ScriptedLM([("call me", USER_UPDATE)])
     predictor = Predictor(failing, lm, SignatureRegistry([SELECT_TOOL]), writer)
     prediction = await predictor.predict(SELECT_TOOL_ID, INPUT)

@@ -45,7 +45,7 @@ async def test_a_receipt_queued_behind_the_stop_marker_is_written_by_close(store
         put(item, *args, **kwargs)
         if writer.closed:  # this put was the stop marker
             writer._queue.put = put  # type: ignore[method-assign]
-            put(late)  # a submit that saw the writer open, arriving after the stop marker
+            put((late, None))  # a submit that saw the writer open, after the stop marker
 
     writer._queue.put = put_then_race  # type: ignore[method-assign]
     writer.close()

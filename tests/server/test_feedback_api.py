@@ -117,9 +117,9 @@ def test_a_correct_output_is_checked_and_stored(agent: httpx.Client) -> None:
 def test_feedback_for_a_receipt_still_in_the_writer_buffer_flushes_it(tmp_path: Path) -> None:
     with live_server(tmp_path, lambda: ScriptedLM([], default=USER_UPDATE)) as server:
         context: ServerContext = server.app.state.dse
-        # Receipts now wait a minute in the buffer unless something flushes them.
+        # Receipts now wait a minute in a write-behind buffer unless something flushes them.
         context.writer.close()
-        context.writer = ReceiptWriter(context.store, linger_s=60.0)
+        context.writer = ReceiptWriter(context.store, durable=False, linger_s=60.0)
         context.predictor.writer = context.writer
         with server.client(token=ADMIN) as admin:
             receipt_id = predict(admin)

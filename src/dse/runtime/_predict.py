@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from dse._canonical import sha256_id
-from dse.errors import DseError, NotFoundError, RenderError
+from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, StoreError
 from dse.lm import LM
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
@@ -26,6 +26,8 @@ from dse.store import Store
 Source = Literal["canary", "active", "defaults"]
 _POLICY_CACHE_SIZE = 512
 Arm = Literal["control", "candidate"]
+# The receipts table's thread_key column (``NAME``): a longer key could not be stored.
+THREAD_KEY_MAX = 200
 
 
 def canary_bucket(salt: str, key: str, signature_id: str) -> int:
@@ -55,7 +57,14 @@ class Prediction:
 
 
 class Predictor:
-    """Runs signatures against the live registry; every call leaves exactly one receipt."""
+    """Runs signatures against the live registry; every call leaves exactly one receipt.
+
+    With a durable writer (the default) an answer is returned only after its receipt has been
+    committed; a receipt that cannot be stored turns the answer into a StoreError (503 over
+    HTTP), because an answered prediction must always have its receipt. A write-behind writer
+    (``ReceiptWriter(store, durable=False)``) returns the answer at once and counts a receipt it
+    later fails to store as dropped instead.
+    """
 
     def __init__(
         self,
@@ -82,7 +91,13 @@ class Predictor:
         expected: dict[str, Any] | None = None,
     ) -> Prediction:
         """Run one prediction. ``expected`` (a label, e.g. from the exerciser) makes the receipt
-        carry an exact-match reward, which feeds the canary's online comparison."""
+        carry an exact-match reward, which feeds the canary's online comparison.
+
+        A ``thread_key`` the store cannot hold (a NUL character, more than THREAD_KEY_MAX
+        characters) is refused with InvalidInputError before anything runs: its receipt could
+        never be written.
+        """
+        _check_thread_key(thread_key)
         sig = self.signatures.get(signature) if isinstance(signature, str) else signature
         receipt_id = "rcpt_" + uuid.uuid4().hex
         started = time.monotonic()
@@ -123,7 +138,8 @@ class Predictor:
                 ),
                 reward=None if expected is None else 0.0,
             )
-            self.writer.submit(receipt)
+            # The caller gets the original error; a receipt the writer drops is counted there.
+            await self.writer.write(receipt)
             if error is not None:
                 error.details.setdefault("receipt_id", receipt_id)
             raise
@@ -147,7 +163,12 @@ class Predictor:
             repairs=result.repairs,
             reward=None if expected is None else _exact_reward(sig, output, expected),
         )
-        self.writer.submit(receipt)
+        if not await self.writer.write(receipt):
+            raise StoreError(
+                f"the prediction's receipt {receipt_id} could not be stored, so its answer is "
+                "withheld (an answered prediction always has a receipt); see /healthz",
+                receipt_id=receipt_id,
+            )
         return Prediction(
             output=result.output,
             compiled_id=policy.compiled_id,
@@ -292,6 +313,21 @@ class Predictor:
             output=output,
             result=result,
             reward=reward,
+        )
+
+
+def _check_thread_key(thread_key: str | None) -> None:
+    if thread_key is None:
+        return
+    if "\x00" in thread_key:
+        raise InvalidInputError(
+            "thread_key contains a NUL character (\\x00), which the store cannot hold",
+            field="thread_key",
+        )
+    if len(thread_key) > THREAD_KEY_MAX:
+        raise InvalidInputError(
+            f"thread_key is {len(thread_key)} characters, over the limit of {THREAD_KEY_MAX}",
+            field="thread_key",
         )
 
 

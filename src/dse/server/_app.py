@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dse.app import App, LoadedApp, load_app
@@ -87,8 +87,23 @@ def create_app(
     _include_routers(service, loaded.app)
 
     @service.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        return {"ok": True}
+    async def healthz() -> JSONResponse:
+        """503 while the receipt writer is storing nothing (e.g. a full disk), so a load balancer
+        or operator sees it: predictions are then refused (durable) or lose receipts. Counts
+        only, no error text: this route needs no token; the reason is in the server log."""
+        context: ServerContext | None = getattr(service.state, "dse", None)
+        if context is None:
+            return JSONResponse({"ok": True})
+        stats = context.writer.stats
+        receipts = {
+            "durable": context.writer.durable,
+            "failing": stats.failing,
+            "written": stats.written,
+            "dropped": stats.dropped,
+            "pending": context.writer.pending(),
+        }
+        ok = not stats.failing
+        return JSONResponse({"ok": ok, "receipts": receipts}, status_code=200 if ok else 503)
 
     service.add_middleware(
         AuthMiddleware,
