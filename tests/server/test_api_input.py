@@ -1,6 +1,6 @@
 """What a caller sends is checked at the edge: a number JSON cannot hold in an ops run's
-documents is the caller's 422 (never a 503 "store unavailable"), and JSONL text sent to the
-import route is read exactly as a file is."""
+documents is the caller's 422 (never a 503 "store unavailable"), JSONL text sent to the import
+route is read exactly as a file is, and a predict input over its size limit is refused."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from dse.runtime import MAX_PREDICT_INPUT_BYTES
+from dse.store import Store
 from tests.ops._oracle import oracle_lm
 
 from ._live import ADMIN, SELECT_TOOL, build_app
@@ -71,3 +73,17 @@ def test_api_import_accepts_unicode_line_separators_inside_strings_and_a_bom(
     )
     assert imported.status_code == 200, imported.text
     assert imported.json()["written"] == {"inserted": 3, "updated": 0, "unchanged": 0}
+
+
+def test_a_10_mb_predict_message_is_refused_naming_the_limit(api: TestClient) -> None:
+    hint = {"user_handle": "Sam", "agent_name": "Autopilot"}
+    refused = api.post(
+        f"/api/dse/signatures/{SELECT_TOOL}/predict",
+        json={"input": {"message": "x" * 10_000_000, "blueprint_hint": hint}},
+        headers=JSON,
+    )
+    assert refused.status_code == 422, refused.text[:500]
+    assert refused.json()["error"]["code"] == "invalid_input"
+    assert f"limit of {MAX_PREDICT_INPUT_BYTES} bytes" in refused.json()["error"]["message"]
+    store: Store = api.app.state.dse.store  # type: ignore[attr-defined]
+    assert store.list_receipts(limit=10) == []

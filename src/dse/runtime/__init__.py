@@ -3,6 +3,7 @@
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._decode import decode_output, first_balanced_object, parse_json, strip_fences
 from dse.runtime._direct import DirectStrategy
+from dse.runtime._limits import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
 from dse.runtime._receipt import Receipt
 from dse.runtime._render import PromptTemplate, build_template, render_messages
@@ -16,6 +17,7 @@ from dse.runtime._strategy import (
 from dse.runtime._writer import ReceiptWriter, WriterStats
 
 __all__ = [
+    "MAX_PREDICT_INPUT_BYTES",
     "BudgetTracker",
     "CallLog",
     "DirectStrategy",
@@ -34,6 +36,7 @@ __all__ = [
     "canary_bucket",
     "decode_output",
     "first_balanced_object",
+    "input_size_problem",
     "parse_json",
     "render_messages",
     "strip_fences",

@@ -16,6 +16,7 @@ from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, 
 from dse.lm import LM
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
+from dse.runtime._limits import check_input_size
 from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUsage
 from dse.runtime._render import PromptTemplate, build_template
 from dse.runtime._strategy import StrategyContext, StrategyRegistry
@@ -98,6 +99,7 @@ class Predictor:
         never be written.
         """
         _check_thread_key(thread_key)
+        check_input_size(value)
         sig = self.signatures.get(signature) if isinstance(signature, str) else signature
         receipt_id = "rcpt_" + uuid.uuid4().hex
         started = time.monotonic()

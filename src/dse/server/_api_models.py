@@ -21,6 +21,7 @@ from pydantic import (
 from dse._canonical import json_problem
 from dse.compile import CompileReport
 from dse.rollout import Decision, DecisionConfig, GateResult
+from dse.runtime import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.store import (
     CanaryHistoryRow,
     CanaryState,
@@ -62,6 +63,17 @@ def _storable(value: dict[str, Any]) -> dict[str, Any]:
 # A JSON object the store can keep: Python's parser lets NaN, Infinity and 2**70 through, and
 # ``allow_inf_nan`` only guards float fields, so free-form documents are checked here (422).
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+
+
+def _within_predict_limit(value: dict[str, Any]) -> dict[str, Any]:
+    problem = input_size_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A predict input is stored whole in its receipt, so its size is bounded where it comes in.
+PredictInput = Annotated[dict[str, Any], AfterValidator(_within_predict_limit)]
 
 
 class _Input(BaseModel):
@@ -207,7 +219,9 @@ class DatasetVersionOut(BaseModel):
 class PredictRequest(_Input):
     model_config = _IN
 
-    input: dict[str, Any]
+    input: PredictInput = Field(
+        description=f"The signature's input; at most {MAX_PREDICT_INPUT_BYTES} bytes as JSON."
+    )
     thread_key: str | None = Field(
         default=None, min_length=1, max_length=ID_MAX, description="Sticky canary key."
     )
