@@ -75,11 +75,13 @@ def test_api_import_accepts_unicode_line_separators_inside_strings_and_a_bom(
     assert imported.json()["written"] == {"inserted": 3, "updated": 0, "unchanged": 0}
 
 
-def test_a_10_mb_predict_message_is_refused_naming_the_limit(api: TestClient) -> None:
+def test_a_predict_message_over_the_input_limit_is_refused_naming_it(api: TestClient) -> None:
+    # Over the input limit yet under the server's request-body limit, so the input's own check
+    # answers (a 10 MB body is refused earlier, by size alone).
     hint = {"user_handle": "Sam", "agent_name": "Autopilot"}
     refused = api.post(
         f"/api/dse/signatures/{SELECT_TOOL}/predict",
-        json={"input": {"message": "x" * 10_000_000, "blueprint_hint": hint}},
+        json={"input": {"message": "x" * (MAX_PREDICT_INPUT_BYTES + 1), "blueprint_hint": hint}},
         headers=JSON,
     )
     assert refused.status_code == 422, refused.text[:500]
