@@ -1,7 +1,8 @@
-"""Pages and read APIs count examples in SQL and read one page of rows (issue 9, defect 6).
+"""Pages and read APIs count in SQL and read one page of rows (issue 9, defect 6).
 
 With 100k examples every one of them took about 5.8 s, because each loaded all rows to count
-splits. Here ``Store.list_examples`` (the full load) raises, and the counts must still be right.
+splits. Here ``Store.list_examples`` (the full load) and ``Store.count_receipts`` (a count that
+reads every receipt's index entry) raise, and the counts must still be right.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from fastapi.testclient import TestClient
 from dse.autopilot import SELECT_TOOL_ID
 from dse.store import SPLITS, ExampleIn, Store
 from tests.ops._oracle import oracle_lm
+from tests.store._helpers import receipt
 
 from ._data import VIEWER, settings
 
 N = 2500
+RECEIPTS = 30
 TRUTH = {"train": 834, "holdout": 833, "test": 833}
 HEADERS = {"authorization": f"Bearer {VIEWER}"}
 SIG = f"/api/dse/signatures/{SELECT_TOOL_ID}"
@@ -42,10 +45,21 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
             ],
         )
 
+        store.insert_receipts(
+            [
+                receipt(n, signature_id=SELECT_TOOL_ID, body={"trace_blob_id": None})
+                for n in range(RECEIPTS)
+            ]
+        )
+
     def full_load(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("a page or read API loaded every example")
 
+    def full_count(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a page counted every receipt")
+
     monkeypatch.setattr(Store, "list_examples", full_load)
+    monkeypatch.setattr(Store, "count_receipts", full_count)
     from dse.server import create_app
 
     with TestClient(create_app(settings(url), lm_factory=lambda _spec: oracle_lm())) as test:
@@ -80,3 +94,12 @@ def test_pages_count_splits_and_show_a_bounded_page_of_rows(client: TestClient) 
     assert "Showing the first 200 of 2500 rows." in page
     assert page.count("ex-0") >= 200
     assert "ex-00200" not in page
+
+
+def test_pages_count_receipts_up_to_a_cap(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert '<div class="v">30</div>' in get(client, f"/dse/signatures/{SELECT_TOOL_ID}").text
+    monkeypatch.setattr("dse.server._pages.RECEIPT_COUNT_CAP", 20)
+    assert '<td class="num">20+</td>' in get(client, "/dse").text
+    assert '<div class="v">20+</div>' in get(client, f"/dse/signatures/{SELECT_TOOL_ID}").text

@@ -1,4 +1,4 @@
-"""Example counts and pages read in SQL (issue 9, defect 6): the truth, without loading rows."""
+"""Counts and pages read in SQL (issue 9, defect 6): the truth, without loading every row."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 from dse.store import SPLITS, ExampleIn, Store
 
-from ._helpers import SIG
+from ._helpers import SIG, receipt
 
 # Mixed scripts and a character outside the BMP: the page order must be code-point order, as
 # list_examples sorts in Python, on both backends whatever PostgreSQL's locale is.
@@ -49,3 +49,14 @@ def test_example_pages_follow_list_examples_order_and_filters(store: Store) -> N
     holdout = store.list_examples(SIG, "holdout")
     assert store.list_examples_page(SIG, "holdout", offset=10, limit=25) == holdout[10:35]
     assert store.list_examples_page(SIG, offset=10_000, limit=5) == []
+
+
+def test_receipts_are_counted_up_to_the_limit(store: Store) -> None:
+    store.insert_receipts([receipt(n) for n in range(30)])
+    store.insert_receipts([receipt(n, signature_id="other/Sig.v1") for n in range(5)])
+
+    assert store.count_receipts_up_to(100, SIG) == store.count_receipts(SIG) == 30
+    assert store.count_receipts_up_to(31, SIG) == 30
+    assert store.count_receipts_up_to(10, SIG) == 10
+    assert store.count_receipts_up_to(1000) == 35
+    assert store.count_receipts_up_to(10, "nobody/None.v1") == 0

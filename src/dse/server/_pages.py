@@ -39,11 +39,13 @@ from dse.store import (
     CanaryState,
     OpsEventRow,
     ReceiptRow,
+    Store,
 )
 
 PAGE_SIZE = 50
 MAX_EVENTS = 2000
 MAX_DATASET_ROWS = 200
+RECEIPT_COUNT_CAP = 10_000
 RECEIPT_FILTERS = ("signature_id", "status", "arm", "compiled_id", "strategy_id", "thread_key")
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -204,6 +206,13 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 # -- overview and runs --------------------------------------------------------------------------
 
 
+def receipt_count(store: Store, signature_id: str) -> str:
+    """The signature's receipts as a page shows them: exact up to RECEIPT_COUNT_CAP, then
+    "10,000+", so the count costs the same at a million receipts as at ten thousand."""
+    n = store.count_receipts_up_to(RECEIPT_COUNT_CAP + 1, signature_id)
+    return f"{RECEIPT_COUNT_CAP:,}+" if n > RECEIPT_COUNT_CAP else f"{n:,}"
+
+
 @router.get("/dse", response_class=HTMLResponse)
 def overview(ctx: Ctx) -> HTMLResponse:
     store = ctx.store
@@ -217,7 +226,7 @@ def overview(ctx: Ctx) -> HTMLResponse:
                 "active": store.get_active(signature.id),
                 "canary": canary,
                 "examples": sum(store.count_examples(signature.id).values()),
-                "receipts": store.count_receipts(signature.id),
+                "receipts": receipt_count(store, signature.id),
             }
         )
     runs = store.list_ops_runs(limit=10)
@@ -457,7 +466,7 @@ def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
         n_examples=sum(counts.values()),
         by_split=by_split,
         receipts=store.list_receipts(signature_id=signature.id, limit=25),
-        n_receipts=store.count_receipts(signature.id),
+        n_receipts=receipt_count(store, signature.id),
         runs=_run_rows(store.list_ops_runs(signature_id=signature.id, limit=10)),
     )
 

@@ -11,6 +11,7 @@ from dse.store._example_reads import ExampleReadsMixin
 from dse.store._feedback import FeedbackMixin
 from dse.store._lm_cache import LMCacheMixin
 from dse.store._ops import OpsMixin
+from dse.store._receipt_counts import ReceiptCountsMixin
 from dse.store._receipts import ReceiptsMixin
 
 
@@ -20,6 +21,7 @@ class Store(
     DatasetsMixin,
     ExampleReadsMixin,
     ReceiptsMixin,
+    ReceiptCountsMixin,
     FeedbackMixin,
     EvalsMixin,
     CompileJobsMixin,
