@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from dse.autopilot import SELECT_TOOL_ID
 from dse.autopilot import app as autopilot_app
+from dse.autopilot._chat import RateLimiter
 from dse.lm import ScriptedLM
 from dse.rollout import promote
 from dse.server import create_app
@@ -46,6 +47,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture(scope="module")
 def client(built: Built) -> Iterator[TestClient]:
     with TestClient(app_for(built.url)) as test_client:
+        # These tests talk to the chat faster than a person would; its rate limit has its own
+        # test (test_chat_limits.py).
+        unlimited = (RateLimiter(10_000, 0.001), RateLimiter(10_000, 0.001))
+        test_client.app.state.dse.background["autopilot_rate_limits"] = unlimited  # type: ignore[attr-defined]
         yield test_client
 
 

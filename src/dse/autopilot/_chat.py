@@ -5,13 +5,22 @@ keeps a conversation on one arm and a promotion is seen on the next message), th
 chosen blueprint tool on that thread's blueprint. Thread states are immutable versions stored as
 content-addressed blobs (each naming its parent); the page carries the version it shows, and the
 process remembers each thread's newest version.
+
+The chat is open to the viewer token, so what one message may cost is bounded: a stored version
+keeps only the newest turns (at most :data:`MAX_TURNS_KEPT`, and :data:`MAX_TURN_TEXT_KEPT`
+characters of their text: what the page shows, not the whole conversation), and messages are
+rate limited per thread and per client address by token buckets in this process's memory (each
+replica counts its own; behind a proxy every client shares its address, and the per-thread limit
+still holds).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
@@ -29,9 +38,16 @@ THREAD_MIME = "application/vnd.dse.autopilot-thread+json"
 THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 MAX_MESSAGE_CHARS = 2000
 MAX_FORM_BYTES = 64 * 1024
-MAX_TURNS_KEPT = 80
+MAX_TURNS_KEPT = 20
+#: Characters of turn text one stored version carries (the newest turns that fit, at least the
+#: last exchange): with 2,000-character messages a version stays near 20 KB, not 88 KB.
+MAX_TURN_TEXT_KEPT = 16_000
 MAX_THREADS_REMEMBERED = 10_000
+#: Rate limits as (burst, seconds per message once the burst is spent).
+THREAD_RATE = (10, 2.0)
+CLIENT_RATE = (30, 1.0)
 _HEADS_KEY = "autopilot_heads"
+_LIMITS_KEY = "autopilot_rate_limits"
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -84,6 +100,81 @@ class ChatIn(BaseModel):
     thread_id: str = Field(pattern=THREAD_ID.pattern)
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     version: str | None = Field(default=None, max_length=100)
+
+
+class RateLimiter:
+    """Token buckets by key, in memory: a key may spend ``burst`` messages at once, then one per
+    ``interval`` seconds. Only the most recently used keys are kept (a forgotten key starts
+    full again, which at worst allows one more burst)."""
+
+    def __init__(
+        self,
+        burst: int,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_THREADS_REMEMBERED,
+    ) -> None:
+        self.burst, self.interval, self._clock, self._max_keys = burst, interval, clock, max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may send again (0: now)."""
+        tokens, _ = self._refilled(key)
+        return 0.0 if tokens >= 1 else (1 - tokens) * self.interval
+
+    def take(self, key: str) -> None:
+        tokens, now = self._refilled(key)
+        self._buckets[key] = (tokens - 1, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
+    def _refilled(self, key: str) -> tuple[float, float]:
+        now = self._clock()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - then) / self.interval), now
+
+
+def _limiters(ctx: ServerContext) -> tuple[RateLimiter, RateLimiter]:
+    limiters = ctx.background.get(_LIMITS_KEY)
+    if not isinstance(limiters, tuple):
+        limiters = (RateLimiter(*THREAD_RATE), RateLimiter(*CLIENT_RATE))
+        ctx.background[_LIMITS_KEY] = limiters
+    return limiters
+
+
+def rate_limited(ctx: ServerContext, request: Request, thread_id: str) -> JSONResponse | None:
+    """A 429 when the thread or the client has sent too much lately; otherwise both buckets
+    pay for this message and None. Checked before anything is predicted or stored."""
+    by_thread, by_client = _limiters(ctx)
+    client = request.client.host if request.client else "unknown"
+    wait = max(by_thread.wait(thread_id), by_client.wait(client))
+    if wait > 0:
+        response = error_response(
+            429,
+            "rate_limited",
+            f"too many chat messages: try again in {wait:.1f} s",
+            details={"retry_after_s": round(wait, 1)},
+        )
+        response.headers["retry-after"] = str(max(1, round(wait)))
+        return response
+    by_thread.take(thread_id)
+    by_client.take(client)
+    return None
+
+
+def kept_turns(turns: list[Turn]) -> list[Turn]:
+    """The newest turns a stored version keeps: at most MAX_TURNS_KEPT and MAX_TURN_TEXT_KEPT
+    characters of text, and always the last exchange."""
+    kept: list[Turn] = []
+    chars = 0
+    for turn in reversed(turns[-MAX_TURNS_KEPT:]):
+        chars += len(turn.text) + len(turn.attachment or "")
+        if chars > MAX_TURN_TEXT_KEPT and len(kept) >= 2:
+            break
+        kept.append(turn)
+    return kept[::-1]
 
 
 def new_thread_id() -> str:
@@ -187,7 +278,7 @@ async def chat(
                 model_used=", ".join(receipt.model.used) or receipt.model.requested,
             ),
         )
-    turns = [*state.turns, user_turn, reply][-MAX_TURNS_KEPT:]
+    turns = kept_turns([*state.turns, user_turn, reply])
     new_state = ThreadState(
         thread_id=thread_id,
         version=state.version + 1,
@@ -230,6 +321,8 @@ async def send_form(request: Request, ctx: PageContext) -> Response:
         return error_response(422, "invalid_input", "thread: not a valid thread id")
     message = form.get("message", "").strip()[:MAX_MESSAGE_CHARS]
     version = form.get("v") or None
+    if message and (limited := rate_limited(ctx, request, thread)) is not None:
+        return limited
     if message:
         state, version = await chat(ctx, thread, version, message)
         anchor = f"#turn-{len(state.turns)}"
@@ -240,11 +333,13 @@ async def send_form(request: Request, ctx: PageContext) -> Response:
 
 
 @router.post("/autopilot/api/messages")
-async def send_json(body: ChatIn, ctx: PageContext) -> JSONResponse:
+async def send_json(body: ChatIn, request: Request, ctx: PageContext) -> JSONResponse:
     """The same chat as JSON, for scripts and tests."""
     message = body.message.strip()
     if not message:
         return error_response(422, "invalid_input", "message: must not be blank")
+    if (limited := rate_limited(ctx, request, body.thread_id)) is not None:
+        return limited
     state, version = await chat(ctx, body.thread_id, body.version, message)
     reply = state.turns[-1]
     return JSONResponse(

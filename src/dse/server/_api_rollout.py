@@ -47,6 +47,9 @@ from dse.server._api_models import (
     TaskOut,
 )
 
+#: What a viewer sees instead of the canary's salt.
+HIDDEN_SALT = "(hidden: admin only)"
+
 # -- gate, canary, exercise -----------------------------------------------------------------------
 
 
@@ -106,15 +109,20 @@ def start_canary_route(
 )
 def canary_status(
     ctx: Ctx,
+    request: Request,
     signature_id: SignatureId,
     deadline_reached: Annotated[
         bool, Query(description="The caller's wall-clock deadline passed (no verdict = keep).")
     ] = False,
 ) -> CanaryStatus:
+    """The salt is shown to the admin only: with it, anyone could pick thread keys that land in
+    the arm they want (the bucket is a hash of salt, thread key and signature)."""
     signature = signature_for(ctx, signature_id)
     state = ctx.store.get_canary(signature.id)
     if state is None:
         raise not_found(f"canary of {signature.id} (it never had one)")
+    if getattr(request.state, "role", None) != "admin":
+        state = state.model_copy(update={"salt": HIDDEN_SALT})
     return CanaryStatus(
         canary=state, decision=canary_decision(state, deadline_reached=deadline_reached)
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dse.app import App, LoadedApp, load_app
@@ -15,11 +18,13 @@ from dse.lm import LM, lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
 from dse.server._auth import AuthMiddleware
 from dse.server._context import ServerContext
-from dse.server._errors import REQUEST_ID_KEY, install_error_handlers
+from dse.server._errors import REQUEST_ID_KEY, error_response, install_error_handlers
 from dse.server._settings import ServerSettings
 from dse.store import Store
 
 LMFactory = Callable[[str], LM]
+#: The JSONL import, whose body is a whole dataset file: it has its own, larger body limit.
+IMPORT_PATH = re.compile(r"/api/dse/signatures/.+/examples:import")
 
 
 class RequestIdMiddleware:
@@ -44,6 +49,87 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    """Raised from ``receive`` when a body passes its limit. An HTTP exception, so a framework
+    reading the body passes it on as one (FastAPI turns any other error while it parses a body
+    into a 400); :class:`BodyLimitMiddleware` then answers 413 in the error shape."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over its limit of {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Every request body has a size limit, refused with 413 before more than the limit is read:
+    a declared ``Content-Length`` over it is refused unread, and a chunked body is counted as it
+    arrives. Without it a viewer could make the server hold a 200 MB chat body in memory only to
+    refuse it after parsing. ``limits`` gives some paths their own limit (the JSONL import)."""
+
+    def __init__(
+        self, app: ASGIApp, *, default: int, limits: tuple[tuple[re.Pattern[str], int], ...] = ()
+    ) -> None:
+        self.app = app
+        self._default = default
+        self._limits = limits
+
+    def limit_for(self, path: str) -> int:
+        return next((size for p, size in self._limits if p.fullmatch(path)), self._default)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
+            return
+        seen = 0
+        tripped = answered = False
+
+        async def counted() -> Message:
+            nonlocal seen, tripped
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    tripped = True
+                    raise BodyTooLargeError(limit)
+            return message
+
+        async def replying(message: Message) -> None:
+            # Once the limit tripped, whatever the app answers (its handler's 413, or a 400 from
+            # a parser that saw the error) is replaced by the one 413 below.
+            nonlocal answered
+            if tripped:
+                if not answered and message["type"] == "http.response.start":
+                    answered = True
+                    await self._refuse(scope, send, limit)
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, replying)
+        except BodyTooLargeError:
+            if answered:
+                raise
+            await self._refuse(scope, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        response = error_response(
+            413,
+            "too_large",
+            f"the request body is over its limit of {limit} bytes",
+            details={"limit_bytes": limit},
+            scope=scope,
+        )
+        await response(scope, nothing, send)
 
 
 def create_app(
@@ -105,6 +191,13 @@ def create_app(
         ok = not stats.failing
         return JSONResponse({"ok": ok, "receipts": receipts}, status_code=200 if ok else 503)
 
+    # Inside auth (added first): a request without the right token is refused before its
+    # body is even counted.
+    service.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        limits=((IMPORT_PATH, settings.max_import_body_bytes),),
+    )
     service.add_middleware(
         AuthMiddleware,
         admin_token=settings.admin_token.get_secret_value(),

@@ -414,7 +414,7 @@ def _look(value: float) -> str:
 
 
 @router.get("/dse/signatures/{signature_id:path}", response_class=HTMLResponse)
-def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
+def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLResponse:
     store = ctx.store
     try:
         signature = ctx.app.signatures.get(signature_id)
@@ -457,6 +457,8 @@ def signature_page(signature_id: str, ctx: Ctx) -> HTMLResponse:
         active=store.get_active(signature.id),
         pointer_history=list(reversed(store.pointer_history(signature.id))),
         canary=canary,
+        # The salt picks each thread's arm: only the admin may see it (issue 9, defect 5).
+        show_salt=getattr(request.state, "role", None) == "admin",
         decision=decision,
         canary_history=list(reversed(canary_history)),
         charts=charts,

@@ -50,6 +50,18 @@ class ServerSettings(BaseModel):
         default=None, description="The agents' token (predict and feedback only); None: no role."
     )
     tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body any route reads (413 beyond it): 2 MiB holds "
+        "every JSON request but the import many times over.",
+    )
+    max_import_body_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024,
+        description="The largest body of the JSONL import (examples:import): room for its "
+        "64 Mi-character jsonl text with the escaping JSON adds.",
+    )
 
     @model_validator(mode="after")
     def _tokens_are_distinct_and_long(self) -> ServerSettings:
