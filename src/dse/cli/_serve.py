@@ -59,7 +59,8 @@ def serve(
             "--config",
             help="TOML file with admin_token and viewer_token (else env DSE_ADMIN_TOKEN + "
             "DSE_VIEWER_TOKEN, else ./.dse/server-tokens.toml, created if missing); an optional "
-            "predict_token (or env DSE_PREDICT_TOKEN) lets agents predict and send feedback.",
+            "predict_token (or env DSE_PREDICT_TOKEN) lets agents predict and send feedback. "
+            "Each token has at least 16 characters and no two are equal.",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
