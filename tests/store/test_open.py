@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,3 +131,68 @@ def test_a_database_newer_than_the_code_is_refused(store_url: str) -> None:
 
     with pytest.raises(StoreError, match="zzzz"):
         Store.open(store_url)
+
+
+def _open_without_privileges(url: str) -> str:
+    """``Store.open(url)`` in a forked child that file permissions apply to (root drops to
+    ``nobody``, since root writes anywhere); the error's text, or "opened"."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                nobody = pwd.getpwnam("nobody")
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            try:
+                Store.open(url).close()
+                text = "opened"
+            except Exception as exc:
+                text = f"{type(exc).__name__}: {exc}"
+            os.write(write, text.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to drop privileges")
+def test_a_read_only_store_names_the_file_or_folder_that_is_not_writable() -> None:
+    place = Path(tempfile.mkdtemp(prefix="dse-ro-", dir="/tmp"))
+    try:
+        place.chmod(0o755)
+        owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+        database = place / "dse.db"
+        Store.open(f"sqlite:///{database}").close()
+        database.chmod(0o444)
+        if owner is not None:
+            os.chown(place, owner.pw_uid, owner.pw_gid)
+        message = _open_without_privileges(f"sqlite:///{database}")
+        assert message.startswith("StoreError"), message
+        assert f"SQLite database {str(database)!r} is not writable" in message
+
+        database.chmod(0o644)
+        if owner is not None:
+            os.chown(database, owner.pw_uid, owner.pw_gid)
+            os.chown(place, 0, 0)
+        place.chmod(0o555)
+        message = _open_without_privileges(f"sqlite:///{database}")
+        assert f"folder {str(place)!r} of the SQLite database 'dse.db' is not writable" in message
+    finally:
+        place.chmod(0o755)
+        shutil.rmtree(place)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u@h:notaport/db", "postgresql://u:secret-pw@h:12ab/db"]
+)
+def test_a_malformed_port_is_a_store_error_naming_the_port_without_the_password(url: str) -> None:
+    with pytest.raises(StoreError, match=r"the port '(notaport|12ab)' is not a number") as caught:
+        resolve_url(url)
+    assert "secret-pw" not in str(caught.value)

@@ -45,16 +45,35 @@ def resolve_url(url: str | None) -> URL:
     relative SQLite path is made absolute so a later ``chdir`` cannot switch databases.
     """
     raw = (url or os.environ.get(ENV_VAR) or DEFAULT_URL).strip()
+    shown = _RAW_PASSWORD.sub(r"\1***@", raw)
     try:
         parsed = sa.make_url(raw)
     except ArgumentError:
-        shown = _RAW_PASSWORD.sub(r"\1***@", raw)
         raise StoreError(f"invalid database URL {shown!r}: {_USAGE}") from None
+    except ValueError:
+        # SQLAlchemy casts the port with int() and lets the ValueError out; name the part.
+        raise StoreError(
+            f"invalid database URL {shown!r}: the port {_port_text(raw)!r} is not a number; "
+            f"{_USAGE}",
+            url=shown,
+        ) from None
     if parsed.drivername in _PG_DRIVERS:
         return parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername in _SQLITE_DRIVERS:
-        return _resolve_sqlite(parsed, create_folder=raw == DEFAULT_URL)
+        try:
+            return _resolve_sqlite(parsed, create_folder=raw == DEFAULT_URL)
+        except PermissionError as exc:
+            raise StoreError(
+                f"SQLite path {exc.filename!r} is not accessible to this user: {exc.strerror}",
+                path=str(exc.filename),
+            ) from None
     raise StoreError(f"unsupported database URL {display_url(parsed)!r}: {_USAGE}")
+
+
+def _port_text(raw: str) -> str:
+    """What stands where a URL's port goes (after the host's last ``:``), for an error."""
+    authority = raw.partition("://")[2].partition("/")[0].rpartition("@")[2]
+    return authority.rpartition("]")[2].rpartition(":")[2]
 
 
 def _resolve_sqlite(url: URL, *, create_folder: bool) -> URL:
@@ -88,7 +107,31 @@ def _resolve_sqlite(url: URL, *, create_folder: bool) -> URL:
             "create it first or fix the path (nothing was created)",
             folder=str(folder),
         )
+    _require_writable(path)
     return url.set(database=str(path))
+
+
+def _require_writable(path: Path) -> None:
+    """Refuse a database file or folder this process cannot write, naming which.
+
+    SQLite reports both as "unable to open database file" (or "attempt to write a readonly
+    database" midway through a migration). dse writes to every store it opens, and SQLite
+    keeps its -wal and -shm files beside the database, so both must be writable.
+    """
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"SQLite database {str(path)!r} is not writable by this user; dse writes to its "
+            "store (migrations, receipts): fix its permissions or choose another --db",
+            path=str(path),
+        )
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"folder {str(folder)!r} of the SQLite database {path.name!r} is not writable by "
+            "this user; SQLite keeps its -wal and -shm files beside the database, so the folder "
+            "must be writable too",
+            folder=str(folder),
+        )
 
 
 def display_url(url: URL) -> str:
