@@ -53,6 +53,7 @@ bench: install .venv-dspy/.stamp
 	$(PY) bench/predict_overhead.py
 	$(PY) -m bench.eval_throughput
 	$(PY) -m bench.canary_decisions
+	$(PY) -m bench.dashboard_scale --large
 	$(DSE) models install qwen2.5-coder-0.5b
 	$(PY) -m bench.judge_separation
 
