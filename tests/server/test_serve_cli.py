@@ -148,3 +148,33 @@ def test_mine_writes_rows_with_provenance_and_receipts_pages(tmp_path: Path) -> 
             break
         extra = ["--before", body["next"]["before"], "--before-id", body["next"]["before_id"]]
     assert len(seen) == len(set(seen)) == 10
+
+
+def _serve_fails(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSE_")}
+    env.update(DSE_ADMIN_TOKEN="serve-admin-token-0123456789", DSE_VIEWER_TOKEN="serve-viewer-0123")
+    args = [sys.executable, "-m", "dse.cli", *options, "serve", "--port", str(_free_port())]
+    return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_serve_with_a_bad_store_is_one_error_line(tmp_path: Path) -> None:
+    script = tmp_path / "lm.jsonl"
+    script.write_text('{"default": "{\\"action\\": \\"none\\"}"}\n')
+    for db, named in [
+        (f"sqlite:///{tmp_path / 'missing' / 'dse.db'}", "does not exist"),
+        ("postgresql://u:secret-pw@h:notaport/db", "the port 'notaport' is not a number"),
+    ]:
+        done = _serve_fails(tmp_path, "--db", db, "--lm", f"scripted:{script}")
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith("error: ") and named in done.stderr
+        assert "dse on http" not in done.stderr + done.stdout
+        assert "secret-pw" not in done.stderr
+
+
+def test_serve_with_a_bad_lm_is_one_error_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'dse.db'}"
+    done = _serve_fails(tmp_path, "--db", db, "--lm", f"gguf:{tmp_path / 'missing.gguf'}")
+    assert done.returncode == 1, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "missing.gguf" in done.stderr and "dse on http" not in done.stderr

@@ -68,6 +68,7 @@ def serve(
     """Serve the API (/api/dse), the read-only pages (/dse) and the app's own pages."""
     import uvicorn
 
+    from dse.lm import lm_from_spec
     from dse.server import ServerSettings, create_app, load_predict_token, load_tokens
 
     opts = _opts(ctx)
@@ -82,6 +83,10 @@ def serve(
             predict_token=load_predict_token(source, admin=admin, viewer=viewer),
             tokens_file=source,
         )
+        # Opened and built before the banner: a bad store URL or --lm is one error line and
+        # exit 1 here, instead of a banner and then uvicorn's startup traceback (exit 3).
+        _open_store(opts).close()
+        lm = lm_from_spec(settings.lm)
     where = (
         "tokens: from the environment (DSE_ADMIN_TOKEN, DSE_VIEWER_TOKEN)"
         if source == "environment"
@@ -98,7 +103,8 @@ def serve(
     tokens = [settings.admin_token, settings.viewer_token, settings.predict_token]
     redact = _RedactTokens([s.get_secret_value() for s in tokens if s is not None])
     logging.getLogger("uvicorn.access").addFilter(redact)
-    uvicorn.run(create_app(settings, app=loaded), host=host, port=port, log_level=log_level)
+    service = create_app(settings, app=loaded, lm_factory=lambda _spec: lm)
+    uvicorn.run(service, host=host, port=port, log_level=log_level)
 
 
 def _when(opts: Any, name: str, value: str | None) -> datetime | None:
