@@ -128,3 +128,25 @@ async def test_a_thread_key_the_store_cannot_hold_is_refused_before_anything_run
         writer.close()
     assert store.count_receipts() == 0
     assert writer.stats.dropped == 0
+
+
+async def test_a_stalled_commit_withholds_the_answer_after_the_commit_timeout(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that never returns (a hung disk, a lost connection) cannot hang a prediction:
+    the commit is given ``commit_timeout_s``, then the answer is withheld with a StoreError."""
+    release = threading.Event()
+
+    def stalled(rows: Sequence[ReceiptRow]) -> None:
+        release.wait(30)
+
+    monkeypatch.setattr(store, "insert_receipts", stalled)
+    writer = ReceiptWriter(store, commit_timeout_s=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError):
+            await predictor(store, writer).predict(SELECT_TOOL, INPUT, thread_key="t-stall")
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+        writer.close()

@@ -68,6 +68,7 @@ class ReceiptWriter:
         batch_size: int = 256,
         linger_s: float | None = None,
         enqueue_timeout_s: float = 1.0,
+        commit_timeout_s: float = 60.0,
         retries: int = 3,
     ) -> None:
         self._store = store
@@ -78,6 +79,7 @@ class ReceiptWriter:
             linger_s = 0.0 if durable else WRITE_BEHIND_LINGER_S
         self._linger_s = linger_s
         self._enqueue_timeout_s = enqueue_timeout_s
+        self._commit_timeout_s = commit_timeout_s
         self._retries = retries
         self.stats = WriterStats()
         self._lock = threading.Lock()
@@ -88,7 +90,9 @@ class ReceiptWriter:
     async def write(self, receipt: Receipt) -> bool:
         """Persist ``receipt`` according to the mode; False means it was dropped (and counted).
 
-        Durable: True once the group commit holding it is done. Write-behind: True once queued.
+        Durable: True once the group commit holding it is done; False when the commit is not
+        confirmed within ``commit_timeout_s`` (a stalled store or writer thread never hangs a
+        caller). Write-behind: True once queued.
         """
         if not self.durable:
             return self.submit(receipt)
@@ -97,7 +101,15 @@ class ReceiptWriter:
         committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if not self._enqueue((receipt, committed)):
             return False
-        return await committed
+        try:
+            return await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
+        except TimeoutError:
+            log.error(
+                "receipt %s: commit not confirmed within %.0f s",
+                receipt.receipt_id,
+                self._commit_timeout_s,
+            )
+            return False
 
     def submit(self, receipt: Receipt) -> bool:
         """Hand a receipt over without waiting for its commit (write-behind, in either mode).
