@@ -6,6 +6,7 @@ local store and LM, or a dse server over HTTP), so they cannot disagree on a dec
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ class OvernightPolicy:
         config = run.config
         plan = CanaryPlan(
             rollout_pct=config.rollout_pct,
-            salt=run.run_id,
+            salt=self._salt(run),
             decision=config.decision,
             reward_source=config.reward_source,
         )
@@ -246,9 +247,20 @@ class OvernightPolicy:
             "control_id": state.control_id,
             "candidate_id": state.candidate_id,
             "rollout_pct": state.rollout_pct,
-            "salt": state.salt,
             "reward_source": plan.reward_source,
         }
+
+    @staticmethod
+    def _salt(run: RunContext) -> str:
+        """A secret salt per run, saved before the canary starts (a resumed start reuses it, so it
+        confirms the same experiment). It never appears in events or results: whoever knows the
+        salt can choose a conversation key for the arm they want."""
+        salt = run.state.get("canary_salt")
+        if not isinstance(salt, str):
+            salt = secrets.token_hex(16)
+            run.state["canary_salt"] = salt
+            run.save()
+        return salt
 
     async def canary(self, run: RunContext) -> StepResult:
         """Look at the sequential decision; between looks, send labeled exerciser traffic (when
@@ -357,7 +369,8 @@ class OvernightPolicy:
         """After a failure: never leave this run's canary enabled."""
         signature_id = run.config.signature_id
         canary = await self.transport.canary(signature_id)
-        if canary is not None and canary.enabled and canary.salt == run.run_id:
+        ours = run.state.get("canary_salt")
+        if canary is not None and canary.enabled and ours is not None and canary.salt == ours:
             await self.transport.stop_canary(
                 signature_id, reason="run failed", actor=run.config.actor, run_id=run.run_id
             )

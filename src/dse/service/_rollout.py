@@ -3,6 +3,7 @@ written once here, with typed errors the API maps to status codes."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from dse.app import App
@@ -53,9 +54,10 @@ def compile_budget(
     )
 
 
-def canary_salt(candidate_id: str, given: str | None = None) -> str:
-    """The caller's salt, else one derived from the candidate (a new experiment, new buckets)."""
-    return given or f"canary-{candidate_id.removeprefix('sha256:')[:12]}"
+def canary_salt(given: str | None = None) -> str:
+    """The caller's salt, else a fresh secret one: a salt anyone can guess (the candidate id, a
+    run id) lets them pick conversation keys that land in the arm they want."""
+    return given or secrets.token_hex(16)
 
 
 def split_counts(store: Store, signature_id: str) -> dict[str, int]:
@@ -110,7 +112,7 @@ def start_gated_canary(
         raise GateRefusedError(result)
     plan = CanaryPlan(
         rollout_pct=rollout_pct,
-        salt=canary_salt(candidate_id, salt),
+        salt=canary_salt(salt),
         decision=decision or DecisionConfig(),
         reward_source=reward_source,
     )
