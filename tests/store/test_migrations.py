@@ -16,13 +16,13 @@ from dse.store._models import Base
 from ._helpers import SIG, engine_for
 
 
-def test_migrations_create_all_seventeen_tables(store_url: str) -> None:
+def test_migrations_create_all_eighteen_tables(store_url: str) -> None:
     Store.open(store_url).close()
 
     engine = engine_for(store_url)
     try:
         tables = set(sa.inspect(engine).get_table_names())
-        assert len(TABLE_NAMES) == 17
+        assert len(TABLE_NAMES) == 18
         assert tables == {*TABLE_NAMES, VERSION_TABLE}
         assert current_revision(engine) == head_revision()
     finally:

@@ -13,6 +13,7 @@ from dse.store._records import (
     Arm,
     CompileJobStatus,
     EvalStatus,
+    JobStatus,
     LabelSource,
     OpsEventLevel,
     OpsRunStatus,
@@ -149,6 +150,36 @@ class CompileJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Job(Base):
+    """Durable background work claimed by workers with a lease; ``key`` makes enqueueing
+    idempotent (the same work asked twice is one job)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.UniqueConstraint("key", name="uq_jobs_key"),
+        sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+        sa.Index("ix_jobs_status_created", "status", "created_at"),
+        sa.Index("ix_jobs_signature_created", "signature_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(OBJECT_ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(SHORT)
+    key: Mapped[str] = mapped_column(sa.String(400))
+    signature_id: Mapped[str | None] = mapped_column(SIGNATURE_ID)
+    params: Mapped[dict[str, Any]] = mapped_column(_json())
+    status: Mapped[JobStatus] = mapped_column(SHORT)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    max_attempts: Mapped[int] = mapped_column(sa.Integer)
+    lease_owner: Mapped[str | None] = mapped_column(NAME)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    error: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CompileReport(Base):
@@ -455,6 +486,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "dataset_versions",
     "artifacts",
     "compile_jobs",
+    "jobs",
     "compile_reports",
     "eval_reports",
     "eval_results",

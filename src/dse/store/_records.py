@@ -17,11 +17,13 @@ Arm = Literal["control", "candidate"]
 ReceiptStatus = Literal["ok", "error"]
 EvalStatus = Literal["ok", "error"]
 CompileJobStatus = Literal["queued", "running", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
 OpsRunStatus = Literal["running", "finished", "failed", "aborted"]
 OpsEventLevel = Literal["debug", "info", "warn", "error"]
 
 SPLITS: tuple[Split, ...] = ("train", "holdout", "test")
 COMPILE_JOB_STATUSES: tuple[CompileJobStatus, ...] = ("queued", "running", "succeeded", "failed")
+JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed")
 OPS_RUN_STATUSES: tuple[OpsRunStatus, ...] = ("running", "finished", "failed", "aborted")
 OPS_EVENT_LEVELS: tuple[OpsEventLevel, ...] = ("debug", "info", "warn", "error")
 
@@ -408,6 +410,40 @@ class CompileJobRow(BaseModel):
     started_at: AwareDatetime | None
     finished_at: AwareDatetime | None
     heartbeat_at: AwareDatetime | None
+
+
+class JobRow(BaseModel):
+    """A durable unit of background work (compile, eval, exercise) and the lease on it.
+
+    ``lease_owner`` and ``lease_expires_at`` name the worker running it and until when; a
+    running job whose lease has expired is free for any worker to take over."""
+
+    model_config = _FROZEN
+
+    id: str
+    kind: str
+    key: str
+    signature_id: str | None
+    params: dict[str, Any]
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires_at: AwareDatetime | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+
+    def leased_at(self, now: datetime) -> bool:
+        """True while a worker holds an unexpired lease on this running job."""
+        return (
+            self.status == "running"
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > now
+        )
 
 
 class CompileReportRow(BaseModel):

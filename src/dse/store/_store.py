@@ -9,6 +9,7 @@ from dse.store._datasets import DatasetsMixin
 from dse.store._evals import EvalsMixin
 from dse.store._example_reads import ExampleReadsMixin
 from dse.store._feedback import FeedbackMixin
+from dse.store._jobs import JobsMixin
 from dse.store._lm_cache import LMCacheMixin
 from dse.store._ops import OpsMixin
 from dse.store._receipt_counts import ReceiptCountsMixin
@@ -25,6 +26,7 @@ class Store(
     FeedbackMixin,
     EvalsMixin,
     CompileJobsMixin,
+    JobsMixin,
     OpsMixin,
     LMCacheMixin,
 ):
