@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "service": {"lm", "signature", "store", "runtime", "eval", "compile", "rollout", "app"},
 }
 ALLOWED["client"] = ALLOWED["service"] | {"service"}
-ALLOWED["ops"] = ALLOWED["service"] | {"service"}
+ALLOWED["jobs"] = ALLOWED["service"] | {"service"}
+ALLOWED["ops"] = ALLOWED["jobs"] | {"jobs"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

@@ -9,6 +9,7 @@ from dse.cli import (  # noqa: F401  (each module registers its commands on the 
     _models,
     _registry,
     _serve,
+    _worker,
 )
 from dse.cli._app import app, main
 

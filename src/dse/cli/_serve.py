@@ -64,6 +64,14 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    run_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run durable jobs (compile, eval, exercise) here; --no-worker when "
+            "separate `dse worker` processes do all of them.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the API (/api/dse), the read-only pages (/dse) and the app's own pages."""
     import uvicorn
@@ -82,6 +90,7 @@ def serve(
             viewer_token=viewer,
             predict_token=load_predict_token(source, admin=admin, viewer=viewer),
             tokens_file=source,
+            worker=run_jobs,
         )
         # Opened and built before the banner: a bad store URL or --lm is one error line and
         # exit 1 here, instead of a banner and then uvicorn's startup traceback (exit 3).

@@ -3,6 +3,7 @@ control on holdout, paired. Idempotent by (job_hash, dataset version); resumable
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from dse.errors import DatasetError, DseError
 from dse.eval import Candidate, Evaluator, RewardBundle, SpendBudget, paired_bootstrap
 from dse.lm import LM
 from dse.signature import Artifact, OptimizerInfo, Params, Signature
-from dse.store import Store
+from dse.store import DatasetVersion, Store
 
 RewardFactory = Callable[[Store, LM], RewardBundle]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -125,10 +126,20 @@ async def compile_signature(
     concurrency: int = 8,
     on_progress: ProgressFn | None = None,
     ops_run_id: str | None = None,
+    dataset_version: str | None = None,
 ) -> CompileOutcome:
+    """Search the signature's space and report the best candidate with its holdout comparison.
+
+    ``dataset_version`` pins the snapshot to compile (a durable job resumed by another worker
+    compiles the data it was started on); by default the signature's current data is used.
+    """
     started = time.monotonic()
     # Looked at first and snapshotted only when the search runs: a refusal writes nothing.
-    current = store.current_dataset_version(signature.id)
+    current = (
+        store.current_dataset_version(signature.id)
+        if dataset_version is None
+        else _pinned_version(store, signature.id, dataset_version)
+    )
     spec, reward, control = job_for(
         store, signature, lm, profile, optimizer=optimizer, budget=budget
     )
@@ -141,7 +152,11 @@ async def compile_signature(
         return CompileOutcome(report, existing.id, reused=True)
 
     require_compile_rows(signature.id, current.id, current.n_by_split)
-    version = store.create_dataset_version(signature.id)
+    version = (
+        store.create_dataset_version(signature.id)
+        if dataset_version is None
+        else _pinned_version(store, signature.id, dataset_version)
+    )
     train = store.dataset_examples(version.id, "train")
     holdout = store.dataset_examples(version.id, "holdout")
     demo_pool, scoring = split_train(train, spec.search_space.demo_pool_share)
@@ -263,11 +278,22 @@ async def compile_signature(
         tracker.update(phase="done", force=True)
         store.update_compile_job(job.id, status="succeeded", compiled_id=best.compiled_id)
         return CompileOutcome(CompileReport.model_validate(row.body), row.id, reused=False)
+    except asyncio.CancelledError:
+        # Stopped, not failed: a worker handing the job back; it resumes from what is stored.
+        store.update_compile_job(job.id, status="queued")
+        raise
     except BaseException as exc:
         store.update_compile_job(
             job.id, status="failed", error={"name": type(exc).__name__, "message": str(exc)[:2000]}
         )
         raise
+
+
+def _pinned_version(store: Store, signature_id: str, version_id: str) -> DatasetVersion:
+    version = store.get_dataset_version(version_id)
+    if version is None or version.signature_id != signature_id:
+        raise DatasetError(f"dataset version {version_id} of {signature_id} not found")
+    return version
 
 
 def _baseline_record(ctx: SearchContext, control: Control) -> CandidateRecord:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,32 +136,25 @@ class RemoteTransport:
         started = await self.client.call("POST", path, json=body, idempotent=True)
         report_id = started.get("report_id")
         job_id = started.get("job_id")
-        not_live_since: float | None = None
         wait = self._waits()
+        # The compile is a durable job on the server side: whichever worker holds it runs it,
+        # and another takes it over if that one dies, so waiting is all there is to do here.
         while report_id is None:
             await asyncio.sleep(next(wait))
             job = await self.client.call(
                 "GET", f"/compile-jobs/{quote(str(job_id), safe='')}", idempotent=True
             )
+            task = job.get("task") or {}
             if job["status"] == "succeeded":
                 report_id = job.get("report_id")
                 if not report_id:
                     raise DseError(f"compile job {job_id} succeeded but its report is missing")
-            elif job["status"] == "failed" and not job["live"]:
-                error = job.get("error") or {}
+            elif task.get("status") == "failed":
+                error = task.get("error") or {}
                 raise DseError(
-                    f"compile job {job_id} failed: {error.get('name', '')}: "
+                    f"compile job {job_id} failed: {error.get('code', '')}: "
                     f"{error.get('message', '')}"
                 )
-            elif not job["live"]:
-                # Nobody works on it (e.g. the server restarted): ask again, which resumes it.
-                not_live_since = not_live_since or time.monotonic()
-                if time.monotonic() - not_live_since > max(5.0, 5 * self.poll_s):
-                    started = await self.client.call("POST", path, json=body, idempotent=True)
-                    report_id = started.get("report_id")
-                    not_live_since = None
-            else:
-                not_live_since = None
         found = await self.client.call(
             "GET", f"/compile-reports/{quote(str(report_id), safe='')}", idempotent=True
         )
@@ -229,8 +221,8 @@ class RemoteTransport:
         run_key: str,
         concurrency: int,
     ) -> int:
-        """One exercise batch as a server task, polled; re-sent if the server lost the task
-        (requests already served are skipped there, so nothing counts twice)."""
+        """One exercise batch as a durable server job, polled (requests already served are
+        skipped there, so a job taken over by another worker counts nothing twice)."""
         body = {
             "count": count,
             "start": start,
@@ -241,16 +233,11 @@ class RemoteTransport:
         path = self._sig(signature_id) + "/canary:exercise"
         task = await self.client.call("POST", path, json=body, idempotent=True)
         wait = self._waits()
-        while task["status"] == "running":
+        while task["status"] in ("queued", "running"):
             await asyncio.sleep(next(wait))
-            try:
-                task = await self.client.call(
-                    "GET", f"/tasks/{quote(task['id'], safe='')}", idempotent=True
-                )
-            except RemoteError as exc:
-                if exc.status != 404:
-                    raise
-                task = await self.client.call("POST", path, json=body, idempotent=True)
+            task = await self.client.call(
+                "GET", f"/tasks/{quote(task['id'], safe='')}", idempotent=True
+            )
         if task["status"] != "succeeded":
             error = task.get("error") or {}
             raise DseError(

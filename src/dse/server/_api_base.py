@@ -6,46 +6,46 @@ See :mod:`dse.server._api` for the conventions."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dse.compile import (
-    CompileBudget,
     CompileReport,
 )
 from dse.errors import DseError
+from dse.jobs import compile_key
 from dse.rollout import (
     UNSET,
     Expected,
     GateConfig,
 )
 from dse.server._api_models import (
-    BudgetOverride,
     CompileJobOut,
     CompileReportSummary,
     DatasetVersionSummary,
     ErrorBody,
+    ErrorDetail,
     GateSettings,
     OpsRunSummary,
     PromoteRequest,
     RollbackRequest,
+    TaskOut,
 )
 from dse.server._context import ServerContext, get_context
 from dse.server._errors import REQUEST_ID_KEY, error_response
-from dse.server._tasks import BackgroundWork
-from dse.service import compile_budget
 from dse.signature import Signature
 from dse.store import (
     CompileJobRow,
     CompileReportRow,
     DatasetVersion,
+    JobRow,
     OpsRunRow,
 )
 
@@ -113,17 +113,6 @@ def _params_with_nul(request: Request) -> list[str]:
     return found
 
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan: background work stops before the store closes."""
-    try:
-        yield
-    finally:
-        context: ServerContext | None = getattr(app.state, "dse", None)
-        if context is not None:
-            await background(context).shutdown()
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
@@ -137,9 +126,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
-router = APIRouter(
-    prefix=PREFIX, route_class=_ApiRoute, responses=_ERRORS, lifespan=_lifespan, tags=["dse"]
-)
+router = APIRouter(prefix=PREFIX, route_class=_ApiRoute, responses=_ERRORS, tags=["dse"])
 
 Ctx = Annotated[ServerContext, Depends(get_context)]
 SignatureId = Annotated[
@@ -158,14 +145,6 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def background(ctx: ServerContext) -> BackgroundWork:
-    work = ctx.background.get("work")
-    if not isinstance(work, BackgroundWork):
-        work = BackgroundWork()
-        ctx.background["work"] = work
-    return work
-
-
 def signature_for(ctx: ServerContext, signature_id: str) -> Signature[Any, Any]:
     return ctx.app.signatures.get(signature_id)
 
@@ -177,10 +156,6 @@ def request_id_of(request: Request) -> str:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
-
-
-def budget_for(ctx: ServerContext, signature_id: str, body: BudgetOverride) -> CompileBudget | None:
-    return compile_budget(ctx.app.profile(signature_id), body.budget_calls, body.budget_seconds)
 
 
 def gate_args(body: GateSettings) -> dict[str, Any]:
@@ -231,10 +206,32 @@ def job_out(ctx: ServerContext, job: CompileJobRow) -> CompileJobOut:
             job_hash=job.job_hash,
             dataset_version_id=job.dataset_version_id,
         )
+    task = ctx.store.find_job(compile_key(job.id))
     return CompileJobOut(
         **job.model_dump(),
-        live=background(ctx).compile_live(job.id),
+        live=task is not None and task.leased_at(datetime.now(UTC)),
         report_id=report.id if report else None,
+        task=None if task is None else task_out(task),
+    )
+
+
+def task_out(job: JobRow) -> TaskOut:
+    error = None
+    if job.error is not None:
+        error = ErrorDetail(
+            code=str(job.error.get("code", "error")), message=str(job.error.get("message", ""))
+        )
+    return TaskOut(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        params=job.params,
+        result=job.result,
+        error=error,
+        attempts=job.attempts,
+        worker=job.lease_owner,
     )
 
 

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Response
 from starlette.concurrency import run_in_threadpool
 
 from dse.compile import (
     CompileReport,
-    compile_signature,
     eval_hash,
-    evaluate_artifact,
-    job_for,
-    require_compile_rows,
     resolve_control,
 )
 from dse.errors import DatasetError
+from dse.jobs import EvalParams, eval_key, submit_compile
 from dse.server._api_base import (
     Ctx,
     Limit,
     SignatureId,
-    background,
-    budget_for,
     job_out,
     not_found,
     report_summary,
     router,
     signature_for,
+    task_out,
 )
 from dse.server._api_models import (
     CompileJobList,
@@ -64,70 +58,41 @@ async def start_compile(
     ctx: Ctx, signature_id: SignatureId, body: CompileRequest, response: Response
 ) -> CompileStarted:
     signature = signature_for(ctx, signature_id)
-    profile = ctx.app.profile(signature.id)
-    budget = budget_for(ctx, signature.id, body)
-
-    def prepare() -> tuple[CompileStarted, bool]:
-        # Looked at first, snapshotted only when a job starts: a refusal writes nothing.
-        version = ctx.store.current_dataset_version(signature.id)
-        spec, _, _ = job_for(
-            ctx.store, signature, ctx.lm, profile, optimizer=body.optimizer, budget=budget
-        )
-        job_hash = spec.job_hash()
-        existing = ctx.store.find_compile_report(
-            signature_id=signature.id, job_hash=job_hash, dataset_version_id=version.id
-        )
-        if existing is not None:
-            started = CompileStarted(
-                job_id=existing.compile_job_id,
-                status="succeeded",
-                signature_id=signature.id,
-                job_hash=job_hash,
-                dataset_version=version.id,
-                report_id=existing.id,
-                reused=True,
-            )
-            return started, False
-        require_compile_rows(signature.id, version.id, version.n_by_split)
-        snapshot = ctx.store.create_dataset_version(signature.id)
-        job, _ = ctx.store.get_or_create_compile_job(
-            signature_id=signature.id,
-            job_hash=job_hash,
-            dataset_version_id=snapshot.id,
-            spec=spec.model_dump(mode="json"),
-            ops_run_id=body.ops_run_id,
-        )
-        started = CompileStarted(
-            job_id=job.id,
-            status=job.status,
-            signature_id=signature.id,
-            job_hash=job_hash,
-            dataset_version=snapshot.id,
-            report_id=None,
-            reused=False,
-        )
-        return started, True
-
-    started, run = await run_in_threadpool(prepare)
-    if not run:
-        response.status_code = 200
-        return started
-    assert started.job_id is not None
-
-    async def work() -> None:
-        await compile_signature(
+    # The work itself is a durable job: whichever worker is free runs it, and another takes it
+    # over if that one dies. Asking again finds the same job (or its report).
+    submitted = await run_in_threadpool(
+        lambda: submit_compile(
             ctx.store,
-            signature,
+            ctx.app,
             ctx.lm,
-            profile,
+            signature.id,
             optimizer=body.optimizer,
-            budget=budget,
+            budget_calls=body.budget_calls,
+            budget_seconds=body.budget_seconds,
             concurrency=body.concurrency,
             ops_run_id=body.ops_run_id,
         )
-
-    background(ctx).start_compile(started.job_id, work)
-    return started
+    )
+    if submitted.compile_job is None:
+        response.status_code = 200
+        return CompileStarted(
+            job_id=submitted.report_job_id,
+            status="succeeded",
+            signature_id=signature.id,
+            job_hash=submitted.job_hash,
+            dataset_version=submitted.dataset_version,
+            report_id=submitted.report_id,
+            reused=True,
+        )
+    return CompileStarted(
+        job_id=submitted.compile_job.id,
+        status=submitted.compile_job.status,
+        signature_id=signature.id,
+        job_hash=submitted.job_hash,
+        dataset_version=submitted.dataset_version,
+        report_id=None,
+        reused=False,
+    )
 
 
 @router.get("/compile-jobs", response_model=CompileJobList, summary="Compile jobs, newest first")
@@ -221,22 +186,21 @@ async def start_eval(
     if stored:
         response.status_code = 200
         return EvalStarted(eval_hash=key, compiled_id=compiled_id, task=None)
-
-    async def work() -> dict[str, Any]:
-        report = await evaluate_artifact(
-            ctx.store,
-            signature,
-            ctx.lm,
-            profile,
-            compiled_id,
-            split=body.split,
-            concurrency=body.concurrency,
+    params = EvalParams(
+        signature_id=signature.id,
+        compiled_id=compiled_id,
+        split=body.split,
+        concurrency=body.concurrency,
+    )
+    job, _ = await run_in_threadpool(
+        lambda: ctx.store.enqueue_job(
+            kind="eval",
+            key=eval_key(key),
+            params=params.model_dump(mode="json"),
+            signature_id=signature.id,
         )
-        return {"eval_hash": report.eval_hash, "n": report.n, "mean_reward": report.mean_reward}
-
-    params = {"signature_id": signature.id, "compiled_id": compiled_id, "split": body.split}
-    task = background(ctx).start_task("eval", params, work, key=f"eval:{key}")
-    return EvalStarted(eval_hash=key, compiled_id=compiled_id, task=task.out())
+    )
+    return EvalStarted(eval_hash=key, compiled_id=compiled_id, task=task_out(job))
 
 
 @router.get(
@@ -267,10 +231,10 @@ def get_eval_report(ctx: Ctx, eval_hash: str) -> EvalReportRow:
 @router.get(
     "/tasks/{task_id}",
     response_model=TaskOut,
-    summary="A background task of this server process (eval, exercise)",
+    summary="A durable background job (compile, eval, exercise) with its status and result",
 )
 def get_task(ctx: Ctx, task_id: str) -> TaskOut:
-    task = background(ctx).tasks.get(task_id)
-    if task is None:
-        raise not_found(f"task {task_id} (tasks live in the server process that started them)")
-    return task.out()
+    job = ctx.store.get_job(task_id)
+    if job is None:
+        raise not_found(f"task {task_id}")
+    return task_out(job)

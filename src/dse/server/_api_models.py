@@ -40,7 +40,7 @@ from dse.store import (
 )
 
 Optimizer = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
-TaskStatus = Literal["running", "succeeded", "failed"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed"]
 
 _IN = ConfigDict(extra="forbid", allow_inf_nan=False)
 _OUT = ConfigDict(frozen=True)
@@ -270,9 +270,28 @@ class CompileStarted(BaseModel):
     reused: bool
 
 
+class TaskOut(BaseModel):
+    """A durable background job (compile, eval, exercise). It lives in the store, so any
+    replica answers for it, and a worker takes it over if the one running it dies."""
+
+    model_config = _OUT
+
+    id: str
+    kind: str
+    status: TaskStatus
+    created_at: AwareDatetime
+    finished_at: AwareDatetime | None
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: ErrorDetail | None
+    attempts: int = Field(description="How many workers have taken it (a takeover adds one).")
+    worker: str | None = Field(description="The worker holding (or last holding) it.")
+
+
 class CompileJobOut(CompileJobRow):
-    live: bool = Field(description="A task in this server process is working on it right now.")
+    live: bool = Field(description="A worker holds an unexpired lease on it right now.")
     report_id: str | None = Field(description="The report, once the job has succeeded.")
+    task: TaskOut | None = Field(description="The durable job that runs this compile.")
 
 
 class CompileJobList(BaseModel):
@@ -312,21 +331,6 @@ class EvalRequest(_Input):
     )
     split: Split = "holdout"
     concurrency: int = Field(default=8, ge=1, le=256)
-
-
-class TaskOut(BaseModel):
-    """A background task of this server process (eval, exercise); kept in memory."""
-
-    model_config = _OUT
-
-    id: str
-    kind: str
-    status: TaskStatus
-    created_at: AwareDatetime
-    finished_at: AwareDatetime | None
-    params: dict[str, Any]
-    result: dict[str, Any] | None
-    error: ErrorDetail | None
 
 
 class EvalStarted(BaseModel):

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from dse import service
 from dse.errors import RegistryError
+from dse.jobs import ExerciseParams, exercise_key
 from dse.rollout import (
     GateResult,
     JudgeSweep,
     PointerMove,
     canary_decision,
-    exercise,
     exercise_rows,
     rollback,
     stop_canary,
@@ -23,7 +23,6 @@ from dse.rollout import (
 from dse.server._api_base import (
     Ctx,
     SignatureId,
-    background,
     expected_arg,
     gate_args,
     gate_config,
@@ -31,6 +30,7 @@ from dse.server._api_base import (
     request_id_of,
     router,
     signature_for,
+    task_out,
 )
 from dse.server._api_models import (
     CanaryHistory,
@@ -185,7 +185,7 @@ def canary_history(ctx: Ctx, signature_id: SignatureId) -> CanaryHistory:
 async def exercise_canary(ctx: Ctx, signature_id: SignatureId, body: ExerciseRequest) -> TaskOut:
     signature = signature_for(ctx, signature_id)
 
-    def prepare() -> Any:
+    def prepare() -> str:
         canary = ctx.store.get_canary(signature.id)
         if canary is None or not canary.enabled:
             raise RegistryError(f"{signature.id} has no running canary to exercise")
@@ -196,29 +196,29 @@ async def exercise_canary(ctx: Ctx, signature_id: SignatureId, body: ExerciseReq
             version_id = version.id
         else:
             version_id = ctx.store.create_dataset_version(signature.id).id
-        return exercise_rows(signature.id, ctx.store.dataset_examples(version_id))
+        exercise_rows(signature.id, ctx.store.dataset_examples(version_id))  # refuses at once
+        return version_id
 
-    rows = await run_in_threadpool(prepare)
-    # The live Predict path, exactly as users reach it: no LM cache, so latency is real.
-    predictor = ctx.predictor
-
-    async def work() -> dict[str, Any]:
-        result = await exercise(
-            predictor,
-            ctx.store,
-            signature,
-            rows,
-            start=body.start,
-            count=body.count,
-            run_key=body.run_key,
-            concurrency=body.concurrency,
+    version_id = await run_in_threadpool(prepare)
+    params = ExerciseParams(
+        signature_id=signature.id,
+        dataset_version=version_id,
+        start=body.start,
+        count=body.count,
+        run_key=body.run_key,
+        concurrency=body.concurrency,
+    )
+    # A durable job run by the live Predict path of whichever worker takes it (no LM cache,
+    # so latency is real); re-sending finds the same job.
+    job, _ = await run_in_threadpool(
+        lambda: ctx.store.enqueue_job(
+            kind="exercise",
+            key=exercise_key(params),
+            params=params.model_dump(mode="json"),
+            signature_id=signature.id,
         )
-        await asyncio.to_thread(ctx.writer.flush)
-        return {**result.model_dump(mode="json"), "receipts_dropped": ctx.writer.stats.dropped}
-
-    params = body.model_dump(mode="json") | {"signature_id": signature.id}
-    key = f"exercise:{signature.id}:{body.run_key}:{body.start}:{body.count}"
-    return background(ctx).start_task("exercise", params, work, key=key).out()
+    )
+    return task_out(job)
 
 
 # -- registry -------------------------------------------------------------------------------------

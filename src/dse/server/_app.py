@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dse.app import App, LoadedApp, load_app
+from dse.jobs import JobEnv, Worker
 from dse.lm import LM, lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
 from dse.server._auth import AuthMiddleware
@@ -147,6 +150,7 @@ def create_app(
         store = Store.open(settings.db)
         lm = lm_factory(settings.lm)
         writer = ReceiptWriter(store)
+        predictor = Predictor(store, lm, loaded.app.signatures, writer)
         service.state.dse = ServerContext(
             settings=settings,
             store=store,
@@ -154,11 +158,21 @@ def create_app(
             app_spec=loaded.spec,
             lm=lm,
             writer=writer,
-            predictor=Predictor(store, lm, loaded.app.signatures, writer),
+            predictor=predictor,
         )
+        worker_task = None
+        if settings.worker:
+            env = JobEnv(store, loaded.app, lm, predictor, writer)
+            worker = Worker(env, lease_s=settings.worker_lease_s)
+            worker_task = asyncio.create_task(worker.run(), name="dse-worker")
         try:
             yield
         finally:
+            if worker_task is not None:
+                # A job it is running goes back to the queue for another worker.
+                worker_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await worker_task
             writer.close()
             await lm.aclose()
             store.close()

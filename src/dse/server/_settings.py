@@ -50,6 +50,14 @@ class ServerSettings(BaseModel):
         default=None, description="The agents' token (predict and feedback only); None: no role."
     )
     tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
+    worker: bool = Field(
+        default=True,
+        description="Run durable jobs (compile, eval, exercise) in this process as well; off "
+        "when separate `dse worker` processes do all of it.",
+    )
+    worker_lease_s: float = Field(
+        default=30.0, gt=0, description="How long a job stays ours without a renewal."
+    )
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024,
         ge=1024,
