@@ -10,6 +10,7 @@ import pytest
 
 from dse.errors import LMError
 from dse.lm import LMRequest, Message, ModelConfig, OpenAILM, lm_from_spec
+from dse.lm._openai import SCHEMA_FORMAT_ENV
 from tests.lm.lm_fake_server import FakeOpenAI, Step
 
 SECRET = "sk-test-SECRET-do-not-leak-42"
@@ -72,6 +73,45 @@ async def test_response_schema_becomes_json_schema_format(openai_server: FakeOpe
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["schema"] == schema
     assert fmt["json_schema"]["name"] == "Route_Decision"
+    await lm.aclose()
+
+
+async def test_json_object_format_sends_the_schema_beside_the_type(
+    openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama-cpp-python's server constrains decoding only to this shape (issue 9)."""
+    schema = {"type": "object", "properties": {"tool": {"type": "string"}}, "required": ["tool"]}
+    monkeypatch.setenv(SCHEMA_FORMAT_ENV, "json_object")
+    openai_server.script(Step(text='{"tool": "search"}'))
+    lm = make(openai_server)
+    out = await lm.complete(req(response_schema=schema))
+    assert out.constrained is True
+    assert openai_server.requests[0]["response_format"] == {"type": "json_object", "schema": schema}
+    await lm.aclose()
+
+
+def test_unknown_schema_format_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SCHEMA_FORMAT_ENV, "json")
+    with pytest.raises(LMError, match=rf"{SCHEMA_FORMAT_ENV} must be one of .*'json'"):
+        OpenAILM("gpt-test", base_url="http://127.0.0.1:9/v1", api_key=SECRET)
+    with pytest.raises(LMError, match=r"schema_format must be one of"):
+        OpenAILM("gpt-test", api_key=SECRET, schema_format="grammar")  # type: ignore[arg-type]
+
+
+async def test_a_rejected_schema_request_names_the_other_format(
+    openai_server: FakeOpenAI,
+) -> None:
+    # llama-cpp-python's answer: a validation error and a traceback, longer than the clipped detail.
+    message = "Input should be 'text' or 'json_object'\n" + "  File app.py, line 376\n" * 40
+    openai_server.script(Step(status=500, error_message=message))
+    lm = make(openai_server, max_attempts=2)
+    with pytest.raises(LMError, match=rf"set {SCHEMA_FORMAT_ENV}=json_object"):
+        await lm.complete(req(response_schema={"type": "object"}))
+    with pytest.raises(LMError) as plain:
+        await lm.complete(req())
+    assert SCHEMA_FORMAT_ENV not in str(plain.value)
     await lm.aclose()
 
 

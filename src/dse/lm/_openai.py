@@ -3,6 +3,12 @@
 Retries are ours, not the SDK's, so the attempt count, backoff and final error are predictable; the
 SDK's own retries are disabled. Errors never carry the API key. The SDK is imported on first use:
 it costs about 0.3 s, which ``import dse.lm`` should not pay when no endpoint is used.
+
+A response schema travels in one of two shapes, chosen by ``schema_format`` (else the
+``DSE_OPENAI_SCHEMA_FORMAT`` environment variable): ``json_schema``, OpenAI's envelope (OpenAI,
+vLLM, llama.cpp's llama-server), or ``json_object`` with the schema beside it, the only shape
+llama-cpp-python's server constrains to (it answers 500 to the other). Servers disagree and none
+says which it wants, so the operator names it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from dse.errors import LMError
@@ -24,7 +30,12 @@ if TYPE_CHECKING:
     import openai
     from openai import AsyncOpenAI
 
+SchemaFormat = Literal["json_schema", "json_object"]
+SCHEMA_FORMAT_ENV = "DSE_OPENAI_SCHEMA_FORMAT"
 _RETRY_STATUSES = frozenset({408, 429})
+# What servers answer to a response_format shape they do not know: 400 (OpenAI-like), 422 (a
+# FastAPI model), 500 (llama-cpp-python's server). A failure with one of these names the setting.
+_SCHEMA_REJECT_STATUSES = frozenset({400, 422, 500})
 _SCHEMA_NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -74,6 +85,7 @@ class OpenAILM:
         max_tokens_param: str = "max_tokens",
         strict_schema: bool = False,
         seed: int | None = 0,
+        schema_format: SchemaFormat | None = None,
     ) -> None:
         if not model_id:
             raise LMError("openai LM: a model id is required (e.g. openai:gpt-4o-mini)")
@@ -94,6 +106,7 @@ class OpenAILM:
         self.max_tokens_param = max_tokens_param
         self.strict_schema = strict_schema
         self.seed = seed
+        self.schema_format = _schema_format(schema_format)
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -139,14 +152,17 @@ class OpenAILM:
         if self.seed is not None:
             params["seed"] = self.seed + request.sample_index
         if request.response_schema is not None:
-            json_schema: dict[str, Any] = {
-                "name": _schema_name(request.response_schema),
-                "schema": request.response_schema,
-            }
-            if self.strict_schema:
-                json_schema["strict"] = True
-            params["response_format"] = {"type": "json_schema", "json_schema": json_schema}
+            params["response_format"] = self._response_format(request.response_schema)
         return params
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The schema in the shape this endpoint constrains decoding to (see the module doc)."""
+        if self.schema_format == "json_object":
+            return {"type": "json_object", "schema": schema}
+        json_schema: dict[str, Any] = {"name": _schema_name(schema), "schema": schema}
+        if self.strict_schema:
+            json_schema["strict"] = True
+        return {"type": "json_schema", "json_schema": json_schema}
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
@@ -155,10 +171,20 @@ class OpenAILM:
             delay = max(delay, min(retry_after, self.backoff_max_s))
         return delay
 
+    def _schema_format_hint(self) -> str:
+        other = "json_object" if self.schema_format == "json_schema" else "json_schema"
+        return (
+            f"the request carried response_format {self.schema_format}; if this server wants "
+            f"the other shape, set {SCHEMA_FORMAT_ENV}={other}"
+        )
+
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def _fail(self, request: LMRequest, status: str, attempts: int, detail: str) -> LMError:
+    def _fail(
+        self, request: LMRequest, status: str, attempts: int, detail: str, hint: str = ""
+    ) -> LMError:
+        """The final error: the server's (clipped) detail, then our ``hint``, never clipped."""
         model = request.config.model_id
         message = (
             f"openai LM: model {model!r} at {_redact_url(self.base_url)} failed: {status} "
@@ -166,6 +192,8 @@ class OpenAILM:
         )
         if detail:
             message += f" ({self._scrub(detail)[:300]})"
+        if hint:
+            message += f"; {hint}"
         return LMError(message, model=model, status=status, attempts=attempts)
 
     async def complete(self, request: LMRequest) -> Completion:
@@ -178,6 +206,7 @@ class OpenAILM:
         while True:
             attempt += 1
             retry_after: float | None = None
+            hint = ""
             try:
                 async with state.semaphore, asyncio.timeout(self.timeout_s):
                     response = await state.client.chat.completions.create(
@@ -187,6 +216,9 @@ class OpenAILM:
                 status, detail, retryable = "timeout", f"no answer within {self.timeout_s}s", True
             except openai.APIStatusError as exc:
                 status, detail = f"HTTP {exc.status_code}", exc.message
+                schema_sent = request.response_schema is not None
+                if schema_sent and exc.status_code in _SCHEMA_REJECT_STATUSES:
+                    hint = self._schema_format_hint()
                 retryable = exc.status_code in _RETRY_STATUSES or exc.status_code >= 500
                 retry_after = _retry_after(exc)
             except openai.APIConnectionError as exc:
@@ -196,7 +228,7 @@ class OpenAILM:
             else:
                 return self._completion(request, response, started, attempt)
             if not retryable or attempt >= self.max_attempts:
-                raise self._fail(request, status, attempt, detail) from None
+                raise self._fail(request, status, attempt, detail, hint) from None
             await asyncio.sleep(self._delay(attempt, retry_after))
 
     def _completion(
@@ -230,6 +262,20 @@ class OpenAILM:
         state = self._states.pop(loop, None)
         if state is not None:
             await state.client.close()
+
+
+def _schema_format(given: SchemaFormat | None) -> SchemaFormat:
+    """The argument, else the environment, else OpenAI's ``json_schema``; anything else fails."""
+    value = given or os.environ.get(SCHEMA_FORMAT_ENV, "").strip() or "json_schema"
+    accepted: tuple[SchemaFormat, ...] = get_args(SchemaFormat)
+    for name in accepted:
+        if value == name:
+            return name
+    source = "schema_format" if given else SCHEMA_FORMAT_ENV
+    raise LMError(
+        f"openai LM: {source} must be one of {', '.join(accepted)}, got {value!r}",
+        field=source,
+    )
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
