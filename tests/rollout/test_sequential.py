@@ -72,10 +72,19 @@ def test_better_candidate_is_promoted(pooling: Pooling) -> None:
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_worse_candidate_is_rolled_back(pooling: Pooling) -> None:
+def test_worse_candidate_is_stopped_keeping_control(pooling: Pooling) -> None:
+    """Worse by 0.15: shown not better by the powered effect (futile) or shown worse (rollback),
+    never promoted, and never left to the deadline."""
     outcome = run(bernoulli(0.6), bernoulli(0.45), pooling, seed=4)
-    assert outcome.rate("rollback") >= 0.90, outcome.rates()
+    assert outcome.rate("rollback") + outcome.rate("futile") >= 0.99, outcome.rates()
     assert outcome.rate("promote") == 0.0, outcome.rates()
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_much_worse_candidate_is_rolled_back_before_min_samples(pooling: Pooling) -> None:
+    outcome = run(bernoulli(0.6), bernoulli(0.1), pooling, seed=4)
+    assert outcome.rate("rollback") >= 0.90, outcome.rates()
+    assert np.median(outcome.samples_per_arm) < DecisionConfig().min_samples_per_arm
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
@@ -159,7 +168,8 @@ def test_rollback_wins_over_promote() -> None:
 
 
 def test_inconclusive_at_the_deadline() -> None:
-    config = DecisionConfig()
+    # powered for 0.03: 2000 samples per arm cannot rule that out, so no futility stop either
+    config = DecisionConfig(min_effect=0.03)
     same = decide(arm(2000, 0.6), arm(2000, 0.61), config, deadline_reached=False)
     assert same.verdict == "inconclusive"
     assert "reached 2000 labeled samples" in same.reason
@@ -179,8 +189,9 @@ def test_inconclusive_at_the_deadline() -> None:
 
 def test_margin_makes_it_a_non_inferiority_test() -> None:
     control, candidate = arm(1500, 0.6), arm(1500, 0.6)
+    # superiority: an equal candidate is shown not to be better by the powered 0.10
     assert decide(control, candidate, DecisionConfig(), deadline_reached=False).verdict == (
-        "continue"
+        "futile"
     )
     decision = decide(control, candidate, DecisionConfig(margin=0.1), deadline_reached=False)
     assert decision.verdict == "promote"
@@ -206,8 +217,10 @@ def test_stats_and_reason_carry_the_numbers() -> None:
         100,
         2000,
     )
-    low, high = s.delta_reward.low, s.delta_reward.high
-    for text in ("0.760", "0.600", "500/500", "+0.160", f"[{low:+.3f}, {high:+.3f}]", "95% CS"):
+    assert (s.min_effect, s.futility_alpha) == (0.1, 0.05)
+    assert s.delta_reward.alpha == pytest.approx(0.10)  # promote bound + futility bound
+    low = s.delta_reward.low
+    for text in ("0.760", "0.600", "500/500", "+0.160", f"95% lower bound {low:+.3f}", "above 0"):
         assert text in decision.reason
     dumped = decision.model_dump(mode="json")
     assert dumped["stats"]["delta_reward"]["low"] == low
@@ -271,7 +284,7 @@ def test_decide_matches_decide_batch() -> None:
             deadline_reached=bool(deadline[i]),
         )
         assert one.verdict == VERDICTS[codes[i]]
-    assert len(set(codes.tolist())) == 4  # every verdict occurs
+    assert len(set(codes.tolist())) == len(VERDICTS)  # every verdict occurs
 
 
 def test_boundary_matches_the_closed_form() -> None:
