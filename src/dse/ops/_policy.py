@@ -26,6 +26,8 @@ E2ECheck = Callable[[RunContext, CanaryState], Awaitable[StepResult]]
 PROMOTE_REASON = "canary promoted by the sequential decision"
 _STOP_REASONS = {
     "rollback": "candidate worse: rolled back",
+    "futile": "futile: the candidate is not better by the effect the canary is powered for; "
+    "kept control",
     "inconclusive": "inconclusive: kept control",
 }
 

@@ -36,6 +36,7 @@ from dse.rollout._sequential import (
     DecisionStats,
     DeltaBounds,
     DeltaCS,
+    Mixture,
     Pooling,
     Verdict,
     arm_half_width,
@@ -44,6 +45,7 @@ from dse.rollout._sequential import (
     delta_cs,
     delta_half_width,
     mixture_rho,
+    tilted_mixture,
 )
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "GateConfig",
     "GateResult",
     "JudgeSweep",
+    "Mixture",
     "PointerMove",
     "Pooling",
     "Verdict",
@@ -89,5 +92,6 @@ __all__ = [
     "start_canary",
     "stop_canary",
     "thread_key_for_arm",
+    "tilted_mixture",
     "verify_artifact",
 ]
