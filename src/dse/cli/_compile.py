@@ -16,7 +16,8 @@ from dse.cli._app import (
     app,
     out,
 )
-from dse.compile import CompileOutcome, compile_signature, evaluate_artifact
+from dse.compile import CompileOutcome, evaluate_artifact
+from dse.jobs import compile_here
 from dse.lm import lm_from_spec
 from dse.store import EvalReportRow, Split
 
@@ -133,13 +134,14 @@ def compile_(
 
                 async def run() -> CompileOutcome:
                     try:
-                        return await compile_signature(
+                        return await compile_here(
                             store,
-                            signature,
+                            opts.app,
                             lm,
-                            profile,
+                            signature.id,
                             optimizer=optimizer,
-                            budget=budget,
+                            budget_calls=budget_calls,
+                            budget_seconds=budget_seconds,
                             concurrency=concurrency,
                             on_progress=show,
                         )

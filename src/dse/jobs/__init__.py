@@ -16,7 +16,7 @@ from dse.jobs._kinds import (
     eval_key,
     exercise_key,
 )
-from dse.jobs._submit import CompileSubmission, submit_compile
+from dse.jobs._submit import CompileSubmission, compile_here, submit_compile
 from dse.jobs._worker import (
     DEFAULT_LEASE_S,
     DEFAULT_POLL_S,
@@ -36,6 +36,7 @@ __all__ = [
     "ExerciseParams",
     "JobEnv",
     "Worker",
+    "compile_here",
     "compile_key",
     "eval_key",
     "exercise_key",

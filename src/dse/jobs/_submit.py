@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dse.app import App
-from dse.compile import job_for, require_compile_rows
-from dse.jobs._kinds import CompileParams, compile_key
+from dse.compile import CompileOutcome, CompileReport, job_for, require_compile_rows
+from dse.errors import DseError, StoreError
+from dse.jobs._kinds import CompileParams, JobEnv, ProgressFn, compile_key
+from dse.jobs._worker import Worker, run_here_or_wait
 from dse.lm import LM
 from dse.service import compile_budget
 from dse.store import CompileJobRow, JobRow, Store
@@ -85,3 +87,46 @@ def submit_compile(
         signature_id=signature.id,
     )
     return CompileSubmission(signature.id, job_hash, snapshot.id, compile_job=compile_job, job=job)
+
+
+async def compile_here(
+    store: Store,
+    app: App,
+    lm: LM,
+    signature_id: str,
+    *,
+    optimizer: str | None = None,
+    budget_calls: int | None = None,
+    budget_seconds: float | None = None,
+    concurrency: int = 8,
+    ops_run_id: str | None = None,
+    on_progress: ProgressFn | None = None,
+) -> CompileOutcome:
+    """Compile as a durable job run in this process (the embedded default's worker), or wait
+    for the worker elsewhere on this store that holds it; a stored report is returned as is."""
+    submitted = submit_compile(
+        store,
+        app,
+        lm,
+        signature_id,
+        optimizer=optimizer,
+        budget_calls=budget_calls,
+        budget_seconds=budget_seconds,
+        concurrency=concurrency,
+        ops_run_id=ops_run_id,
+    )
+    report_id, reused = submitted.report_id, True
+    if submitted.job is not None:
+        env = JobEnv(store, app, lm, on_compile_progress=on_progress)
+        job = await run_here_or_wait(Worker(env), submitted.job)
+        if job.status != "succeeded" or job.result is None:
+            error = job.error or {}
+            raise DseError(
+                f"compile of {signature_id} failed: {error.get('code', 'error')}: "
+                f"{error.get('message', '')}"
+            )
+        report_id, reused = str(job.result["report_id"]), False
+    row = None if report_id is None else store.get_compile_report(report_id)
+    if row is None:
+        raise StoreError(f"the report of the compile of {signature_id} is missing from the store")
+    return CompileOutcome(CompileReport.model_validate(row.body), row.id, reused=reused)

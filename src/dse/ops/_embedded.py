@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from dse.app import App
-from dse.compile import CompileReport, ProgressFn
-from dse.errors import DatasetError, DseError, RegistryError, StoreError
+from dse.compile import ProgressFn
+from dse.errors import DatasetError, RegistryError
 from dse.eval import import_dataset
-from dse.jobs import JobEnv, Worker, run_here_or_wait, submit_compile
+from dse.jobs import compile_here
 from dse.lm import LM
 from dse.ops._policy import (
     PROMOTE_REASON,
@@ -80,10 +80,8 @@ class EmbeddedTransport:
         return Snapshot(version.id, dict(version.n_by_split))
 
     async def compile(self, signature_id: str, settings: Settings, run_id: str) -> Compiled:
-        """A durable compile job run right here (the embedded default's in-process worker), or
-        waited for when a worker elsewhere on this store holds it."""
         budget = settings.budget
-        submitted = submit_compile(
+        outcome = await compile_here(
             self.store,
             self.app,
             self.lm,
@@ -93,27 +91,11 @@ class EmbeddedTransport:
             budget_seconds=budget.max_seconds if budget else None,
             concurrency=settings.concurrency,
             ops_run_id=run_id,
+            on_progress=self.on_compile_progress,
         )
-        report_id, reused = submitted.report_id, True
-        if submitted.job is not None:
-            env = JobEnv(
-                self.store, self.app, self.lm, on_compile_progress=self.on_compile_progress
-            )
-            job = await run_here_or_wait(Worker(env), submitted.job)
-            if job.status != "succeeded" or job.result is None:
-                error = job.error or {}
-                raise DseError(
-                    f"compile of {signature_id} failed: {error.get('code', 'error')}: "
-                    f"{error.get('message', '')}"
-                )
-            report_id, reused = str(job.result["report_id"]), False
-        assert report_id is not None
-        row = self.store.get_compile_report(report_id)
-        if row is None:
-            raise StoreError(f"compile report {report_id} is missing from the store")
-        report = CompileReport.model_validate(row.body)
-        job_id = submitted.compile_job.id if submitted.compile_job else submitted.report_job_id
-        return Compiled(report_id, reused, report, job_id)
+        return Compiled(
+            outcome.report_id, outcome.reused, outcome.report, outcome.report.compile_job_id
+        )
 
     async def gate(self, signature_id: str, candidate: str, settings: Settings) -> GateResult:
         return check_gate(
