@@ -26,6 +26,16 @@ def canary_start(
     min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
     min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
+    min_effect: Annotated[
+        float,
+        typer.Option(
+            "--min-effect",
+            min=0.01,
+            max=1.0,
+            help="The reward improvement the canary is powered to find; once the candidate is "
+            "shown not to reach it, the canary stops as futile and keeps control.",
+        ),
+    ] = 0.1,
     reward_source: Annotated[
         str,
         typer.Option(
@@ -62,7 +72,7 @@ def canary_start(
                 GateConfig(min_delta=min_delta, min_holdout=min_holdout),
                 rollout_pct=rollout_pct,
                 salt=salt,
-                decision=DecisionConfig(min_samples_per_arm=min_samples),
+                decision=DecisionConfig(min_samples_per_arm=min_samples, min_effect=min_effect),
                 reward_source=reward_source,
                 actor=_actor(),
                 optimizer=optimizer,

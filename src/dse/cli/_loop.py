@@ -68,6 +68,16 @@ def overnight(
     rollout_pct: Annotated[int, typer.Option("--rollout-pct", min=1, max=100)] = 20,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
     max_samples: Annotated[int, typer.Option("--max-samples", min=2)] = 2000,
+    min_effect: Annotated[
+        float,
+        typer.Option(
+            "--min-effect",
+            min=0.01,
+            max=1.0,
+            help="The reward improvement the canary is powered to find; once the candidate is "
+            "shown not to reach it, the canary stops as futile and keeps control.",
+        ),
+    ] = 0.1,
     canary_minutes: Annotated[float, typer.Option("--canary-minutes", min=0.1)] = 10.0,
     e2e: Annotated[
         bool, typer.Option("--e2e", help="Run the browser check before promoting.")
@@ -109,7 +119,9 @@ def overnight(
             gate=GateConfig(min_delta=min_delta, min_holdout=min_holdout),
             rollout_pct=rollout_pct,
             decision=DecisionConfig(
-                min_samples_per_arm=min_samples, max_samples_per_arm=max_samples
+                min_samples_per_arm=min_samples,
+                max_samples_per_arm=max_samples,
+                min_effect=min_effect,
             ),
             canary_minutes=canary_minutes,
             reward_source=reward_source,
