@@ -156,9 +156,13 @@ def test_bounds_contain_the_estimate_for_any_counts() -> None:
     rng = np.random.default_rng(27)
     n_c, n_k = rng.integers(1, 3000, 2000), rng.integers(1, 3000, 2000)
     sum_c, sum_k = rng.binomial(n_c, 0.5).astype(float), rng.binomial(n_k, 0.5).astype(float)
-    for tilt in (-0.4, -0.2, 0.2, 0.4):
-        cs = delta_cs(n_c, sum_c, n_k, sum_k, alpha=0.05, rho=3.0 / tilt**2, tilt=tilt)
-        assert ((cs.low <= cs.estimate) & (cs.estimate <= cs.high)).all()
+    poolings: list[Pooling] = ["joint", "union"]
+    for pooling in poolings:
+        for tilt in (-0.4, -0.2, 0.2, 0.4):
+            cs = delta_cs(
+                n_c, sum_c, n_k, sum_k, alpha=0.05, rho=3.0 / tilt**2, pooling=pooling, tilt=tilt
+            )
+            assert ((cs.low <= cs.estimate) & (cs.estimate <= cs.high)).all()
 
 
 def test_futile_reason_says_what_happened() -> None:
