@@ -78,15 +78,6 @@ class _ApiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            with_nul = _params_with_nul(request)
-            if with_nul:
-                return error_response(
-                    422,
-                    "invalid_input",
-                    f"{', '.join(with_nul)}: contains a NUL character (\\x00), not allowed",
-                    details={"problems": [{"field": name, "message": "NUL"} for name in with_nul]},
-                    scope=request.scope,
-                )
             try:
                 return await handler(request)
             except ApiError as exc:
@@ -104,13 +95,6 @@ class _ApiRoute(APIRoute):
                 )
 
         return handle
-
-
-def _params_with_nul(request: Request) -> list[str]:
-    """Names of the path and query parameters whose (decoded) value holds a NUL character."""
-    found = [name for name, value in request.path_params.items() if "\x00" in str(value)]
-    found += [name for name, value in request.query_params.multi_items() if "\x00" in value]
-    return found
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -61,6 +62,40 @@ class BodyTooLargeError(StarletteHTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is over its limit of {limit} bytes")
+
+
+class NulRefusalMiddleware:
+    """A NUL character in the (decoded) path or a query parameter is refused with 422 on every
+    route (API, pages, the app's own): PostgreSQL cannot hold one in a text column, and an id or
+    filter with one can match nothing on either backend."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = _with_nul(scope)
+            if found:
+                response = error_response(
+                    422,
+                    "invalid_input",
+                    f"{', '.join(found)}: contains a NUL character (\\x00), not allowed",
+                    details={"problems": [{"field": name, "message": "NUL"} for name in found]},
+                    scope=scope,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _with_nul(scope: Scope) -> list[str]:
+    """Which parts of the request target hold a NUL: "path" and/or query parameter names."""
+    found = ["path"] if "\x00" in scope["path"] else []
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            found.append(name.replace("\x00", "\\x00") or "query")
+    return found
 
 
 class BodyLimitMiddleware:
@@ -206,7 +241,8 @@ def create_app(
         return JSONResponse({"ok": ok, "receipts": receipts}, status_code=200 if ok else 503)
 
     # Inside auth (added first): a request without the right token is refused before its
-    # body is even counted.
+    # target or body is even looked at.
+    service.add_middleware(NulRefusalMiddleware)
     service.add_middleware(
         BodyLimitMiddleware,
         default=settings.max_body_bytes,

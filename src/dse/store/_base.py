@@ -9,10 +9,16 @@ import sqlalchemy as sa
 from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, CursorResult, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 
-from dse.errors import NotFoundError, RegistryError, StoreError
+from dse.errors import NotFoundError, RegistryError, StoreError, StoreInputError
 from dse.store import _models as m
 from dse.store._engine import (
     SINGLE_READ_OPTION,
@@ -127,6 +133,12 @@ class _StoreBase:
             except OperationalError as exc:
                 if _sqlstate(exc) not in _RETRYABLE_SQLSTATES or attempt == _MAX_ATTEMPTS:
                     raise StoreError(f"{what} failed: {_describe(exc, self._url)}") from exc
+            except DataError as exc:
+                # A data exception is about a value the caller gave (a NUL in text, a number out
+                # of range), not about the store being unavailable.
+                raise StoreInputError(
+                    f"{what} refused a value: {_describe(exc, self._url)}"
+                ) from exc
             except SQLAlchemyError as exc:
                 raise StoreError(f"{what} failed: {_describe(exc, self._url)}") from exc
         raise AssertionError("unreachable: the last attempt either returns or raises")

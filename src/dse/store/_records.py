@@ -29,6 +29,17 @@ OPS_EVENT_LEVELS: tuple[OpsEventLevel, ...] = ("debug", "info", "warn", "error")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+
+def _without_nul(value: str) -> str:
+    """PostgreSQL cannot store a NUL in a text column; SQLite refuses it too, for one behaviour."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\x00), not allowed")
+    return value
+
+
+#: Text bound for a text column: refused with a clear error if it holds a NUL character.
+StoredText = Annotated[str, AfterValidator(_without_nul)]
+
 #: The reward source of a canary that counts the label reward of exerciser rows.
 LABELED_REWARD_SOURCE = "labeled"
 #: The feedback source (and canary reward source) of the pinned online judge.
@@ -88,12 +99,12 @@ class ExampleIn(BaseModel):
 
     model_config = _FROZEN
 
-    example_id: str = Field(min_length=1, max_length=MAX_EXAMPLE_ID_CHARS)
+    example_id: StoredText = Field(min_length=1, max_length=MAX_EXAMPLE_ID_CHARS)
     input: dict[str, Any]
     expected: dict[str, Any]
     split: Split | None = None
-    tags: list[str] | None = None
-    source: str | None = None
+    tags: list[StoredText] | None = None
+    source: StoredText | None = None
     label_source: LabelSource | None = None
     meta: dict[str, Any] | None = None
 

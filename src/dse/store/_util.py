@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dse.errors import StoreError
+from dse.errors import StoreInputError
 from dse.store import _models as m
 from dse.store._engine import scrub
 
@@ -36,17 +36,21 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 def _check_text(value: str, what: str, max_len: int, *, allow_empty: bool = False) -> None:
+    """Refuse text the columns cannot hold, the same way on both backends (SQLite ignores
+    lengths and stores NULs; PostgreSQL refuses both, with a less helpful message)."""
     if not isinstance(value, str):
-        raise StoreError(f"{what} must be a string, got {type(value).__name__}")
+        raise StoreInputError(f"{what} must be a string, got {type(value).__name__}")
     if not value and not allow_empty:
-        raise StoreError(f"{what} must not be empty")
+        raise StoreInputError(f"{what} must not be empty")
     if len(value) > max_len:
-        raise StoreError(f"{what} is {len(value)} characters, over the limit of {max_len}")
+        raise StoreInputError(f"{what} is {len(value)} characters, over the limit of {max_len}")
+    if "\x00" in value:
+        raise StoreInputError(f"{what} contains a NUL character (\\x00), not allowed")
 
 
 def _check_limit(limit: int) -> None:
     if limit < 1:
-        raise StoreError(f"limit must be at least 1, got {limit}")
+        raise StoreInputError(f"limit must be at least 1, got {limit}")
 
 
 def _describe(exc: BaseException, url: URL) -> str:
