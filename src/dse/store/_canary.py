@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dse.errors import StoreError
@@ -23,25 +23,32 @@ from dse.store._records import (
     CanaryState,
     Routing,
 )
-from dse.store._util import _describe, _now, _table
+from dse.store._routing import RoutingReads
+from dse.store._util import _now, _table
 
 _ARM_COUNTERS = tuple(ArmCounters.model_fields)
 _ARMS: tuple[Arm, ...] = ("control", "candidate")
+_ROUTING_READS_LOCK = threading.Lock()
 
 
 class CanaryMixin(_StoreBase):
     """Canary experiments: routing snapshot, configuration and counters."""
 
+    _routing_reads: RoutingReads | None = None
+
     def routing(self, signature_id: str) -> Routing:
         """Active pointer and canary arms in one statement: one consistent snapshot, one round trip.
 
-        This is on every prediction's path, so it skips the ORM.
+        This is on every prediction's path, so it runs on a connection each thread keeps
+        (see :mod:`dse.store._routing`) instead of going through the ORM and the pool.
         """
-        try:
-            with self._single_read.connect() as connection:
-                row = connection.execute(_ROUTING, {"signature_id": signature_id}).one()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"routing failed: {_describe(exc, self._url)}") from exc
+        reads = self._routing_reads
+        if reads is None:
+            with _ROUTING_READS_LOCK:
+                reads = self._routing_reads
+                if reads is None:
+                    reads = self._routing_reads = RoutingReads(self._engine, _ROUTING)
+        row = reads.read(signature_id)
         active_id, enabled, control_id, candidate_id, rollout_pct, salt, reward_source = row
         canary = None
         if control_id is not None:
@@ -55,6 +62,12 @@ class CanaryMixin(_StoreBase):
                 reward_source=reward_source,
             )
         return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
+
+    def close(self) -> None:
+        """Close the routing connections too, then the pool."""
+        if self._routing_reads is not None:
+            self._routing_reads.close()
+        super().close()
 
     def get_canary(self, signature_id: str) -> CanaryState | None:
         def run(session: Session) -> CanaryState | None:
