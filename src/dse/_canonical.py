@@ -15,12 +15,60 @@ JSON_INT_MAX = 2**53 - 1
 
 
 def canonical_bytes(value: Any) -> bytes:
-    """RFC 8785 canonical bytes; the only serialization that is ever hashed."""
+    """RFC 8785 canonical bytes; the only serialization that is ever hashed.
+
+    A value the C JSON encoder writes exactly as RFC 8785 does (see :func:`_encoder_exact`)
+    takes that path, several times faster than the reference implementation, which every
+    other value (floats above all) goes through.
+    """
+    if _encoder_exact(value):
+        try:
+            return _C_ENCODER(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the reference implementation names the error
     return bytes(rfc8785.dumps(value))
 
 
 def canonical_str(value: Any) -> str:
     return canonical_bytes(value).decode("utf-8")
+
+
+# Sorted keys, no spaces, non-ASCII as is: RFC 8785's layout, and its string escapes (only '"',
+# backslash and U+0000..U+001F, the short forms where JSON has them, else lowercase \u00xx).
+_C_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+def _encoder_exact(value: Any) -> bool:
+    """True when :data:`_C_ENCODER` writes ``value`` byte for byte as RFC 8785 does.
+
+    That holds for strings, booleans, null, integers within JSON's exact range, arrays, and
+    objects whose keys are strings of the Basic Multilingual Plane: there, sorting by code
+    point (Python) and by UTF-16 code unit (RFC 8785) agree. Floats are left to the reference
+    implementation (ECMAScript number formatting differs from Python's repr), as are
+    subclasses such as enums.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -JSON_INT_MAX <= item <= JSON_INT_MAX:
+                continue
+            return False
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                    return False
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        else:
+            return False
+    return True
 
 
 def json_problem(value: Any, where: str = "$") -> str | None:

@@ -6,6 +6,7 @@ from dse._canonical import canonical_str
 from dse.errors import DecodeError
 from dse.lm import Message
 from dse.runtime._decode import decode_output
+from dse.runtime._render import input_json
 from dse.runtime._strategy import StrategyContext, StrategyResult
 
 _REPAIR_ECHO_CHARS = 4000
@@ -17,8 +18,9 @@ class DirectStrategy:
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         signature, params = ctx.signature, ctx.params
         template = ctx.prompt_template()
-        messages = template.render(ctx.input)
-        rendered_hash = template.rendered_hash(ctx.input)
+        text = input_json(ctx.input)
+        messages = template.render_json(text)
+        rendered_hash = template.rendered_hash_json(text)
         mode = params.decode.mode
         constrained = mode == "constrained" and ctx.lm.supports_constrained
         schema = signature.output_schema if constrained else None

@@ -6,12 +6,14 @@ once per policy rather than once per request.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from dse._canonical import canonical_str, compact_id, compact_json, sha256_id
+from dse._canonical import ID_PREFIX, canonical_str, compact_json, sha256_id
 from dse.lm import Message
 from dse.signature import Demo, Params, Signature
 
@@ -28,11 +30,24 @@ class PromptTemplate:
     hash: str
 
     def render(self, value: BaseModel) -> tuple[Message, ...]:
-        return (*self.head, Message(role="user", content=self.user_prefix + input_text(value)))
+        return self.render_json(input_json(value))
+
+    def render_json(self, text: str) -> tuple[Message, ...]:
+        """Render from the input's :func:`input_json`, so a caller serializes it only once."""
+        return (*self.head, Message(role="user", content=self.user_prefix + "Input:\n" + text))
 
     def rendered_hash(self, value: BaseModel) -> str:
         """Names the rendered prompt (template hash + input) in receipts."""
-        return compact_id({"template": self.hash, "input": value.model_dump(mode="json")})
+        return self.rendered_hash_json(input_json(value))
+
+    def rendered_hash_json(self, text: str) -> str:
+        """:meth:`rendered_hash` from the input's :func:`input_json`.
+
+        The bytes are those of ``compact_json({"template": hash, "input": value})``, built
+        around the already serialized input: sorted keys put ``input`` first.
+        """
+        document = '{"input":' + text + ',"template":' + json.dumps(self.hash) + "}"
+        return ID_PREFIX + hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 def build_template(signature: Signature[Any, Any], params: Params) -> PromptTemplate:
@@ -69,7 +84,12 @@ def render_messages(
 
 
 def input_text(value: BaseModel) -> str:
-    return "Input:\n" + compact_json(value.model_dump(mode="json"))
+    return "Input:\n" + input_json(value)
+
+
+def input_json(value: BaseModel) -> str:
+    """The input as it appears in the prompt: sorted-key compact JSON of its JSON form."""
+    return compact_json(value.model_dump(mode="json"))
 
 
 def _demo_input(demo: Demo) -> str:
