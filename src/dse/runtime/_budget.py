@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -46,7 +47,7 @@ class BudgetTracker:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "limits": self.limits.model_dump(exclude_none=True),
+            "limits": dict(_limits_json(self.limits)),
             "usage": {
                 "elapsed_ms": round(self.elapsed_ms, 3),
                 "lm_calls": self.lm_calls,
@@ -67,3 +68,10 @@ class BudgetTracker:
             limit=limit,
             observed=observed,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _limits_json(limits: Budgets) -> dict[str, int]:
+    """The limits as receipts show them; Budgets is frozen, so one dump per distinct value
+    serves every prediction (callers copy it before it leaves)."""
+    return limits.model_dump(exclude_none=True)

@@ -12,12 +12,14 @@ from dse.errors import InvalidInputError
 
 # UTF-8 bytes of the input as compact JSON: room for long messages and documents, not for dumps.
 MAX_PREDICT_INPUT_BYTES = 256 * 1024
+# Made once: json.dumps builds an encoder per call when given options, and this runs per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def input_size_problem(value: BaseModel | dict[str, Any]) -> str | None:
     """Why ``value`` is too large to predict on, naming the limit, or None."""
     raw = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _ENCODE(raw)
     # Each character is at most 4 UTF-8 bytes: most inputs are settled without encoding them.
     if len(text) * 4 <= MAX_PREDICT_INPUT_BYTES:
         return None

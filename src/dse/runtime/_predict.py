@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,6 +29,7 @@ _POLICY_CACHE_SIZE = 512
 Arm = Literal["control", "candidate"]
 # The receipts table's thread_key column (``NAME``): a longer key could not be stored.
 THREAD_KEY_MAX = 200
+_OK = ReceiptResult(status="ok")  # frozen, so every ok receipt can share it
 
 
 def canary_bucket(salt: str, key: str, signature_id: str) -> int:
@@ -44,6 +45,29 @@ class ResolvedPolicy:
     source: Source
     arm: Arm | None = None
     template: PromptTemplate | None = None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """What one policy of one signature fixes, worked out once: its verified params and the
+    rendered prompt template.
+
+    It keeps the signature it was made for, so a hit can be checked against the signature of
+    the call: another object with a different contract (or defaults) never reuses it.
+    """
+
+    signature: Signature[Any, Any]
+    compiled_id: str
+    params: Params
+    template: PromptTemplate
+
+    def serves(self, signature: Signature[Any, Any], *, defaults: bool) -> bool:
+        """True when this entry is exactly what would be built for ``signature`` now."""
+        if self.signature is signature:
+            return True
+        if self.signature.contract_hashes != signature.contract_hashes:
+            return False
+        return not defaults or self.signature.defaults == signature.defaults
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,8 @@ class Predictor:
         self.signatures = signatures
         self.writer = writer
         self.strategies = strategies or StrategyRegistry([DirectStrategy()])
-        self._policies: dict[tuple[str, str], ResolvedPolicy] = {}
+        # (signature id, compiled_id or "" for the defaults) -> the policy worked out once.
+        self._policies: dict[tuple[str, str], _Compiled] = {}
 
     async def predict(
         self,
@@ -101,7 +126,7 @@ class Predictor:
         _check_thread_key(thread_key)
         check_input_size(value)
         sig = self.signatures.get(signature) if isinstance(signature, str) else signature
-        receipt_id = "rcpt_" + uuid.uuid4().hex
+        receipt_id = "rcpt_" + os.urandom(16).hex()
         started = time.monotonic()
         created_at = datetime.now(UTC)
         raw_input = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
@@ -156,7 +181,7 @@ class Predictor:
             policy,
             ctx,
             budget,
-            result=ReceiptResult(status="ok"),
+            result=_OK,
             output=output,
             extra_hashes={
                 "rendered_prompt_hash": result.rendered_prompt_hash,
@@ -184,8 +209,9 @@ class Predictor:
     def resolve(self, signature: Signature[Any, Any], key: str) -> ResolvedPolicy:
         """Canary (sticky by key) -> active pointer -> defaults pinned to this LM's model.
 
-        The store is read on every request, so a promotion is seen on the very next one;
-        only immutable things (verified artifacts, rendered templates) are cached.
+        The store is read on every request, so a promotion is seen on the very next one; what
+        is cached is keyed by the compiled_id the store names (content-addressed, so it never
+        goes stale) and checked against the running signature's contract.
         """
         routing = self.store.routing(signature.id)
         canary = routing.canary
@@ -196,7 +222,7 @@ class Predictor:
             return self._policy(signature, compiled_id, "canary", arm)
         if routing.active_id is not None:
             return self._policy(signature, routing.active_id, "active")
-        return self._defaults(signature)
+        return self._policy(signature, None, "defaults")
 
     def load_artifact(self, signature: Signature[Any, Any], compiled_id: str) -> Artifact:
         """Load an artifact and check it against the running signature's contract."""
@@ -212,39 +238,35 @@ class Predictor:
     def _policy(
         self,
         signature: Signature[Any, Any],
-        compiled_id: str,
+        compiled_id: str | None,
         source: Source,
         arm: Arm | None = None,
     ) -> ResolvedPolicy:
-        key = (signature.id, compiled_id)
-        cached = self._policies.get(key)
-        if cached is None:
-            params = self.load_artifact(signature, compiled_id).params
-            cached = self._remember(key, compiled_id, params, signature)
-        return ResolvedPolicy(cached.compiled_id, cached.params, source, arm, cached.template)
+        compiled = self._compiled(signature, compiled_id)
+        return ResolvedPolicy(compiled.compiled_id, compiled.params, source, arm, compiled.template)
 
-    def _defaults(self, signature: Signature[Any, Any]) -> ResolvedPolicy:
-        key = (signature.id, "")
+    def _compiled(self, signature: Signature[Any, Any], compiled_id: str | None) -> _Compiled:
+        """The cached policy for ``compiled_id`` (None: the signature's defaults), made and
+        verified on first use."""
+        key = (signature.id, compiled_id or "")
         cached = self._policies.get(key)
-        if cached is None:
+        if cached is not None and cached.serves(signature, defaults=compiled_id is None):
+            return cached
+        if compiled_id is None:
             params = signature.defaults.with_model_id(self.lm.default_model_id)
-            cached = self._remember(key, signature.compiled_id(params), params, signature)
-        return ResolvedPolicy(cached.compiled_id, cached.params, "defaults", None, cached.template)
-
-    def _remember(
-        self,
-        key: tuple[str, str],
-        compiled_id: str,
-        params: Params,
-        signature: Signature[Any, Any],
-    ) -> ResolvedPolicy:
+            compiled_id = signature.compiled_id(params)
+        else:
+            params = self.load_artifact(signature, compiled_id).params
         if len(self._policies) >= _POLICY_CACHE_SIZE:
             self._policies.clear()
-        policy = ResolvedPolicy(
-            compiled_id, params, "defaults", None, build_template(signature, params)
+        compiled = _Compiled(
+            signature=signature,
+            compiled_id=compiled_id,
+            params=params,
+            template=build_template(signature, params),
         )
-        self._policies[key] = policy
-        return policy
+        self._policies[key] = compiled
+        return compiled
 
     def _parse_input(
         self, sig: Signature[Any, Any], value: BaseModel | dict[str, Any]
