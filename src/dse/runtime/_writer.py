@@ -98,18 +98,18 @@ class ReceiptWriter:
             return self.submit(receipt)
         if self._closed:
             return not self._write_batch([(receipt, None)])
-        committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[bool] = loop.create_future()
         if not self._enqueue((receipt, committed)):
             return False
+        # One timer on the caller's loop rather than wait_for + shield: this runs per prediction.
+        timer = loop.call_later(
+            self._commit_timeout_s, _give_up, committed, receipt.receipt_id, self._commit_timeout_s
+        )
         try:
-            return await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
-        except TimeoutError:
-            log.error(
-                "receipt %s: commit not confirmed within %.0f s",
-                receipt.receipt_id,
-                self._commit_timeout_s,
-            )
-            return False
+            return await committed
+        finally:
+            timer.cancel()
 
     def submit(self, receipt: Receipt) -> bool:
         """Hand a receipt over without waiting for its commit (write-behind, in either mode).
@@ -309,9 +309,16 @@ def _settle(outcomes: list[tuple[asyncio.Future[bool] | None, bool]]) -> None:
             loop.call_soon_threadsafe(_resolve, waiters)
 
 
+def _give_up(committed: asyncio.Future[bool], receipt_id: str, timeout_s: float) -> None:
+    """The commit was not confirmed in time: the caller gets False (a later outcome is ignored)."""
+    if not committed.done():
+        log.error("receipt %s: commit not confirmed within %.0f s", receipt_id, timeout_s)
+        committed.set_result(False)
+
+
 def _resolve(waiters: list[tuple[asyncio.Future[bool], bool]]) -> None:
     for waiter, stored in waiters:
-        if not waiter.done():  # a caller that was cancelled no longer listens
+        if not waiter.done():  # a caller that was cancelled or gave up no longer listens
             waiter.set_result(stored)
 
 
