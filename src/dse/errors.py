@@ -101,6 +101,13 @@ class StoreInputError(StoreError, InvalidInputError):
     name = "StoreInputError"
 
 
+class StoreConflictError(StoreError, ConflictError):
+    """The store refused a change that contradicts what it holds (a run already running, a
+    final record changed): the API answers 409."""
+
+    name = "StoreConflictError"
+
+
 class ModelPackError(DseError):
     """A local model pack could not be installed or failed verification."""
 

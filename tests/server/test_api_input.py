@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dse.runtime import MAX_PREDICT_INPUT_BYTES
-from dse.store import Store
+from dse.store import MAX_RUN_STATE_BYTES, Store
 from tests.ops._oracle import oracle_lm
 
 from ._live import ADMIN, SELECT_TOOL, build_app
@@ -89,3 +89,22 @@ def test_a_predict_message_over_the_input_limit_is_refused_naming_it(api: TestCl
     assert f"limit of {MAX_PREDICT_INPUT_BYTES} bytes" in refused.json()["error"]["message"]
     store: Store = api.app.state.dse.store  # type: ignore[attr-defined]
     assert store.list_receipts(limit=10) == []
+
+
+def test_ops_run_conflicts_are_409_and_an_oversized_state_is_422_by_type(api: TestClient) -> None:
+    run = api.post("/api/dse/ops/runs", json={"signature_ids": [SELECT_TOOL]}, headers=JSON)
+    run_id = run.json()["id"]
+    second = api.post("/api/dse/ops/runs", json={"signature_ids": [SELECT_TOOL]}, headers=JSON)
+    assert second.status_code == 409 and second.json()["error"]["code"] == "conflict"
+    assert run_id in second.json()["error"]["message"]
+
+    huge = {"blob": "x" * (MAX_RUN_STATE_BYTES + 10)}
+    too_big = api.patch(f"/api/dse/ops/runs/{run_id}", json={"state": huge}, headers=JSON)
+    assert too_big.status_code == 422 and too_big.json()["error"]["code"] == "invalid_input"
+    assert "over the limit" in too_big.json()["error"]["message"]
+
+    done = api.patch(f"/api/dse/ops/runs/{run_id}", json={"status": "finished"}, headers=JSON)
+    assert done.status_code == 200, done.text
+    reopened = api.patch(f"/api/dse/ops/runs/{run_id}", json={"status": "running"}, headers=JSON)
+    assert reopened.status_code == 409 and reopened.json()["error"]["code"] == "conflict"
+    assert "final" in reopened.json()["error"]["message"]

@@ -6,13 +6,10 @@ from typing import Annotated
 
 from fastapi import Query
 
-from dse.errors import StoreError, StoreInputError
 from dse.server._api_base import (
-    ApiError,
     Ctx,
     Limit,
     not_found,
-    plain_details,
     router,
     run_summary,
     signature_for,
@@ -56,19 +53,14 @@ def list_ops_runs(
 def create_ops_run(ctx: Ctx, body: OpsRunCreate) -> OpsRunRow:
     for signature_id in body.signature_ids:
         signature_for(ctx, signature_id)
-    try:
-        return ctx.store.create_ops_run(
-            actor=body.actor,
-            signature_ids=body.signature_ids,
-            commit_sha=body.commit_sha,
-            links=body.links,
-            run_id=body.run_id,
-            exclusive=body.exclusive,
-        )
-    except StoreError as exc:
-        if "already" in exc.message:
-            raise ApiError(409, "conflict", exc.message, plain_details(exc.details)) from None
-        raise
+    return ctx.store.create_ops_run(
+        actor=body.actor,
+        signature_ids=body.signature_ids,
+        commit_sha=body.commit_sha,
+        links=body.links,
+        run_id=body.run_id,
+        exclusive=body.exclusive,
+    )
 
 
 @router.get("/ops/runs/{run_id}", response_model=OpsRunDetail, summary="One run with its state")
@@ -87,16 +79,9 @@ def get_ops_run(ctx: Ctx, run_id: str) -> OpsRunDetail:
 def update_ops_run(ctx: Ctx, run_id: str, body: OpsRunUpdate) -> OpsRunRow:
     if ctx.store.get_ops_run(run_id) is None:
         raise not_found(f"ops run {run_id}")
-    try:
-        return ctx.store.update_ops_run(
-            run_id, status=body.status, summary=body.summary, links=body.links, state=body.state
-        )
-    except StoreInputError:
-        raise
-    except StoreError as exc:
-        if "final" in exc.message or "exceeds" in exc.message or "limit" in exc.message:
-            raise ApiError(409, "conflict", exc.message, plain_details(exc.details)) from None
-        raise
+    return ctx.store.update_ops_run(
+        run_id, status=body.status, summary=body.summary, links=body.links, state=body.state
+    )
 
 
 @router.get(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from dse._canonical import canonical_str, json_problem
-from dse.errors import StoreError, StoreInputError
+from dse.errors import StoreInputError
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -80,7 +80,7 @@ def require_within(value: dict[str, Any], limit: int, what: str) -> None:
     """Refuse ``value`` when its canonical JSON is larger than ``limit`` bytes."""
     size, _ = canonical_size(value, what)
     if size > limit:
-        raise StoreError(
+        raise StoreInputError(
             f"{what} is {size} bytes of canonical JSON, over the limit of {limit} bytes; "
             "store large detail elsewhere (e.g. a blob) and keep a reference",
             size=size,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from dse.errors import StoreError
+from dse.errors import StoreConflictError, StoreError, StoreInputError
 from dse.store import _models as m
 from dse.store._base import _StoreBase
 from dse.store._limits import (
@@ -65,7 +65,7 @@ class OpsMixin(_StoreBase):
         once exactly one gets the run.
         """
         if isinstance(signature_ids, str):
-            raise StoreError("signature_ids must be a list of signature ids, not one string")
+            raise StoreInputError("signature_ids must be a list of signature ids, not one string")
         signatures = list(dict.fromkeys(signature_ids))
         for signature_id in signatures:
             _check_text(signature_id, "signature id", _SIGNATURE_LEN)
@@ -83,7 +83,7 @@ class OpsMixin(_StoreBase):
                 for signature_id in signatures:
                     other = session.scalars(self._active_runs(signature_id).limit(1)).first()
                     if other is not None:
-                        raise StoreError(
+                        raise StoreConflictError(
                             f"signature {signature_id} already has a running ops run "
                             f"{other.run_id} (started {other.started_at.isoformat()}); "
                             "resume it or mark it aborted first",
@@ -107,7 +107,7 @@ class OpsMixin(_StoreBase):
                 state={},
             )
             if not inserted:
-                raise StoreError(f"ops run {new_id} already exists", run_id=new_id)
+                raise StoreConflictError(f"ops run {new_id} already exists", run_id=new_id)
             return _ops_run_row(session.get_one(m.OpsRun, new_id))
 
         return self._transact("create_ops_run", run, write=True)
@@ -137,7 +137,7 @@ class OpsMixin(_StoreBase):
         truncated state could not be resumed.
         """
         if status is not None and status not in OPS_RUN_STATUSES:
-            raise StoreError(
+            raise StoreInputError(
                 f"unknown ops run status {status!r}, expected one of {', '.join(OPS_RUN_STATUSES)}"
             )
         new_summary = None
@@ -162,7 +162,7 @@ class OpsMixin(_StoreBase):
                     and state in (None, row.state)
                 ):
                     return _ops_run_row(row)
-                raise StoreError(
+                raise StoreConflictError(
                     f"ops run {run_id} is {row.status}; a finished, failed or aborted run is final",
                     run_id=run_id,
                     status=row.status,
@@ -234,14 +234,14 @@ class OpsMixin(_StoreBase):
         ``MAX_EVENT_DATA_BYTES`` are stored truncated, with a marker.
         """
         if level not in OPS_EVENT_LEVELS:
-            raise StoreError(
+            raise StoreInputError(
                 f"unknown event level {level!r}, expected one of {', '.join(OPS_EVENT_LEVELS)}"
             )
         _check_text(phase, "phase", _NAME_LEN, allow_empty=True)
         if event_key is not None:
             _check_text(event_key, "event_key", _NAME_LEN)
         if not isinstance(message, str):
-            raise StoreError(f"event message must be a string, got {type(message).__name__}")
+            raise StoreInputError(f"event message must be a string, got {type(message).__name__}")
         stored_message = cap_text(message, MAX_EVENT_MESSAGE_CHARS)
         stored_data = cap_json(data or {}, MAX_EVENT_DATA_BYTES, f"ops run {run_id} event data")
         now = _now()
@@ -300,7 +300,7 @@ class OpsMixin(_StoreBase):
         """Events with ``seq > after_seq``, oldest first; pass the last seq seen to page."""
         _check_limit(limit)
         if after_seq < 0:
-            raise StoreError(f"after_seq must be at least 0, got {after_seq}")
+            raise StoreInputError(f"after_seq must be at least 0, got {after_seq}")
         query = (
             sa.select(m.OpsRunEvent)
             .where(m.OpsRunEvent.run_id == run_id, m.OpsRunEvent.seq > after_seq)
