@@ -314,19 +314,17 @@ def _feedback_reward_statement(
 
 
 def _routing_statement() -> sa.Select[Any]:
-    """Built once: statement construction costs more than running it on SQLite."""
+    """Built once: statement construction costs more than running it on SQLite.
+
+    The id is bound once and both tables are joined to it (outer joins: a signature may have
+    neither row), so the row always exists; two index lookups rather than one per column.
+    """
     pointers, canaries = _table(m.ActivePointer), _table(m.Canary)
-    signature_id = sa.bindparam("signature_id", type_=sa.String())
-
-    def pick(table: sa.Table, column: str) -> sa.ScalarSelect[Any]:
-        return (
-            sa.select(table.c[column]).where(table.c.signature_id == signature_id).scalar_subquery()
-        )
-
+    key = sa.select(sa.bindparam("signature_id", type_=sa.String()).label("sid")).subquery("k")
     return sa.select(
-        pick(pointers, "compiled_id"),
+        pointers.c.compiled_id,
         *(
-            pick(canaries, name)
+            canaries.c[name]
             for name in (
                 "enabled",
                 "control_id",
@@ -336,6 +334,10 @@ def _routing_statement() -> sa.Select[Any]:
                 "reward_source",
             )
         ),
+    ).select_from(
+        key.outerjoin(pointers, pointers.c.signature_id == key.c.sid).outerjoin(
+            canaries, canaries.c.signature_id == key.c.sid
+        )
     )
 
 
