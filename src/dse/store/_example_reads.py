@@ -1,8 +1,9 @@
-"""Reads of a signature's examples whose cost does not grow with the dataset.
+"""Reads of a signature's examples for pages and list APIs, without loading every row.
 
 Pages and list APIs show how many examples each split holds and one page of rows; loading every
 row for that made each of them take seconds at 100k examples. Counting is one ``GROUP BY``
-over the (signature_id, split) index, and a page is a ``LIMIT`` in example-id order.
+over the (signature_id, split) index, and a page is a ``LIMIT`` read from an index already in
+example-id order.
 """
 
 from __future__ import annotations
@@ -44,17 +45,23 @@ class ExampleReadsMixin(_StoreBase):
         """One page of examples in the order of :meth:`list_examples` (example_id, code points).
 
         The order is SQL's here, so only the page is read: SQLite compares text as UTF-8 bytes,
-        which is code-point order, and PostgreSQL does the same under the "C" collation (its
-        default collation depends on the locale).
+        which is code-point order, and PostgreSQL does the same under the "C" collation (the
+        column's since migration 0004, so its primary key is in this order). The offset is
+        counted on ids alone, in an index, and only the page's rows are then read.
         """
         if limit < 1 or offset < 0:
             raise StoreError(f"expected offset >= 0 and limit >= 1, got {offset} and {limit}")
         key = m.Example.example_id
         order = key.collate("C") if self._dialect == "postgresql" else key
-        query = sa.select(m.Example).where(m.Example.signature_id == signature_id)
+        page = sa.select(key).where(m.Example.signature_id == signature_id)
         if split is not None:
-            query = query.where(m.Example.split == split)
-        query = query.order_by(order).offset(offset).limit(limit)
+            page = page.where(m.Example.split == split)
+        page = page.order_by(order).offset(offset).limit(limit)
+        query = (
+            sa.select(m.Example)
+            .where(m.Example.signature_id == signature_id, key.in_(page.scalar_subquery()))
+            .order_by(order)
+        )
 
         def run(session: Session) -> list[ExampleRow]:
             return [_example_row(row) for row in session.scalars(query)]

@@ -107,12 +107,15 @@ class ReceiptsMixin(_StoreBase):
             if value is not None:
                 query = query.where(column == value)
         if before is not None:
-            older = m.Receipt.created_at < before
-            if before_id is not None:
-                older = older | (
-                    (m.Receipt.created_at == before) & (m.Receipt.receipt_id < before_id)
+            if before_id is None:
+                query = query.where(m.Receipt.created_at < before)
+            else:
+                # The bound ``created_at <= before`` is what an index range can start from; the
+                # OR alone would make the database walk every newer row to reach the cursor.
+                query = query.where(
+                    m.Receipt.created_at <= before,
+                    (m.Receipt.created_at < before) | (m.Receipt.receipt_id < before_id),
                 )
-            query = query.where(older)
         query = query.order_by(m.Receipt.created_at.desc(), m.Receipt.receipt_id.desc())
 
         def run(session: Session) -> list[ReceiptRow]:
