@@ -7,6 +7,7 @@ reads every receipt's index entry) raise, and the counts must still be right.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,24 @@ def test_pages_count_splits_and_show_a_bounded_page_of_rows(client: TestClient) 
     assert "2,500" in get(client, "/dse").text
     page = get(client, f"/dse/signatures/{SELECT_TOOL_ID}").text
     assert "train 834, holdout 833, test 833" in page
-    assert "Showing the first 200 of 2500 rows." in page
-    assert page.count("ex-0") >= 200
-    assert "ex-00200" not in page
+    assert "Showing rows 1–50 of 2,500, by example id." in page
+    assert re.findall(r'<td class="mono">(ex-\d+)</td>', page) == [f"ex-{i:05d}" for i in range(50)]
+    assert 'href="?rows_from=50">next 50' in page and "previous" not in page
+
+
+def test_the_signature_page_pages_through_the_dataset(client: TestClient) -> None:
+    url = f"/dse/signatures/{SELECT_TOOL_ID}"
+    page = get(client, f"{url}?rows_from=2480").text
+    shown = re.findall(r'<td class="mono">(ex-\d+)</td>', page)
+    assert shown == [f"ex-{i:05d}" for i in range(2480, 2500)]
+    assert "Showing rows 2481–2500 of 2,500" in page
+    assert 'href="?rows_from=2430">← previous 50' in page and "next 50" not in page
+
+    past_the_end = get(client, f"{url}?rows_from=9000").text
+    assert "No rows from 9001 on: the dataset has 2,500." in past_the_end
+    assert "No dataset rows." not in past_the_end
+    for bad in ("-1", "abc", "1e3", "²", "1" * 19):
+        assert client.get(f"{url}?rows_from={bad}", headers=HEADERS).status_code == 404
 
 
 def test_pages_count_receipts_up_to_a_cap(

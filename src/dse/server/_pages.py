@@ -44,7 +44,7 @@ from dse.store import (
 
 PAGE_SIZE = 50
 MAX_EVENTS = 2000
-MAX_DATASET_ROWS = 200
+DATASET_PAGE_ROWS = 50
 RECEIPT_COUNT_CAP = 10_000
 RECEIPT_FILTERS = ("signature_id", "status", "arm", "compiled_id", "strategy_id", "thread_key")
 
@@ -420,6 +420,9 @@ def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLRespons
         signature = ctx.app.signatures.get(signature_id)
     except DseError:
         return not_found(f"signature {signature_id}")
+    rows_from = _row_offset(request.query_params.get("rows_from", "0"))
+    if rows_from is None:
+        return not_found(f"dataset rows from {request.query_params.get('rows_from')!r}")
     canary = store.get_canary(signature.id)
     canary_history = store.canary_history(signature.id)
     counts = store.count_examples(signature.id)
@@ -464,13 +467,24 @@ def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLRespons
         charts=charts,
         compile_reports=store.list_compile_reports(signature_id=signature.id, limit=20),
         eval_reports=store.list_eval_reports(signature_id=signature.id, limit=20),
-        examples=store.list_examples_page(signature.id, limit=MAX_DATASET_ROWS),
+        # One page of the dataset, paged by offset: every row stays reachable, and a view renders
+        # DATASET_PAGE_ROWS of them whatever the dataset's size.
+        examples=store.list_examples_page(signature.id, offset=rows_from, limit=DATASET_PAGE_ROWS),
+        rows_from=rows_from,
+        page_rows=DATASET_PAGE_ROWS,
         n_examples=sum(counts.values()),
         by_split=by_split,
         receipts=store.list_receipts(signature_id=signature.id, limit=25),
         n_receipts=receipt_count(store, signature.id),
         runs=_run_rows(store.list_ops_runs(signature_id=signature.id, limit=10)),
     )
+
+
+def _row_offset(text: str) -> int | None:
+    """A page's row offset: ASCII digits only (``int`` would also take "²" or "1_0")."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _signature_canary_charts(
