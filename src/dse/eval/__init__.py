@@ -35,8 +35,19 @@ from dse.eval._reward import (
     exact_match_reward,
 )
 from dse.eval._stats import PairedDelta, paired_bootstrap
+from dse.eval._values import (
+    MAX_VALUES,
+    LabelFn,
+    ValueBreakdown,
+    ValueDelta,
+    ValueKey,
+    stored_value_breakdown,
+    value_breakdown,
+    value_key,
+)
 
 __all__ = [
+    "MAX_VALUES",
     "BudgetedLM",
     "Candidate",
     "CandidateEval",
@@ -48,6 +59,7 @@ __all__ = [
     "ImportResult",
     "JudgeFactory",
     "JudgeSignal",
+    "LabelFn",
     "MineResult",
     "OnlineJudge",
     "Outcome",
@@ -61,6 +73,9 @@ __all__ = [
     "SignalScore",
     "SkippedReceipt",
     "SpendBudget",
+    "ValueBreakdown",
+    "ValueDelta",
+    "ValueKey",
     "exact_match_reward",
     "example_id_for",
     "import_dataset",
@@ -72,4 +87,7 @@ __all__ = [
     "paired_bootstrap",
     "parse_dataset_file",
     "parse_dataset_text",
+    "stored_value_breakdown",
+    "value_breakdown",
+    "value_key",
 ]
