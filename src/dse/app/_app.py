@@ -22,7 +22,7 @@ from dse.compile import (
     default_space,
 )
 from dse.errors import RegistryError
-from dse.eval import JudgeFactory, RewardBundle, exact_match_reward
+from dse.eval import JudgeFactory, LabelFn, RewardBundle, exact_match_reward
 from dse.signature import Signature, SignatureRegistry
 
 if TYPE_CHECKING:
@@ -93,12 +93,15 @@ class App:
         optimizer: str | None = None,
         dataset: str | Path | None = None,
         judge: JudgeFactory | None = None,
+        label_of: LabelFn | None = None,
     ) -> Signature[Any, Any]:
         """Register ``signature``; what is left out gets a generic default (search space,
         exact-match reward, a budget sized for a starter set, the TPE optimizer). ``reward`` is a
         :class:`~dse.eval.RewardBundle` or a factory ``(store, lm) -> RewardBundle``.
 
         A relative ``dataset`` path is read from the folder of the module that calls ``add``.
+        ``label_of(output) -> str`` names the value an output stands for, where the per-value
+        holdout breakdown should not read it from the signature's output fields.
         """
         if not isinstance(signature, Signature):
             raise RegistryError(f"App.add expects a dse.Signature, got {type(signature).__name__}")
@@ -113,6 +116,7 @@ class App:
             reward=_reward_factory(reward),
             budget=budget if budget is not None else DEFAULT_BUDGET,
             optimizer=optimizer or "tpe",
+            label_of=label_of,
         )
         self._entries[signature.id] = Registration(
             signature=signature,

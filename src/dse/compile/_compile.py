@@ -19,7 +19,15 @@ from dse.compile._search import CandidateRecord, Optimizer, SearchContext, param
 from dse.compile._space import SearchSpace, split_train
 from dse.compile._tpe import TPEOptimizer
 from dse.errors import DatasetError, DseError
-from dse.eval import Candidate, Evaluator, RewardBundle, SpendBudget, paired_bootstrap
+from dse.eval import (
+    Candidate,
+    Evaluator,
+    LabelFn,
+    RewardBundle,
+    SpendBudget,
+    paired_bootstrap,
+    stored_value_breakdown,
+)
 from dse.lm import LM
 from dse.signature import Artifact, OptimizerInfo, Params, Signature
 from dse.store import DatasetVersion, Store
@@ -37,12 +45,17 @@ OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
 
 @dataclass(frozen=True)
 class CompileProfile:
-    """What compile needs about a signature beyond the signature: its space, reward and budget."""
+    """What compile needs about a signature beyond the signature: its space, reward and budget.
+
+    ``label_of`` overrides how the report and the gate group holdout rows by expected output
+    value (default: read from the signature and the rows); it is not part of the job spec.
+    """
 
     space: SearchSpace
     reward: RewardFactory
     budget: CompileBudget
     optimizer: str = "tpe"
+    label_of: LabelFn | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,18 @@ async def compile_signature(
         )
         control_eval, best_eval = evals[control.compiled_id], evals[best.compiled_id]
         paired = paired_bootstrap(control_eval.paired(), best_eval.paired(), seed=spec.seed)
+        by_value = stored_value_breakdown(
+            store,
+            signature,
+            holdout=holdout,
+            dataset_version_id=version.id,
+            reward=reward.describe(),
+            control_compiled_id=control.compiled_id,
+            candidate_compiled_id=best.compiled_id,
+            label_of=profile.label_of,
+            seed=spec.seed,
+            confidence=paired.confidence,
+        )
 
         _store_artifact(store, signature, control.params, "control", spec, version.id, None)
         _store_artifact(
@@ -258,6 +283,7 @@ async def compile_signature(
                 control=control_eval.summary(),
                 best=best_eval.summary(),
                 paired=paired,
+                by_value=by_value,
             ),
             spend=budget_used.spent(),
             holdout_spend=holdout_budget.spent(),

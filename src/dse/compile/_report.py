@@ -7,11 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse.eval import PairedDelta
+from dse.eval import PairedDelta, ValueBreakdown
 
 
 class HoldoutComparison(BaseModel):
-    """Best candidate vs the control on the same holdout examples with the same model."""
+    """Best candidate vs the control on the same holdout examples with the same model.
+
+    ``by_value`` breaks ``paired`` down by expected output value (see ``dse.eval._values``);
+    None for a free-text output, and in reports stored before it existed.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -21,6 +25,7 @@ class HoldoutComparison(BaseModel):
     control: dict[str, Any]
     best: dict[str, Any]
     paired: PairedDelta
+    by_value: ValueBreakdown | None = None
 
 
 class CompileReport(BaseModel):
@@ -60,6 +65,7 @@ class CompileReport(BaseModel):
     def headline(self) -> dict[str, Any]:
         """The numbers a person reads first."""
         paired = self.holdout.paired
+        by_value = self.holdout.by_value
         return {
             "best_compiled_id": self.best_compiled_id,
             "best_label": self.best_label,
@@ -75,6 +81,7 @@ class CompileReport(BaseModel):
             "cache_hits": self.spend["cache_hits"] + self.holdout_spend["cache_hits"],
             "results_reused": self.results_reused,
             "wall_seconds": round(self.wall_seconds, 1),
+            "by_value": [] if by_value is None else by_value.rows(),
         }
 
     def scored_candidates(self) -> list[dict[str, Any]]:
