@@ -25,6 +25,23 @@ def canary_start(
     salt: Annotated[str | None, typer.Option("--salt")] = None,
     min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
     min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
+    max_value_regression: Annotated[
+        float | None,
+        typer.Option(
+            "--max-value-regression",
+            min=0.0,
+            max=1.0,
+            help="Refuse a candidate worse on some expected output value by more than this "
+            "margin (the upper CI bound of that value's holdout delta below -margin). "
+            "Default: not checked.",
+        ),
+    ] = None,
+    min_value_n: Annotated[
+        int,
+        typer.Option(
+            "--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."
+        ),
+    ] = 5,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
     min_effect: Annotated[
         float,
@@ -69,7 +86,12 @@ def canary_start(
                 lm_from_spec(opts.lm),
                 signature.id,
                 compiled_id,
-                GateConfig(min_delta=min_delta, min_holdout=min_holdout),
+                GateConfig(
+                    min_delta=min_delta,
+                    min_holdout=min_holdout,
+                    max_value_regression=max_value_regression,
+                    min_value_n=min_value_n,
+                ),
                 rollout_pct=rollout_pct,
                 salt=salt,
                 decision=DecisionConfig(min_samples_per_arm=min_samples, min_effect=min_effect),

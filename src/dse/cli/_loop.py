@@ -65,6 +65,23 @@ def overnight(
     budget_seconds: Annotated[float | None, typer.Option("--budget-seconds", min=1)] = None,
     min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
     min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
+    max_value_regression: Annotated[
+        float | None,
+        typer.Option(
+            "--max-value-regression",
+            min=0.0,
+            max=1.0,
+            help="Refuse a candidate worse on some expected output value by more than this "
+            "margin (the upper CI bound of that value's holdout delta below -margin). "
+            "Default: not checked.",
+        ),
+    ] = None,
+    min_value_n: Annotated[
+        int,
+        typer.Option(
+            "--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."
+        ),
+    ] = 5,
     rollout_pct: Annotated[int, typer.Option("--rollout-pct", min=1, max=100)] = 20,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
     max_samples: Annotated[int, typer.Option("--max-samples", min=2)] = 2000,
@@ -116,7 +133,12 @@ def overnight(
             dataset=_dataset(dataset, app_obj, signature),
             optimizer=optimizer,
             budget=compile_budget(profile, budget_calls, budget_seconds),
-            gate=GateConfig(min_delta=min_delta, min_holdout=min_holdout),
+            gate=GateConfig(
+                min_delta=min_delta,
+                min_holdout=min_holdout,
+                max_value_regression=max_value_regression,
+                min_value_n=min_value_n,
+            ),
             rollout_pct=rollout_pct,
             decision=DecisionConfig(
                 min_samples_per_arm=min_samples,

@@ -65,6 +65,8 @@ class RemoteTransport:
         return {
             "min_delta": settings.gate.min_delta,
             "min_holdout": settings.gate.min_holdout,
+            "max_value_regression": settings.gate.max_value_regression,
+            "min_value_n": settings.gate.min_value_n,
             "optimizer": settings.optimizer,
             "budget_calls": budget.max_lm_calls if budget else None,
             "budget_seconds": budget.max_seconds if budget else None,

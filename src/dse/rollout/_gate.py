@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse.compile import CompileBudget, CompileProfile, CompileReport, JobSpec, job_for
-from dse.eval import PairedDelta
+from dse.eval import PairedDelta, ValueBreakdown, stored_value_breakdown
 from dse.lm import LM
 from dse.signature import Artifact, Signature
 from dse.store import CompileReportRow, Store
@@ -24,6 +24,18 @@ class GateConfig(BaseModel):
         default=0.0, description="The lower CI bound of the holdout delta must reach this."
     )
     min_holdout: int = Field(default=30, ge=1, description="Fewest paired holdout examples.")
+    max_value_regression: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Refuse a candidate that is worse on some expected output value by more "
+        "than this: the upper CI bound of that value's paired delta below -margin. None: off.",
+    )
+    min_value_n: int = Field(
+        default=5,
+        ge=1,
+        description="A value needs this many holdout rows for max_value_regression to judge it.",
+    )
 
 
 class GateResult(BaseModel):
@@ -40,6 +52,7 @@ class GateResult(BaseModel):
     job_hash: str
     report_id: str | None = None
     paired: PairedDelta | None = None
+    by_value: ValueBreakdown | None = None
     config: GateConfig
 
 
@@ -122,16 +135,23 @@ def gate(
                 f"{control.params.model.model_id}; the holdout comparison must use one model"
             )
     failures.extend(_threshold_failures(paired, config))
+    by_value = report.holdout.by_value
+    if by_value is None and config.max_value_regression is not None:
+        by_value = _recomputed_breakdown(store, signature, profile, report)
+    value_failures, value_note = _value_failures(by_value, config)
+    failures.extend(value_failures)
     passed = not failures
     reasons = failures or [
         f"holdout delta {paired.delta:+.3f} [{paired.ci_low:+.3f}, {paired.ci_high:+.3f}] "
-        f"over n = {paired.n} clears --min-delta {config.min_delta:+.3f}"
+        f"over n = {paired.n} clears --min-delta {config.min_delta:+.3f}",
+        *value_note,
     ]
     return GateResult(
         passed=passed,
         reasons=reasons,
         report_id=row.id,
         paired=paired,
+        by_value=by_value,
         **base,
     )
 
@@ -152,6 +172,54 @@ def _threshold_failures(paired: PairedDelta, config: GateConfig) -> list[str]:
             "narrows the interval; lower it with --min-delta only to accept a smaller proof)"
         )
     return failures
+
+
+def _value_failures(
+    by_value: ValueBreakdown | None, config: GateConfig
+) -> tuple[list[str], list[str]]:
+    """Each expected output value the candidate is worse on by more than the margin, judged on
+    the upper bound of its interval (a value worse only by chance is not refused); values with
+    fewer than ``min_value_n`` rows are not judged. Also a note for a passing gate."""
+    margin = config.max_value_regression
+    if margin is None:
+        return [], []
+    if by_value is None or not by_value.values:
+        return [], ["--max-value-regression judged nothing: the output has no categorical value"]
+    judged = [v for v in by_value.values if v.n >= config.min_value_n]
+    failures = [
+        f"value {v.value!r} (n = {v.n}): {v.paired.control_mean:.3f} -> "
+        f"{v.paired.candidate_mean:.3f}, delta {v.paired.delta:+.3f} with upper "
+        f"{v.paired.confidence:.0%} bound {v.paired.ci_high:+.3f}, below "
+        f"--max-value-regression -{margin:.3f} (the candidate breaks this value; raise the "
+        "margin only to accept that)"
+        for v in sorted(judged, key=lambda v: (v.paired.ci_high, v.value))
+        if v.paired.ci_high < -margin
+    ]
+    note = (
+        f"no expected output value with at least --min-value-n {config.min_value_n} rows is "
+        f"worse by more than --max-value-regression {margin:.3f} ({len(judged)} of "
+        f"{len(by_value.values)} values judged)"
+    )
+    return failures, [note]
+
+
+def _recomputed_breakdown(
+    store: Store, signature: Signature[Any, Any], profile: CompileProfile, report: CompileReport
+) -> ValueBreakdown:
+    """The per-value breakdown of a report stored before reports carried one, from the holdout
+    results its compile stored (a recompile would return the same stored report)."""
+    return stored_value_breakdown(
+        store,
+        signature,
+        holdout=store.dataset_examples(report.dataset_version, "holdout"),
+        dataset_version_id=report.dataset_version,
+        reward=report.reward,
+        control_compiled_id=report.holdout.control_compiled_id,
+        candidate_compiled_id=report.holdout.best_compiled_id,
+        label_of=profile.label_of,
+        seed=int(report.job.get("seed", 0)),
+        confidence=report.holdout.paired.confidence,
+    )
 
 
 def _report_of_candidate(

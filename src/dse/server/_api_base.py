@@ -152,7 +152,12 @@ def gate_args(body: GateSettings) -> dict[str, Any]:
 
 
 def gate_config(body: GateSettings) -> GateConfig:
-    return GateConfig(min_delta=body.min_delta, min_holdout=body.min_holdout)
+    return GateConfig(
+        min_delta=body.min_delta,
+        min_holdout=body.min_holdout,
+        max_value_regression=body.max_value_regression,
+        min_value_n=body.min_value_n,
+    )
 
 
 def version_summary(version: DatasetVersion) -> DatasetVersionSummary:

@@ -355,6 +355,16 @@ class GateSettings(BudgetOverride):
 
     min_delta: float = Field(default=0.0, ge=-1.0, le=1.0)
     min_holdout: int = Field(default=30, ge=1, le=10_000_000)
+    max_value_regression: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Refuse when some expected output value's delta has its upper CI bound "
+        "below minus this margin; null: not checked.",
+    )
+    min_value_n: int = Field(
+        default=5, ge=1, le=10_000_000, description="Fewest rows a value needs to be judged."
+    )
 
 
 class GateRequest(GateSettings):
