@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from dse._canonical import sha256_id
 from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, StoreError
-from dse.lm import LM
+from dse.lm import LM, ModelConfig
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
 from dse.runtime._limits import check_input_size
@@ -21,7 +21,7 @@ from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUs
 from dse.runtime._render import PromptTemplate, build_template
 from dse.runtime._strategy import StrategyContext, StrategyRegistry
 from dse.runtime._writer import ReceiptWriter
-from dse.signature import Artifact, Params, Signature, SignatureRegistry
+from dse.signature import Artifact, ModelRole, Params, Signature, SignatureRegistry
 from dse.store import Store
 
 Source = Literal["canary", "active", "defaults"]
@@ -60,6 +60,8 @@ class _Compiled:
     compiled_id: str
     params: Params
     template: PromptTemplate
+    contract_hashes: dict[str, str]
+    model_configs: dict[ModelRole, ModelConfig] = field(default_factory=dict)
 
     def serves(self, signature: Signature[Any, Any], *, defaults: bool) -> bool:
         """True when this entry is exactly what would be built for ``signature`` now."""
@@ -68,6 +70,15 @@ class _Compiled:
         if self.signature.contract_hashes != signature.contract_hashes:
             return False
         return not defaults or self.signature.defaults == signature.defaults
+
+
+@dataclass(frozen=True)
+class _Served:
+    """The policy serving one call and why it was chosen."""
+
+    compiled: _Compiled
+    source: Source
+    arm: Arm | None = None
 
 
 @dataclass(frozen=True)
@@ -130,22 +141,24 @@ class Predictor:
         started = time.monotonic()
         created_at = datetime.now(UTC)
         raw_input = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-        policy: ResolvedPolicy | None = None
+        served: _Served | None = None
         budget: BudgetTracker | None = None
         ctx: StrategyContext | None = None
         try:
             parsed = self._parse_input(sig, value)
-            policy = self.resolve(sig, thread_key or receipt_id)
-            budget = BudgetTracker(policy.params.budgets)
+            served = self._serve(sig, thread_key or receipt_id)
+            compiled = served.compiled
+            budget = BudgetTracker(compiled.params.budgets)
             ctx = StrategyContext(
                 signature=sig,
-                params=policy.params,
+                params=compiled.params,
                 input=parsed,
                 lm=self.lm,
                 budget=budget,
-                template=policy.template,
+                template=compiled.template,
+                model_configs=compiled.model_configs,
             )
-            result = await self.strategies.get(policy.params.strategy.id).run(ctx)
+            result = await self.strategies.get(compiled.params.strategy.id).run(ctx)
         except Exception as exc:
             error = exc if isinstance(exc, DseError) else None
             receipt = self._receipt(
@@ -155,7 +168,7 @@ class Predictor:
                 started,
                 thread_key,
                 raw_input,
-                policy,
+                served,
                 ctx,
                 budget,
                 result=ReceiptResult(
@@ -178,7 +191,7 @@ class Predictor:
             started,
             thread_key,
             raw_input,
-            policy,
+            served,
             ctx,
             budget,
             result=_OK,
@@ -198,10 +211,10 @@ class Predictor:
             )
         return Prediction(
             output=result.output,
-            compiled_id=policy.compiled_id,
+            compiled_id=compiled.compiled_id,
             receipt_id=receipt_id,
-            source=policy.source,
-            arm=policy.arm,
+            source=served.source,
+            arm=served.arm,
             duration_ms=receipt.duration_ms,
             receipt=receipt,
         )
@@ -213,16 +226,11 @@ class Predictor:
         is cached is keyed by the compiled_id the store names (content-addressed, so it never
         goes stale) and checked against the running signature's contract.
         """
-        routing = self.store.routing(signature.id)
-        canary = routing.canary
-        if canary is not None and canary.enabled and canary.rollout_pct > 0:
-            bucket = canary_bucket(canary.salt, key, signature.id)
-            arm: Arm = "candidate" if bucket < canary.rollout_pct else "control"
-            compiled_id = canary.candidate_id if arm == "candidate" else canary.control_id
-            return self._policy(signature, compiled_id, "canary", arm)
-        if routing.active_id is not None:
-            return self._policy(signature, routing.active_id, "active")
-        return self._policy(signature, None, "defaults")
+        served = self._serve(signature, key)
+        compiled = served.compiled
+        return ResolvedPolicy(
+            compiled.compiled_id, compiled.params, served.source, served.arm, compiled.template
+        )
 
     def load_artifact(self, signature: Signature[Any, Any], compiled_id: str) -> Artifact:
         """Load an artifact and check it against the running signature's contract."""
@@ -235,15 +243,17 @@ class Predictor:
         artifact.verify_against(signature)
         return artifact
 
-    def _policy(
-        self,
-        signature: Signature[Any, Any],
-        compiled_id: str | None,
-        source: Source,
-        arm: Arm | None = None,
-    ) -> ResolvedPolicy:
-        compiled = self._compiled(signature, compiled_id)
-        return ResolvedPolicy(compiled.compiled_id, compiled.params, source, arm, compiled.template)
+    def _serve(self, signature: Signature[Any, Any], key: str) -> _Served:
+        routing = self.store.routing(signature.id)
+        canary = routing.canary
+        if canary is not None and canary.enabled and canary.rollout_pct > 0:
+            bucket = canary_bucket(canary.salt, key, signature.id)
+            arm: Arm = "candidate" if bucket < canary.rollout_pct else "control"
+            compiled_id = canary.candidate_id if arm == "candidate" else canary.control_id
+            return _Served(self._compiled(signature, compiled_id), "canary", arm)
+        if routing.active_id is not None:
+            return _Served(self._compiled(signature, routing.active_id), "active")
+        return _Served(self._compiled(signature, None), "defaults")
 
     def _compiled(self, signature: Signature[Any, Any], compiled_id: str | None) -> _Compiled:
         """The cached policy for ``compiled_id`` (None: the signature's defaults), made and
@@ -264,6 +274,7 @@ class Predictor:
             compiled_id=compiled_id,
             params=params,
             template=build_template(signature, params),
+            contract_hashes=signature.contract_hashes.model_dump(),
         )
         self._policies[key] = compiled
         return compiled
@@ -293,7 +304,7 @@ class Predictor:
         started: float,
         thread_key: str | None,
         raw_input: dict[str, Any],
-        policy: ResolvedPolicy | None,
+        served: _Served | None,
         ctx: StrategyContext | None,
         budget: BudgetTracker | None,
         *,
@@ -303,17 +314,19 @@ class Predictor:
         repairs: int = 0,
         reward: float | None = None,
     ) -> Receipt:
-        params = policy.params if policy else sig.defaults
+        compiled = served.compiled if served else None
+        params = compiled.params if compiled else sig.defaults
         model = params.model
         calls = ctx.calls if ctx else None
-        hashes = sig.contract_hashes.model_dump() | (extra_hashes or {})
+        contract = compiled.contract_hashes if compiled else sig.contract_hashes.model_dump()
+        hashes = contract | (extra_hashes or {})
         return Receipt(
             receipt_id=receipt_id,
             created_at=created_at,
             signature_id=sig.id,
-            compiled_id=policy.compiled_id if policy else "",
-            source=policy.source if policy else "defaults",
-            arm=policy.arm if policy else None,
+            compiled_id=compiled.compiled_id if compiled else "",
+            source=served.source if served else "defaults",
+            arm=served.arm if served else None,
             thread_key=thread_key,
             strategy_id=params.strategy.id,
             hashes=hashes,

@@ -45,6 +45,8 @@ class StrategyContext:
     calls: CallLog = field(default_factory=CallLog)
     sample_index: int = 0
     template: PromptTemplate | None = None
+    # The LM settings per role; a caller running one policy many times shares one dict.
+    model_configs: dict[ModelRole, ModelConfig] = field(default_factory=dict)
 
     def prompt_template(self) -> PromptTemplate:
         """The policy's rendered template: given by the caller's cache, else built here."""
@@ -61,16 +63,12 @@ class StrategyContext:
         sub: bool = False,
     ) -> Completion:
         self.budget.on_lm_call(sub=sub)
-        model = self.params.role_model(role)
-        assert model.model_id is not None, "params are pinned to a model before a strategy runs"
+        config = self.model_configs.get(role)
+        if config is None:
+            config = self.model_configs[role] = model_config(self.params, role)
         request = LMRequest(
             messages=messages,
-            config=ModelConfig(
-                model_id=model.model_id,
-                temperature=model.temperature,
-                top_p=model.top_p,
-                max_tokens=model.max_tokens,
-            ),
+            config=config,
             response_schema=response_schema,
             sample_index=self.sample_index,
         )
@@ -78,6 +76,18 @@ class StrategyContext:
         self.calls.record(completion)
         self.budget.on_output_chars(len(completion.text))
         return completion
+
+
+def model_config(params: Params, role: ModelRole) -> ModelConfig:
+    """The LM settings ``params`` give ``role``."""
+    model = params.role_model(role)
+    assert model.model_id is not None, "params are pinned to a model before a strategy runs"
+    return ModelConfig(
+        model_id=model.model_id,
+        temperature=model.temperature,
+        top_p=model.top_p,
+        max_tokens=model.max_tokens,
+    )
 
 
 @dataclass
