@@ -13,13 +13,15 @@ from pydantic import BaseModel, ConfigDict
 
 from dse.autopilot import SELECT_TOOL, SELECT_TOOL_ID
 from dse.errors import ContractMismatchError
-from dse.lm import ScriptedLM
+from dse.lm import LMRequest, ScriptedLM
 from dse.runtime import Predictor, ReceiptWriter
 from dse.signature import (
     Artifact,
+    ModelParams,
     OptimizerInfo,
     Params,
     PromptBlocks,
+    RoleOverride,
     Signature,
     SignatureRegistry,
 )
@@ -204,3 +206,47 @@ async def test_policies_of_two_signatures_never_collide(
             assert prediction.compiled_id == ids[sig.id]
             assert prediction.receipt.signature_id == sig.id
             assert last_user_message(lm).startswith(instruction)
+
+
+async def test_each_policy_and_role_calls_the_lm_with_its_own_settings(
+    store: Store, writer: ReceiptWriter
+) -> None:
+    configs: list[tuple[str, int, float]] = []
+
+    def reply(request: LMRequest) -> str:
+        config = request.config
+        configs.append((request.messages[-1].role, config.max_tokens, config.temperature))
+        first_try = "could not be used" not in request.messages[-1].content
+        return "not json" if first_try and len(configs) % 2 == 1 else USER_UPDATE
+
+    lm = ScriptedLM(reply)
+    predictor = Predictor(store, lm, SignatureRegistry([SELECT_TOOL]), writer)
+
+    def artifact(max_tokens: int, repair_temperature: float) -> str:
+        params = Params(
+            model=ModelParams(
+                model_id="scripted",
+                max_tokens=max_tokens,
+                roles={"repair": RoleOverride(temperature=repair_temperature)},
+            )
+        )
+        built = Artifact.build(SELECT_TOOL, params, optimizer=OptimizerInfo(id="test"))
+        store.put_artifact(built.compiled_id, built.signature_id, built.model_dump(mode="json"))
+        return built.compiled_id
+
+    small, large = artifact(32, 0.5), artifact(64, 0.9)
+    store.set_active(SELECT_TOOL_ID, small, expected=None, action="set")
+    assert (await predictor.predict(SELECT_TOOL_ID, INPUT)).receipt.repairs == 1
+    store.set_active(SELECT_TOOL_ID, large, expected=small, action="promote")
+    assert (await predictor.predict(SELECT_TOOL_ID, INPUT)).receipt.repairs == 1
+    store.set_active(SELECT_TOOL_ID, small, expected=large, action="rollback")
+    assert (await predictor.predict(SELECT_TOOL_ID, INPUT)).receipt.repairs == 1
+    # main call, then the repair call (its role override), for each policy in turn
+    assert [(tokens, temperature) for _, tokens, temperature in configs] == [
+        (32, 0.0),
+        (32, 0.5),
+        (64, 0.0),
+        (64, 0.9),
+        (32, 0.0),
+        (32, 0.5),
+    ]
