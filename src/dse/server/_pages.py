@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from dse.app import App
 from dse.errors import DseError
+from dse.eval import ValueBreakdown
 from dse.rollout import canary_decision
 from dse.server._auth import TOKEN_COOKIE, TOKEN_IN_URL, query_token, query_without_token
 from dse.server._charts import (
@@ -312,8 +313,19 @@ def run_detail(run_id: str, ctx: Ctx) -> HTMLResponse:
         truncated_events=len(events) >= MAX_EVENTS,
         steps=step_rows,
         compile_result=compile_result,
+        value_rows=_headline_values(compile_result),
         charts=charts,
     )
+
+
+def _headline_values(compile_result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The per-value rows a run's compile step kept from its report's headline (none in runs
+    recorded before reports carried them)."""
+    rows = (compile_result.get("headline") or {}).get("by_value")
+    keys = {"value", "n", "control", "candidate", "delta", "ci", "regressed"}
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows if isinstance(r, dict) and keys <= r.keys()]
 
 
 def _holdout_interval(holdout: Mapping[str, Any]) -> Markup:
@@ -607,6 +619,10 @@ def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
                 }
             )
         )
+    by_value = holdout.get("by_value")
+    value_rows = _value_rows(by_value)
+    if value_rows:
+        charts.append(_value_intervals(value_rows))
     return render(
         "compile_report.html",
         title=f"Compile report {row.id}",
@@ -618,6 +634,37 @@ def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
         holdout=holdout,
         paired=paired,
         charts=charts,
+        by_value=by_value if isinstance(by_value, dict) else None,
+        value_rows=value_rows,
+    )
+
+
+def _value_rows(by_value: object) -> list[dict[str, Any]]:
+    """A report's holdout breakdown by expected output value as table rows (none for a report
+    stored before reports carried one)."""
+    if not isinstance(by_value, dict):
+        return []
+    try:
+        return ValueBreakdown.model_validate(by_value).rows()
+    except ValueError:
+        return []
+
+
+def _value_intervals(rows: list[dict[str, Any]]) -> Markup:
+    return interval_plot(
+        [
+            Interval(
+                f"{r['value']} (n={r['n']})",
+                float(r["delta"]),
+                float(r["ci"][0]),
+                float(r["ci"][1]),
+                kind="bad" if r["regressed"] else "best" if r["ci"][0] > 0 else "normal",
+            )
+            for r in rows
+        ],
+        title="Paired holdout delta by expected output value",
+        lo=-1.0,
+        hi=1.0,
     )
 
 
