@@ -123,8 +123,8 @@ def value_key(
         return None
     return ValueKey(
         f"field:{field}",
-        f"grouped by field {field!r}: {len(whole)} distinct outputs are too many to list, and "
-        f"{field!r} is the categorical field whose values spread the rows most",
+        f"grouped by field {field!r}: {len(whole)} distinct outputs over {n} rows are too many "
+        f"to group by, and {field!r} is the categorical field whose values spread the rows most",
         lambda output: _field_label(output, field),
     )
 
