@@ -93,6 +93,33 @@ def _global(
     ctx.obj = Options(db=db, lm=lm, json=as_json, app_spec=app_spec)
 
 
+# Gate and canary options that several commands take, declared once.
+MaxValueRegression = Annotated[
+    float | None,
+    typer.Option(
+        "--max-value-regression",
+        min=0.0,
+        max=1.0,
+        help="Refuse a candidate worse on some expected output value by more than this margin "
+        "(the upper CI bound of that value's holdout delta below -margin). Default: not checked.",
+    ),
+]
+MinValueN = Annotated[
+    int,
+    typer.Option("--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."),
+]
+MinEffect = Annotated[
+    float,
+    typer.Option(
+        "--min-effect",
+        min=0.01,
+        max=1.0,
+        help="The reward improvement the canary is powered to find; once the candidate is shown "
+        "not to reach it, the canary stops as futile and keeps control.",
+    ),
+]
+
+
 def _opts(ctx: typer.Context) -> Options:
     obj = ctx.find_root().obj
     assert isinstance(obj, Options)

@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from dse.cli._app import _actor, _emit, _errors, _open_store, _opts, app, out
+from dse.cli._app import (
+    MaxValueRegression,
+    MinEffect,
+    MinValueN,
+    _actor,
+    _emit,
+    _errors,
+    _open_store,
+    _opts,
+    app,
+    out,
+)
 from dse.errors import DseError
 from dse.lm import lm_from_spec
 from dse.rollout import DecisionConfig, GateConfig, canary_decision, stop_canary
@@ -25,34 +36,10 @@ def canary_start(
     salt: Annotated[str | None, typer.Option("--salt")] = None,
     min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
     min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
-    max_value_regression: Annotated[
-        float | None,
-        typer.Option(
-            "--max-value-regression",
-            min=0.0,
-            max=1.0,
-            help="Refuse a candidate worse on some expected output value by more than this "
-            "margin (the upper CI bound of that value's holdout delta below -margin). "
-            "Default: not checked.",
-        ),
-    ] = None,
-    min_value_n: Annotated[
-        int,
-        typer.Option(
-            "--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."
-        ),
-    ] = 5,
+    max_value_regression: MaxValueRegression = None,
+    min_value_n: MinValueN = 5,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
-    min_effect: Annotated[
-        float,
-        typer.Option(
-            "--min-effect",
-            min=0.01,
-            max=1.0,
-            help="The reward improvement the canary is powered to find; once the candidate is "
-            "shown not to reach it, the canary stops as futile and keeps control.",
-        ),
-    ] = 0.1,
+    min_effect: MinEffect = 0.1,
     reward_source: Annotated[
         str,
         typer.Option(

@@ -15,7 +15,20 @@ from rich.table import Table
 from rich.text import Text
 
 from dse.app import App
-from dse.cli._app import _actor, _emit, _errors, _open_store, _opts, _progress_bar, app, err, out
+from dse.cli._app import (
+    MaxValueRegression,
+    MinEffect,
+    MinValueN,
+    _actor,
+    _emit,
+    _errors,
+    _open_store,
+    _opts,
+    _progress_bar,
+    app,
+    err,
+    out,
+)
 from dse.errors import DseError
 from dse.lm import lm_from_spec
 from dse.ops import (
@@ -65,36 +78,12 @@ def overnight(
     budget_seconds: Annotated[float | None, typer.Option("--budget-seconds", min=1)] = None,
     min_delta: Annotated[float, typer.Option("--min-delta")] = 0.0,
     min_holdout: Annotated[int, typer.Option("--min-holdout", min=1)] = 30,
-    max_value_regression: Annotated[
-        float | None,
-        typer.Option(
-            "--max-value-regression",
-            min=0.0,
-            max=1.0,
-            help="Refuse a candidate worse on some expected output value by more than this "
-            "margin (the upper CI bound of that value's holdout delta below -margin). "
-            "Default: not checked.",
-        ),
-    ] = None,
-    min_value_n: Annotated[
-        int,
-        typer.Option(
-            "--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."
-        ),
-    ] = 5,
+    max_value_regression: MaxValueRegression = None,
+    min_value_n: MinValueN = 5,
     rollout_pct: Annotated[int, typer.Option("--rollout-pct", min=1, max=100)] = 20,
     min_samples: Annotated[int, typer.Option("--min-samples", min=1)] = 100,
     max_samples: Annotated[int, typer.Option("--max-samples", min=2)] = 2000,
-    min_effect: Annotated[
-        float,
-        typer.Option(
-            "--min-effect",
-            min=0.01,
-            max=1.0,
-            help="The reward improvement the canary is powered to find; once the candidate is "
-            "shown not to reach it, the canary stops as futile and keeps control.",
-        ),
-    ] = 0.1,
+    min_effect: MinEffect = 0.1,
     canary_minutes: Annotated[float, typer.Option("--canary-minutes", min=0.1)] = 10.0,
     e2e: Annotated[
         bool, typer.Option("--e2e", help="Run the browser check before promoting.")
