@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dse.errors import DseError
+from dse.errors import DseError, StoreError
 from dse.jobs import JobEnv, Worker, run_here_or_wait, submit_compile
 from dse.lm import LMRequest, ScriptedLM
 from dse.store import Store
@@ -159,3 +160,24 @@ def test_a_job_held_elsewhere_is_waited_for_not_run_twice(seeded: Store, tmp_pat
 
     asyncio.run(scenario())
     assert lm.calls == 0
+
+
+def test_a_store_failure_recording_an_outcome_does_not_stop_the_worker(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = seeded.enqueue_job(kind="exercise", key="x1", params={"signature_id": ROUTE.id})
+    second, _ = seeded.enqueue_job(kind="exercise", key="x2", params={"signature_id": ROUTE.id})
+    finish = seeded.finish_job
+    failures = iter([True])
+
+    def flaky_finish(job_id: str, owner: str, **outcome: Any) -> bool:
+        if next(failures, False):
+            raise StoreError("the store went away for a moment")
+        return finish(job_id, owner, **outcome)
+
+    monkeypatch.setattr(seeded, "finish_job", flaky_finish)
+    ran = asyncio.run(Worker(env(seeded, ScriptedLM(perfect)), poll_s=0.05).run(max_jobs=2))
+    assert ran == 2
+    unrecorded, recorded = seeded.get_job(first.id), seeded.get_job(second.id)
+    assert unrecorded is not None and unrecorded.status == "running"  # retried once its lease ends
+    assert recorded is not None and recorded.status == "failed"  # no Predict path: a typed error

@@ -74,7 +74,11 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
                 continue
-            await self.run_job(job)
+            try:
+                await self.run_job(job)
+            except StoreError as exc:
+                # Its outcome could not be recorded: the lease runs out and the job is retried.
+                log.warning("worker %s could not record job %s: %s", self.name, job.id, exc.message)
             ran += 1
         return ran
 
