@@ -37,8 +37,9 @@ def settings_for(db_url: str) -> ServerSettings:
     )
 
 
-def build_app(db_url: str, lm: Callable[[], LM]) -> FastAPI:
-    return create_app(settings_for(db_url), lm_factory=lambda _spec: lm())
+def build_app(db_url: str, lm: Callable[[], LM], *, worker: bool = True) -> FastAPI:
+    settings = settings_for(db_url).model_copy(update={"worker": worker})
+    return create_app(settings, lm_factory=lambda _spec: lm())
 
 
 @dataclass
@@ -53,10 +54,10 @@ class Live:
 
 
 @contextmanager
-def live_server(tmp: Path, lm: Callable[[], LM]) -> Iterator[Live]:
+def live_server(tmp: Path, lm: Callable[[], LM], *, worker: bool = True) -> Iterator[Live]:
     """Start the app under uvicorn on a free port; stop it (lifespan shutdown included) after."""
     db_url = f"sqlite:///{tmp / 'server.db'}"
-    app = build_app(db_url, lm)
+    app = build_app(db_url, lm, worker=worker)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,28 @@ from dse.ops._runner import EventSink, run_overnight
 from dse.rollout import CanaryPlan, Decision, GateResult
 from dse.store import CanaryState
 
+#: How long a job may wait for a worker before the loop says none is running.
+UNCLAIMED_S = 600.0
+
 
 class RemoteTransport:
-    def __init__(self, client: DseClient, *, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, client: DseClient, *, poll_s: float = 1.0, unclaimed_s: float = UNCLAIMED_S
+    ) -> None:
         self.client = client
         self.poll_s = poll_s
+        self.unclaimed_s = unclaimed_s
+
+    def _require_worker(self, task: dict[str, Any] | None, since: float, what: str) -> None:
+        """A job no worker has taken after ``unclaimed_s`` fails the wait with what to do,
+        instead of waiting forever on a server whose replicas all run --no-worker."""
+        if task is None or task.get("status") != "queued" or task.get("attempts"):
+            return
+        if time.monotonic() - since > self.unclaimed_s:
+            raise DseError(
+                f"{what} waited {self.unclaimed_s:.0f} s and no worker took it: run `dse worker` "
+                "on the server's store, or `dse serve` without --no-worker"
+            )
 
     def _waits(self) -> Iterator[float]:
         """Poll intervals: quick at first (short work answers fast), then every ``poll_s``."""
@@ -139,6 +157,7 @@ class RemoteTransport:
         report_id = started.get("report_id")
         job_id = started.get("job_id")
         wait = self._waits()
+        since = time.monotonic()
         # The compile is a durable job on the server side: whichever worker holds it runs it,
         # and another takes it over if that one dies, so waiting is all there is to do here.
         while report_id is None:
@@ -147,6 +166,7 @@ class RemoteTransport:
                 "GET", f"/compile-jobs/{quote(str(job_id), safe='')}", idempotent=True
             )
             task = job.get("task") or {}
+            self._require_worker(task, since, f"compile job {job_id}")
             if job["status"] == "succeeded":
                 report_id = job.get("report_id")
                 if not report_id:
@@ -235,7 +255,9 @@ class RemoteTransport:
         path = self._sig(signature_id) + "/canary:exercise"
         task = await self.client.call("POST", path, json=body, idempotent=True)
         wait = self._waits()
+        since = time.monotonic()
         while task["status"] in ("queued", "running"):
+            self._require_worker(task, since, f"exercise batch {start}..{start + count - 1}")
             await asyncio.sleep(next(wait))
             task = await self.client.call(
                 "GET", f"/tasks/{quote(task['id'], safe='')}", idempotent=True
