@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from dse.errors import NotFoundError, RegistryError, StoreError, StoreInputError
 from dse.store import _models as m
 from dse.store._engine import (
-    SINGLE_READ_OPTION,
     WRITE_OPTION,
     create_engine,
     display_url,
@@ -44,7 +43,6 @@ class _StoreBase:
     def __init__(self, engine: Engine, url: URL) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
-        self._single_read = engine.execution_options(**{SINGLE_READ_OPTION: True})
         self._url = url
         self._dialect = engine.dialect.name
         self.url_for_display = display_url(url)

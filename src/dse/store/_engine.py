@@ -26,7 +26,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WAL_RETRY_FIRST_S = 0.005
 _WAL_RETRY_MAX_S = 0.2
 WRITE_OPTION = "dse_write"
-SINGLE_READ_OPTION = "dse_single_read"
 
 _USAGE = "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg"}
@@ -217,11 +216,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
     A deferred transaction that reads and then writes can fail under WAL with SQLITE_BUSY
     without waiting for the busy timeout, because its read snapshot became stale; taking the
     lock at BEGIN makes concurrent writers queue instead. Readers stay deferred and never block.
-    A single read statement (SINGLE_READ_OPTION) needs no transaction: SQLite runs each
-    statement on one consistent snapshot.
     """
     options = connection.get_execution_options()
-    if options.get(SINGLE_READ_OPTION):
-        return
     mode = "IMMEDIATE" if options.get(WRITE_OPTION) else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
