@@ -49,6 +49,7 @@ class CompileProfile:
 
     ``label_of`` overrides how the report and the gate group holdout rows by expected output
     value (default: read from the signature and the rows); it is not part of the job spec.
+    ``seed`` seeds the search (demo draws, minibatches, samplers); it is.
     """
 
     space: SearchSpace
@@ -56,6 +57,7 @@ class CompileProfile:
     budget: CompileBudget
     optimizer: str = "tpe"
     label_of: LabelFn | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ def job_for(
         optimizer=optimizer or profile.optimizer,
         budget=budget or profile.budget,
         baseline_compiled_id=control.compiled_id,
+        seed=profile.seed,
     )
     return spec, reward, control
 

@@ -1,0 +1,213 @@
+"""The efficacy benchmark's tasks: each a signature with only its authored instruction, labeled rows
+split into train and holdout, and the flat field view DSPy's peer run needs.
+
+Three tasks, none tuned by hand for the optimizer: SelectTool without its hand-written instruction
+variants, the support-triage example app, and a routing task built from the public kaomoji dataset
+that ships inside the ``kaomoji-dataset`` package (CC-BY-4.0): given a kaomoji's name in one of
+four languages and five listed categories, answer the category or ``none`` when it is not listed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import dse
+from dse.signature import DecodeParams, ModelParams
+from dse.store import ExampleIn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class FlatView:
+    """How DSPy sees the task: string input fields, one output field and its allowed values
+    (``None``: any string), and the maps between dse's JSON rows and those fields."""
+
+    inputs: tuple[str, ...]
+    output: str
+    choices: tuple[str, ...] | None
+    flatten_input: Callable[[dict[str, Any]], dict[str, str]]
+    flatten_output: Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    signature: dse.Signature[Any, Any]
+    rows: list[ExampleIn]
+    flat: FlatView
+    abstain: str | None
+
+    def split(self, name: str) -> list[ExampleIn]:
+        return [r for r in self.rows if r.split == name]
+
+
+def _read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
+
+
+def _rows(items: list[dict[str, Any]]) -> list[ExampleIn]:
+    return [
+        ExampleIn(
+            example_id=i["example_id"],
+            input=i["input"],
+            expected=i["expected"],
+            split=i["split"],
+        )
+        for i in items
+    ]
+
+
+def select_tool() -> Task:
+    from dse.autopilot import SELECT_TOOL, dataset_path
+
+    signature = SELECT_TOOL
+    # Zero-config: the authored prompt without its authored demos, as a new user's would be.
+    bare = dataclasses.replace(signature, prompt=signature.prompt.model_copy(update={"demos": ()}))
+
+    def flat_output(out: dict[str, Any]) -> str:
+        return str(out["tool"]) if out.get("action") == "tool" else "none"
+
+    return Task(
+        name="select_tool",
+        signature=bare,
+        rows=_rows(_read_jsonl(dataset_path())),
+        flat=FlatView(
+            inputs=("message", "user_handle", "agent_name"),
+            output="tool",
+            choices=(
+                "user_update",
+                "identity_update",
+                "character_update",
+                "memory_append",
+                "blueprint_export",
+                "none",
+            ),
+            flatten_input=lambda i: {
+                "message": i["message"],
+                "user_handle": i["blueprint_hint"]["user_handle"],
+                "agent_name": i["blueprint_hint"]["agent_name"],
+            },
+            flatten_output=flat_output,
+        ),
+        abstain="none",
+    )
+
+
+def support_triage() -> Task:
+    from examples.support_triage.app import QUEUES, TRIAGE
+
+    return Task(
+        name="support_triage",
+        signature=TRIAGE,
+        rows=_rows(_read_jsonl(ROOT / "examples/support_triage/data/tickets.jsonl")),
+        flat=FlatView(
+            inputs=("subject", "body", "channel"),
+            output="queue",
+            choices=QUEUES,
+            flatten_input=lambda i: {k: str(i[k]) for k in ("subject", "body", "channel")},
+            flatten_output=lambda o: str(o["queue"]),
+        ),
+        abstain="none",
+    )
+
+
+class KaomojiQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="The kaomoji's name, in English, German, Spanish or Portuguese.")
+    categories: list[str] = Field(description="The categories to choose from.")
+
+
+class KaomojiAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str = Field(description="One of the listed categories, or none.")
+
+
+KAOMOJI = dse.Signature(
+    id="bench/KaomojiCategory.v1",
+    input_model=KaomojiQuestion,
+    output_model=KaomojiAnswer,
+    prompt=dse.PromptBlocks(
+        system="You sort kaomoji (text emoticons) by their name. You answer with JSON only.",
+        instruction=(
+            "Pick the listed category that fits the kaomoji named in the input, or none if no "
+            'listed category fits. Answer {"category": "<category>"}.'
+        ),
+    ),
+    defaults=dse.Params(
+        decode=DecodeParams(mode="constrained", max_repairs=1),
+        model=ModelParams(temperature=0.0, max_tokens=32),
+    ),
+    description="Choose a kaomoji's category among the listed ones, or none.",
+)
+
+_LANGUAGES = ("en", "de", "es", "pt")
+_SKIP = {"uncategorized", "special"}
+
+
+def kaomoji(rows: int = 300, abstain_share: float = 0.3, seed: int = 7) -> Task:
+    """Rows drawn from the package's data with a fixed seed: one name per kaomoji (in a language
+    drawn per row), four distractor categories, and the true one listed except on
+    ``abstain_share`` of rows, whose answer is then ``none``. Half train, half holdout."""
+    data = resources.files("kaomoji_dataset") / "data" / "kaomoji.jsonl.gz"
+    items = [json.loads(line) for line in gzip.decompress(data.read_bytes()).splitlines()]
+    usable = [i for i in items if i["category"] not in _SKIP]
+    categories = sorted({i["category"] for i in usable})
+    rng = random.Random(seed)
+    rng.shuffle(usable)
+    seen: set[str] = set()
+    out: list[ExampleIn] = []
+    for item in usable:
+        language = rng.choice(_LANGUAGES)
+        name = (item.get("names") or {}).get(language)
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        others = [c for c in categories if c != item["category"]]
+        abstain = rng.random() < abstain_share
+        listed = rng.sample(others, 5 if abstain else 4)
+        if not abstain:
+            listed.append(item["category"])
+        rng.shuffle(listed)
+        out.append(
+            ExampleIn(
+                example_id=f"kaomoji.{item['id']}",
+                input={"name": name, "categories": listed},
+                expected={"category": "none" if abstain else item["category"]},
+                split="train" if len(out) % 2 == 0 else "holdout",
+            )
+        )
+        if len(out) == rows:
+            break
+    return Task(
+        name="kaomoji",
+        signature=KAOMOJI,
+        rows=out,
+        flat=FlatView(
+            inputs=("name", "categories"),
+            output="category",
+            choices=None,
+            flatten_input=lambda i: {"name": i["name"], "categories": ", ".join(i["categories"])},
+            flatten_output=lambda o: str(o["category"]),
+        ),
+        abstain="none",
+    )
+
+
+TASKS: dict[str, Callable[[], Task]] = {
+    "select_tool": select_tool,
+    "support_triage": support_triage,
+    "kaomoji": kaomoji,
+}

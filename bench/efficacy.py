@@ -1,0 +1,323 @@
+"""Efficacy: does a zero-config compile improve a signature nobody hand-tuned, against DSPy's best?
+
+For each task (see _efficacy_tasks.py) and seed, ``run`` compiles with only the authored
+instruction and dse's default search space, then evaluates control and winner on holdout, and runs
+DSPy 3.4's BootstrapFewShotWithRandomSearch on the same rows, model and about the same LM calls
+(through llama-cpp-python's OpenAI-compatible server on the same GGUF). Each result is appended to
+a JSONL file as it finishes, so a long benchmark can run in pieces; ``report`` prints the table:
+holdout accuracy before and after, recall of every expected value, LM calls, wall time per call.
+
+    python -m bench.efficacy run --tasks kaomoji --seeds 0 1 2 --budget-calls 600
+    python -m bench.efficacy report
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench._efficacy_tasks import ROOT, TASKS, Task
+from dse.compile import CompileBudget, CompileProfile, compile_signature, default_space
+from dse.eval import RewardBundle, exact_match_reward
+from dse.lm import LM, lm_from_spec
+from dse.lm._packs import pack_path
+from dse.store import Store
+
+DEFAULT_RESULTS = ROOT / "bench" / "results" / "efficacy.jsonl"
+DSPY_PYTHON = ROOT / ".venv-dspy" / "bin" / "python"
+
+
+def _reward(store: Store, lm: LM) -> RewardBundle:
+    return exact_match_reward()
+
+
+async def run_dse(
+    task: Task, seed: int, budget_calls: int, optimizer: str, lm: LM
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(f"sqlite:///{tmp}/efficacy.db")
+        try:
+            store.upsert_examples(task.signature.id, task.rows)
+            profile = CompileProfile(
+                space=default_space(task.signature),
+                reward=_reward,
+                budget=CompileBudget(max_lm_calls=budget_calls, max_seconds=6 * 3600),
+                optimizer=optimizer,
+                seed=seed,
+                label_of=task.flat.flatten_output,
+            )
+            started = time.monotonic()
+            outcome = await compile_signature(store, task.signature, lm, profile)
+            wall = time.monotonic() - started
+        finally:
+            store.close()
+    report = outcome.report
+    paired = report.holdout.paired
+    by_value = {}
+    if report.holdout.by_value is not None:
+        for row in report.holdout.by_value.rows():
+            by_value[row["value"]] = {
+                "n": row["n"],
+                "before": row["control_recall"],
+                "after": row["candidate_recall"],
+            }
+    extra = report.model_dump(mode="json")
+    return {
+        "system": "dse",
+        "optimizer": report.optimizer,
+        "best_label": report.best_label,
+        "before": paired.control_mean,
+        "after": paired.candidate_mean,
+        "delta": paired.delta,
+        "ci": [paired.ci_low, paired.ci_high],
+        "n": paired.n,
+        "by_value": by_value,
+        "search_lm_calls": report.spend["lm_calls"],
+        "search_seconds": report.spend["seconds"],
+        "holdout_lm_calls": report.holdout_spend["lm_calls"],
+        "wall_seconds": round(wall, 1),
+        "stop_reason": extra.get("stop_reason"),
+        "teacher": extra.get("teacher"),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llama_server(model_path: Path, model_alias: str) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the same GGUF, for DSPy to call."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--model_alias",
+            model_alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            str(os.cpu_count() or 1),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not start") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        if process.poll() is None:
+            process.kill()
+
+
+def run_dspy(task: Task, seed: int, budget_calls: int, api_base: str, model: str) -> dict[str, Any]:
+    flat = task.flat
+    spec = {
+        "inputs": list(flat.inputs),
+        "output": flat.output,
+        "choices": None if flat.choices is None else list(flat.choices),
+        "instruction": task.signature.prompt.instruction,
+        **{
+            split: [
+                {
+                    "inputs": flat.flatten_input(row.input),
+                    "output": flat.flatten_output(row.expected),
+                }
+                for row in task.split(split)
+            ]
+            for split in ("train", "holdout")
+        },
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        done = subprocess.run(
+            [
+                str(DSPY_PYTHON),
+                str(ROOT / "bench" / "_dspy_efficacy.py"),
+                handle.name,
+                "--api-base",
+                api_base,
+                "--model",
+                model,
+                "--budget-calls",
+                str(budget_calls),
+                "--seed",
+                str(seed),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=6 * 3600,
+            check=False,
+        )
+    finally:
+        os.unlink(handle.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"DSPy run failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "system": "dspy",
+        "optimizer": result["optimizer"],
+        "before": result["baseline"]["accuracy"],
+        "after": result["best"]["accuracy"],
+        "n": result["best"]["n"],
+        "by_value": {
+            value: {
+                "n": stats["n"],
+                "before": result["baseline"]["by_value"][value]["recall"],
+                "after": stats["recall"],
+            }
+            for value, stats in result["best"]["by_value"].items()
+        },
+        "search_lm_calls": result["compile_lm_calls"],
+        "search_seconds": result["compile_seconds"],
+        "wall_seconds": result["seconds"],
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    model = "qwen2.5-coder-0.5b"
+    lm = lm_from_spec(f"local:{model}")
+    with contextlib.ExitStack() as stack:
+        api_base = None
+        if "dspy" in args.systems:
+            if not DSPY_PYTHON.exists():
+                raise SystemExit("DSPy's virtualenv is missing: make .venv-dspy/.stamp")
+            api_base = stack.enter_context(llama_server(pack_path(model), model))
+        for name in args.tasks:
+            task = TASKS[name]()
+            for seed in args.seeds:
+                for system in args.systems:
+                    started = time.monotonic()
+                    if system == "dse":
+                        row = asyncio.run(
+                            run_dse(task, seed, args.budget_calls, args.optimizer, lm)
+                        )
+                    else:
+                        assert api_base is not None
+                        row = run_dspy(task, seed, args.budget_calls, api_base, model)
+                    row.update(
+                        task=name,
+                        seed=seed,
+                        budget_calls=args.budget_calls,
+                        model=model,
+                        rows={
+                            "train": len(task.split("train")),
+                            "holdout": len(task.split("holdout")),
+                        },
+                        abstain=task.abstain,
+                        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    )
+                    with results.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    print(
+                        f"{name} seed {seed} {system}: {row['before']:.3f} -> {row['after']:.3f} "
+                        f"({row['search_lm_calls']} search calls, "
+                        f"{time.monotonic() - started:.0f} s)",
+                        flush=True,
+                    )
+
+
+def _pct(value: float | None) -> str:
+    return "  -  " if value is None else f"{100 * value:5.1f}"
+
+
+def report(args: argparse.Namespace) -> None:
+    path = Path(args.results)
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    if args.budget_calls:
+        rows = [r for r in rows if r["budget_calls"] == args.budget_calls]
+    print(
+        f"{'task':<15} {'system':<6} {'seed':>4} {'before':>6} {'after':>6} {'delta [95% CI]':<22} "
+        f"{'abstain':>13} {'calls':>6} {'s/call':>6}  stop"
+    )
+    for row in sorted(rows, key=lambda r: (r["task"], r["system"], r["seed"])):
+        ci = row.get("ci")
+        delta = f"{100 * (row['after'] - row['before']):+5.1f}"
+        if ci:
+            delta += f" [{100 * ci[0]:+.1f},{100 * ci[1]:+.1f}]"
+        abstain = row["by_value"].get(row.get("abstain") or "", {})
+        recall = f"{_pct(abstain.get('before'))}->{_pct(abstain.get('after'))}"
+        seconds = row.get("search_seconds")
+        per_call = (
+            f"{seconds / row['search_lm_calls']:6.2f}"
+            if seconds and row["search_lm_calls"]
+            else "   -  "
+        )
+        stop = (row.get("stop_reason") or {}).get("code", "") if row["system"] == "dse" else ""
+        print(
+            f"{row['task']:<15} {row['system']:<6} {row['seed']:>4} {_pct(row['before']):>6} "
+            f"{_pct(row['after']):>6} {delta:<22} {recall:>13} {row['search_lm_calls']:>6} "
+            f"{per_call}  {stop}"
+        )
+    print()
+    for task in sorted({r["task"] for r in rows}):
+        means = {}
+        for system in ("dse", "dspy"):
+            afters = [r["after"] for r in rows if r["task"] == task and r["system"] == system]
+            if afters:
+                means[system] = statistics.mean(afters)
+        line = ", ".join(f"{s} mean after {_pct(m)}" for s, m in means.items())
+        if len(means) == 2:
+            line += f"; dse - dspy {100 * (means['dse'] - means['dspy']):+.1f} points"
+        print(f"{task}: {line}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=sorted(TASKS))
+    run_parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run_parser.add_argument(
+        "--systems", nargs="+", choices=("dse", "dspy"), default=["dse", "dspy"]
+    )
+    run_parser.add_argument("--budget-calls", type=int, default=600)
+    run_parser.add_argument("--optimizer", default="tpe")
+    run_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
+    report_parser = sub.add_parser("report")
+    report_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
+    report_parser.add_argument("--budget-calls", type=int)
+    args = parser.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
