@@ -1,10 +1,14 @@
 """The routing read each prediction makes runs on a connection its thread keeps, outside the
-pool: it sees every commit made before it (by any connection), a broken connection is replaced
-without failing the read, and closing the store closes every thread's connection."""
+pool: it sees every commit made before it (by any connection, in any process), a broken
+connection is replaced without failing the read, and closing the store closes every thread's
+connection. An answer nothing has changed is reused, not read and built again."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +110,88 @@ def test_each_thread_reads_on_its_own_connection_and_close_releases_them(
     assert all(connection.dbapi_connection is None for connection in seen)
     with pytest.raises(StoreError, match="closed"):
         store.routing(SIG)
+
+
+def _change_routing_on_cue(url: str, steps: list[tuple[str, str]], cue: Connection) -> None:
+    """In another process: make each routing change, say so, and wait to be told to go on."""
+    with Store.open(url) as other:
+        active: str | None = None
+        for action, compiled_id in steps:
+            if action == "activate":
+                other.set_active(SIG, compiled_id, expected=active, action="set")
+                active = compiled_id
+            else:
+                other.put_canary(
+                    CanaryConfig(
+                        signature_id=SIG,
+                        enabled=action == "canary",
+                        control_id=active or compiled_id,
+                        candidate_id=compiled_id,
+                        rollout_pct=40,
+                        salt="salt",
+                    )
+                )
+            cue.send(action)
+            cue.recv()
+
+
+def test_a_change_made_by_another_process_is_seen_by_the_very_next_read(
+    store: Store, store_url: str
+) -> None:
+    first, second = put_artifact(store, "one"), put_artifact(store, "two")
+    assert store.routing(SIG).active_id is None  # an answer this connection now keeps
+    steps = [("activate", first), ("activate", second), ("canary", first), ("stop", first)]
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    changer = context.Process(target=_change_routing_on_cue, args=(store_url, steps, theirs))
+    changer.start()
+    try:
+        seen = []
+        for _ in steps:
+            assert ours.poll(60), "the other process made no change within 60 s"
+            ours.recv()
+            routing = store.routing(SIG)
+            canary = routing.canary
+            seen.append((routing.active_id, canary.enabled if canary else None))
+            ours.send("next")
+    finally:
+        changer.join(60)
+    assert changer.exitcode == 0
+    assert seen == [(first, None), (second, None), (second, True), (second, False)]
+
+
+def test_an_unchanged_answer_is_shared_and_a_changed_one_is_read_again(store: Store) -> None:
+    first, second = put_artifact(store, "one"), put_artifact(store, "two")
+    store.set_active(SIG, first, expected=None, action="set")
+    before = store.routing(SIG)
+    assert store.routing(SIG) is before
+    put_artifact(store, "three")  # a commit that leaves routing as it was
+    assert store.routing(SIG) is before
+    store.set_active(SIG, second, expected=first, action="set")
+    after = store.routing(SIG)
+    assert after is not before
+    assert (before.active_id, after.active_id) == (first, second)
+
+
+def test_on_sqlite_the_routing_query_runs_only_after_a_commit(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'dse.db'}")
+    try:
+        compiled_id = put_artifact(store, "one")
+        store.routing(SIG)
+        reads = store._routing_reads
+        assert reads is not None
+        statements: list[str] = []
+        reads._local.connection.dbapi_connection.set_trace_callback(statements.append)
+
+        def queries() -> int:
+            return sum("active_pointers" in statement for statement in statements)
+
+        for _ in range(3):
+            assert store.routing(SIG).active_id is None
+        assert queries() == 0
+        assert len(statements) == 3  # one change check per read
+        store.set_active(SIG, compiled_id, expected=None, action="set")
+        assert store.routing(SIG).active_id == compiled_id
+        assert queries() == 1
+    finally:
+        store.close()

@@ -59,3 +59,31 @@ async def test_a_caller_that_stops_waiting_still_gets_its_receipt_committed(
     stored = store.list_receipts(thread_key="gone")
     assert len(stored) == 1 and stored[0].status == "ok"
     assert writer.stats.dropped == 0
+
+
+async def test_write_behind_commits_a_full_batch_without_waiting_out_its_linger(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed: list[int] = []
+    group_committed = threading.Event()
+    insert = store.insert_receipts
+
+    def counting(rows: Sequence[ReceiptRow]) -> None:
+        insert(rows)
+        committed.append(len(rows))
+        group_committed.set()
+
+    monkeypatch.setattr(store, "insert_receipts", counting)
+    # The linger is a minute: only a full batch (or a flush) makes the writer commit sooner.
+    writer = ReceiptWriter(store, durable=False, batch_size=5, linger_s=60.0)
+    try:
+        run = predictor(store, writer)
+        for i in range(4):
+            await run.predict(SELECT_TOOL, INPUT, thread_key=f"t{i}")
+        assert not await asyncio.to_thread(group_committed.wait, 0.5)
+        await run.predict(SELECT_TOOL, INPUT, thread_key="t4")
+        assert await asyncio.to_thread(group_committed.wait, 30)
+        assert committed == [5]
+    finally:
+        writer.close()
+    assert writer.stats.written == 5

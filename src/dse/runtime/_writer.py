@@ -84,6 +84,8 @@ class ReceiptWriter:
         self.stats = WriterStats()
         self._lock = threading.Lock()
         self._closed = False
+        self._wake = threading.Event()
+        self._lingering = False
         self._thread = threading.Thread(target=self._run, name="dse-receipts", daemon=True)
         self._thread.start()
 
@@ -137,6 +139,7 @@ class ReceiptWriter:
             return
         done = threading.Event()
         self._queue.put(done)
+        self._wake.set()
         done.wait(timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -145,6 +148,7 @@ class ReceiptWriter:
         self.flush(timeout_s)
         self._closed = True
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
             self._drain_after_stop()
@@ -155,6 +159,9 @@ class ReceiptWriter:
         except queue.Full:
             self._count_drop([item], "receipt buffer full")
             return False
+        # A full batch need not wait out the linger; a lingering writer holds its first receipt.
+        if self._linger_s > 0 and self._queue.qsize() + self._lingering >= self._batch_size:
+            self._wake.set()
         return True
 
     def _drain_after_stop(self) -> None:
@@ -179,10 +186,11 @@ class ReceiptWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            if self._linger_s > 0 and isinstance(item, tuple):
+                self._linger()
             batch: list[_Item] = []
             markers: list[threading.Event] = []
             stop = False
-            deadline = time.monotonic() + self._linger_s
             while True:
                 if item is _STOP:
                     stop = True
@@ -193,7 +201,7 @@ class ReceiptWriter:
                 if stop or markers or len(batch) >= self._batch_size:
                     break
                 try:
-                    item = self._next(deadline)
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             if batch:
@@ -203,12 +211,15 @@ class ReceiptWriter:
             if stop:
                 return
 
-    def _next(self, deadline: float) -> object:
-        """The next queued item: one already there, or (lingering) one arriving by ``deadline``."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return self._queue.get_nowait()
-        return self._queue.get(timeout=remaining)
+    def _linger(self) -> None:
+        """Let a group gather for ``linger_s`` by sleeping, not by taking each receipt as it
+        comes: a thread woken per receipt would cost every caller a thread switch. A full
+        batch, a flush or a close ends the wait early (they set ``_wake``)."""
+        self._lingering = True
+        if self._queue.qsize() + 1 < self._batch_size:  # +1: the receipt this thread holds
+            self._wake.wait(self._linger_s)
+        self._lingering = False
+        self._wake.clear()
 
     def _commit(self, batch: list[_Item]) -> None:
         """Write a group and tell its durable callers whether their receipt is stored."""

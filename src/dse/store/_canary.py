@@ -34,34 +34,23 @@ _ROUTING_READS_LOCK = threading.Lock()
 class CanaryMixin(_StoreBase):
     """Canary experiments: routing snapshot, configuration and counters."""
 
-    _routing_reads: RoutingReads | None = None
+    _routing_reads: RoutingReads[Routing] | None = None
 
     def routing(self, signature_id: str) -> Routing:
         """Active pointer and canary arms in one statement: one consistent snapshot, one round trip.
 
         This is on every prediction's path, so it runs on a connection each thread keeps
-        (see :mod:`dse.store._routing`) instead of going through the ORM and the pool.
+        (see :mod:`dse.store._routing`) instead of going through the ORM and the pool, and an
+        unchanged answer is shared (frozen) rather than rebuilt.
         """
         reads = self._routing_reads
         if reads is None:
             with _ROUTING_READS_LOCK:
                 reads = self._routing_reads
                 if reads is None:
-                    reads = self._routing_reads = RoutingReads(self._engine, _ROUTING)
-        row = reads.read(signature_id)
-        active_id, enabled, control_id, candidate_id, rollout_pct, salt, reward_source = row
-        canary = None
-        if control_id is not None:
-            canary = CanaryConfig(
-                signature_id=signature_id,
-                enabled=bool(enabled),
-                control_id=control_id,
-                candidate_id=candidate_id,
-                rollout_pct=rollout_pct,
-                salt=salt,
-                reward_source=reward_source,
-            )
-        return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
+                    reads = RoutingReads(self._engine, _ROUTING, _routing_from_row)
+                    self._routing_reads = reads
+        return reads.read(signature_id)
 
     def close(self) -> None:
         """Close the routing connections too, then the pool."""
@@ -311,6 +300,22 @@ def _feedback_reward_statement(
             }
         )
     )
+
+
+def _routing_from_row(signature_id: str, row: tuple[Any, ...]) -> Routing:
+    active_id, enabled, control_id, candidate_id, rollout_pct, salt, reward_source = row
+    canary = None
+    if control_id is not None:
+        canary = CanaryConfig(
+            signature_id=signature_id,
+            enabled=bool(enabled),
+            control_id=control_id,
+            candidate_id=candidate_id,
+            rollout_pct=rollout_pct,
+            salt=salt,
+            reward_source=reward_source,
+        )
+    return Routing(signature_id=signature_id, active_id=active_id, canary=canary)
 
 
 def _routing_statement() -> sa.Select[Any]:

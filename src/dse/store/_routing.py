@@ -5,12 +5,23 @@ reset-on-return) costs several times the query itself, and this query runs once 
 prediction. So each thread keeps one DBAPI connection, made by the engine (its connect hooks
 apply: WAL, busy timeout) and then detached from the pool, in autocommit mode, so a read
 never holds a snapshot open between predictions and sees every commit made before it.
+
+On SQLite the answer is also kept per connection and reused while ``PRAGMA data_version``
+is unchanged: SQLite changes that number whenever any other connection, in this process or
+another, has committed since the last look, and the routing connection itself never writes.
+The check starts a read transaction like the query does, so it sees every commit the query
+would; it only skips re-reading rows nothing has touched (after another connection's commit
+SQLite drops its page cache, and the join re-reads its pages). PostgreSQL has no such
+number, so there the query runs every time. On both, the answer is rebuilt only when the
+row differs from the one last read.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,22 +31,46 @@ from sqlalchemy.sql import Select
 from dse.errors import StoreError
 from dse.store._util import _describe
 
+T = TypeVar("T")
+# Signatures whose answers one connection keeps; more is a sign of ids from outside, so forget.
+_CACHE_SIZE = 1024
+_SQLITE_CHANGE_PROBE = "PRAGMA data_version"
 
-class RoutingReads:
-    """Runs one fixed single-row SELECT (bound to ``signature_id``) per call, per thread."""
 
-    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+@dataclass
+class _Answer(Generic[T]):
+    """The row last read for one signature, the value built from it, and the connection's
+    change number when it was read (None: no number, read again next time)."""
+
+    row: tuple[Any, ...]
+    value: T
+    version: int | None
+
+
+class RoutingReads(Generic[T]):
+    """Runs one fixed single-row SELECT (bound to ``signature_id``) per call, per thread, and
+    returns ``build(signature_id, row)``; the value built is shared by the calls that get the
+    same row, so it should be immutable."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        statement: Select[Any],
+        build: Callable[[str, tuple[Any, ...]], T],
+    ) -> None:
         self._engine = engine
         self._sql, self._positions = _compile(statement, engine.dialect)
+        self._build = build
+        self._probe = _SQLITE_CHANGE_PROBE if engine.dialect.name == "sqlite" else None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[PoolProxiedConnection] = []
         self._closed = False
 
-    def read(self, signature_id: str) -> tuple[Any, ...]:
-        """The row for ``signature_id``. A connection found broken (a database restart, an idle
-        timeout) is replaced and the read retried once, since it is only a read; any other
-        error is a StoreError."""
+    def read(self, signature_id: str) -> T:
+        """The value built from ``signature_id``'s row as it stands now. A connection found
+        broken (a database restart, an idle timeout) is replaced and the read retried once,
+        since it is only a read; any other error is a StoreError."""
         params: tuple[str, ...] | dict[str, str] = (
             (signature_id,) * self._positions if self._positions else {"signature_id": signature_id}
         )
@@ -44,9 +79,18 @@ class RoutingReads:
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
         for attempt in (1, 2):
             connection = self._connection()
+            answers: dict[str, _Answer[T]] = self._local.answers
+            known = answers.get(signature_id)
+            version: int | None = None
             try:
                 cursor = connection.cursor()
                 try:
+                    if self._probe is not None:
+                        cursor.execute(self._probe)
+                        probed = cursor.fetchone()
+                        version = None if probed is None else int(probed[0])
+                        if known is not None and known.version == version:
+                            return known.value
                     cursor.execute(self._sql, params)
                     row = cursor.fetchone()
                 finally:
@@ -60,7 +104,15 @@ class RoutingReads:
                 continue
             if row is None:
                 raise StoreError(f"routing for {signature_id} returned no row")
-            return tuple(row)
+            values = tuple(row)
+            if known is not None and known.row == values:
+                value = known.value
+            else:
+                value = self._build(signature_id, values)
+            if len(answers) >= _CACHE_SIZE:
+                answers.clear()
+            answers[signature_id] = _Answer(values, value, version)
+            return value
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def close(self) -> None:
@@ -94,10 +146,12 @@ class RoutingReads:
                 raise StoreError("routing failed: the store is closed")
             self._connections.append(connection)
         self._local.connection = connection
+        self._local.answers = {}  # change numbers belong to the connection that gave them
         return connection
 
     def _discard(self, connection: PoolProxiedConnection) -> None:
         self._local.connection = None
+        self._local.answers = {}
         with self._lock:
             if connection in self._connections:
                 self._connections.remove(connection)
