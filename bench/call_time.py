@@ -35,7 +35,7 @@ import llama_cpp
 from dse.autopilot import SELECT_TOOL, dataset_path
 from dse.eval import Candidate, Evaluator, exact_match_reward
 from dse.lm import Completion, LMRequest, LocalLM, pack_path
-from dse.lm._local import _MODELS, DEFAULT_N_CTX, DEFAULT_SEED, default_threads
+from dse.lm._local import DEFAULT_N_CTX, DEFAULT_SEED, _load, default_threads
 from dse.signature import Demo
 from dse.store import ExampleIn, Store
 
@@ -123,7 +123,7 @@ def measure_dse(
         evaluator = Evaluator(
             store, SELECT_TOOL, counting, exact_match_reward(), version.id, cache=store.lm_cache()
         )
-        loaded = _MODELS[(str(lm.path), lm.n_ctx, lm.n_threads, lm.n_threads_batch)]
+        loaded = _load(lm.path, lm.n_ctx, lm.n_threads, lm.n_threads_batch)
         llama_cpp.llama_perf_context_reset(loaded.llama.ctx)
         started = time.perf_counter()
         results = asyncio.run(evaluator.evaluate(candidates(lm, train, n_candidates), examples))
