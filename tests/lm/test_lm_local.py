@@ -24,6 +24,7 @@ from dse.lm import (
     lm_from_spec,
     pack_path,
 )
+from dse.lm._local import _MODELS, default_threads
 
 pytestmark = pytest.mark.slow
 
@@ -132,3 +133,21 @@ async def test_concurrent_callers_share_one_model(local_lm: LocalLM) -> None:
     outs = await asyncio.gather(*(local_lm.complete(r) for r in requests))
     for out in outs:
         validate(json.loads(out.text), SCHEMA)
+
+
+def test_default_threads_split_generation_from_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dse.lm._local.os.cpu_count", lambda: 8)
+    assert default_threads() == (4, 8)
+    monkeypatch.setattr("dse.lm._local.os.cpu_count", lambda: 1)
+    assert default_threads() == (1, 1)
+
+
+async def test_thread_counts_reach_llama_cpp(smollm2_path: Path) -> None:
+    generation, batch = default_threads()
+    lm = LocalLM(smollm2_path, model_id=PACK)
+    assert (lm.n_threads, lm.n_threads_batch) == (generation, batch)
+    out = await lm.complete(routing(response_schema=SCHEMA))
+    validate(json.loads(out.text), SCHEMA)
+    loaded = _MODELS[(str(lm.path), lm.n_ctx, generation, batch)]
+    params = loaded.llama.context_params
+    assert (params.n_threads, params.n_threads_batch) == (generation, batch)

@@ -47,7 +47,7 @@ class _LoadedModel:
         return False
 
 
-_MODELS: dict[tuple[str, int, int], _LoadedModel] = {}
+_MODELS: dict[tuple[str, int, int, int], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -61,9 +61,20 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
-def _load(path: Path, n_ctx: int, n_threads: int) -> _LoadedModel:
+def default_threads() -> tuple[int, int]:
+    """Generation and prompt threads: half the cores for generation, all for prompts.
+
+    The defaults of llama.cpp's own server. Generation decodes one token at a time, so its
+    threads meet at a barrier per layer; on a busy machine a thread per core makes each one
+    wait for a descheduled peer (measured on two shared cores: 2.0 s a token against 0.19 s).
+    """
+    cores = os.cpu_count() or 1
+    return max(cores // 2, 1), cores
+
+
+def _load(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> _LoadedModel:
     """Load once per (file, context size, threads) per process; later callers share it."""
-    key = (str(path), n_ctx, n_threads)
+    key = (str(path), n_ctx, n_threads, n_threads_batch)
     with _MODELS_LOCK:
         loaded = _MODELS.get(key)
         if loaded is not None:
@@ -75,6 +86,7 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> _LoadedModel:
                     model_path=str(path),
                     n_ctx=n_ctx,
                     n_threads=n_threads,
+                    n_threads_batch=n_threads_batch,
                     seed=DEFAULT_SEED,
                     verbose=False,
                 )
@@ -140,7 +152,9 @@ def _install_deadline(loaded: _LoadedModel, llama_cpp: Any) -> None:
 class LocalLM:
     """A GGUF model run in-process; serves exactly one model id and refuses others.
 
-    ``timeout_s`` bounds generation once the call holds the model (queueing is not counted);
+    ``n_threads`` decodes generated tokens and ``n_threads_batch`` evaluates prompts (defaults:
+    :func:`default_threads`). ``timeout_s`` bounds generation once the call holds the model
+    (queueing is not counted);
     the seed is ``seed + sample_index`` so temperature 0 is deterministic and repeated samples
     differ only when asked to.
     """
@@ -152,6 +166,7 @@ class LocalLM:
         model_id: str | None = None,
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         timeout_s: float = 120.0,
         seed: int = DEFAULT_SEED,
     ) -> None:
@@ -162,7 +177,9 @@ class LocalLM:
             raise LMError("local LM: timeout_s must be > 0")
         self.model_id = model_id or f"gguf:{self.path.name}"
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        generation, batch = default_threads()
+        self.n_threads = n_threads or generation
+        self.n_threads_batch = n_threads_batch or batch
         self.timeout_s = timeout_s
         self.seed = seed
         self._grammars: OrderedDict[str, Any] = OrderedDict()
@@ -266,9 +283,11 @@ class LocalLM:
                 model=request.config.model_id,
                 loaded=self.model_id,
             )
-        loaded = _MODELS.get((str(self.path), self.n_ctx, self.n_threads))
+        loaded = _MODELS.get((str(self.path), self.n_ctx, self.n_threads, self.n_threads_batch))
         if loaded is None:
-            loaded = await asyncio.to_thread(_load, self.path, self.n_ctx, self.n_threads)
+            loaded = await asyncio.to_thread(
+                _load, self.path, self.n_ctx, self.n_threads, self.n_threads_batch
+            )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(loaded.executor, self._run, loaded, request)
 
