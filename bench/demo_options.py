@@ -34,7 +34,7 @@ def shipped_rows() -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
-async def run(rows: int, model: str, seed: int) -> None:
+async def run(rows: int, model: str, seed: int, concurrency: int, only: list[str]) -> None:
     data = shipped_rows()
     with tempfile.TemporaryDirectory() as folder:
         store = Store.open(f"sqlite:///{folder}/bench.db")
@@ -67,7 +67,13 @@ async def run(rows: int, model: str, seed: int) -> None:
             pool, scoring = split_train(train, space.demo_pool_share)
             budget = SpendBudget()
             evaluator = Evaluator(
-                store, SELECT_TOOL, lm, exact_match_reward(), version.id, budget=budget
+                store,
+                SELECT_TOOL,
+                lm,
+                exact_match_reward(),
+                version.id,
+                budget=budget,
+                concurrency=concurrency,
             )
             ctx = SearchContext(
                 signature=SELECT_TOOL,
@@ -83,7 +89,7 @@ async def run(rows: int, model: str, seed: int) -> None:
             options = demo_options(ctx, random.Random(seed), 4)
             print(f"model {model}; {len(holdout)} holdout rows; demo pool {len(pool)} rows")
             print(f"{'option':<28} {'acc':>6} {'none':>6} {'tok/call':>9} {'s/call':>7}")
-            for wanted in OPTIONS:
+            for wanted in only or OPTIONS:
                 label = next(k for k in options if k.startswith(wanted))
                 params = ctx.baseline.model_copy(update=options[label])
                 candidate = Candidate.of(SELECT_TOOL, params, label)
@@ -106,8 +112,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=40)
     parser.add_argument("--model", default="local:qwen2.5-coder-0.5b")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=[], help=f"some of {', '.join(OPTIONS)}")
     args: Any = parser.parse_args()
-    asyncio.run(run(args.rows, args.model, args.seed))
+    asyncio.run(run(args.rows, args.model, args.seed, args.concurrency, args.only))
 
 
 if __name__ == "__main__":
