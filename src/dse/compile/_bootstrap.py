@@ -1,8 +1,10 @@
-"""``bootstrap_random_search``: demos are pool rows the baseline gets right; random subsets of them
-(with random instruction variants) are scored."""
+"""``bootstrap_random_search``: demos are pool rows the baseline gets right; demo options drawn
+from them (random subsets, and stratified sets and retrieval when the space asks for them), each
+with a random instruction variant, are scored."""
 
 from __future__ import annotations
 
+from dse.compile._demos import demo_options
 from dse.compile._search import SearchContext
 from dse.eval import Candidate
 
@@ -23,15 +25,16 @@ class BootstrapRandomSearchOptimizer:
         passing = [e for e in ctx.demo_pool if rewards.get(e.example_id, 0.0) >= threshold]
         if not passing:
             return
+        options = demo_options(ctx, rng, n_candidates, pool=passing)
+        options.pop("no demos")
+        options.pop("authored demos", None)
         variants = []
-        for index in range(n_candidates):
-            size = rng.randint(1, min(ctx.space.max_demos, len(passing)))
-            demos = rng.sample(passing, size)
+        for index, (demos_label, demos_update) in enumerate(options.items()):
             instruction = rng.choice(ctx.space.instructions)
-            params = ctx.with_demos(ctx.baseline, demos).model_copy(
-                update={"instruction": instruction.text}
+            params = ctx.baseline.model_copy(
+                update={**demos_update, "instruction": instruction.text}
             )
-            variants.append((params, f"bootstrap #{index + 1}: {instruction.id} + {size} demos"))
+            variants.append((params, f"bootstrap #{index + 1}: {instruction.id} + {demos_label}"))
         for params, label in variants:
             if ctx.exhausted:
                 return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
+from dse.compile._demos import demo_options
 from dse.compile._search import SearchContext
 from dse.signature import Params
 
@@ -13,22 +15,26 @@ class GridOptimizer:
 
     async def search(self, ctx: SearchContext) -> None:
         space = ctx.space
-        demo_sets: list[tuple[str, Params | None]] = []
-        if ctx.authored_demos:
-            demo_sets.append(("authored demos", None))
+        options = demo_options(ctx, ctx.rng, 0)
+        no_demos = options.pop("no demos")
+        demo_sets: list[tuple[str, dict[str, Any]]] = []
+        if "authored demos" in options:
+            demo_sets.append(("authored demos", options.pop("authored demos")))
         if ctx.demo_pool and space.max_demos:
             picks = ctx.rng.sample(ctx.demo_pool, min(space.max_demos, len(ctx.demo_pool)))
-            demo_sets.append((f"{len(picks)} pool demos", ctx.with_demos(ctx.baseline, picks)))
-        demo_sets.append(("no demos", ctx.baseline.model_copy(update={"few_shot": ()})))
+            demos = tuple(ctx.demo(e) for e in picks)
+            demo_sets.append(
+                (f"{len(picks)} pool demos", {"few_shot": demos, "demo_retrieval": None})
+            )
+        demo_sets += [*options.items(), ("no demos", no_demos)]
 
         variants: list[tuple[Params, str]] = [(ctx.baseline, "baseline")]
         combos = itertools.product(space.instructions, demo_sets, space.decode, space.temperatures)
-        for instruction, (demo_label, demo_params), decode, temperature in combos:
-            few_shot = ctx.baseline.few_shot if demo_params is None else demo_params.few_shot
+        for instruction, (demo_label, demos_update), decode, temperature in combos:
             params = ctx.baseline.model_copy(
                 update={
+                    **demos_update,
                     "instruction": instruction.text,
-                    "few_shot": few_shot,
                     "decode": decode,
                     "model": ctx.baseline.model.model_copy(update={"temperature": temperature}),
                 }

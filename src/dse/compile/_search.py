@@ -44,13 +44,17 @@ class CandidateRecord:
 def params_summary(params: Params) -> dict[str, Any]:
     """A short, readable description of params for reports."""
     instruction = params.instruction
-    return {
+    summary: dict[str, Any] = {
         "instruction": None if instruction is None else instruction[:120],
         "demos": None if params.few_shot is None else [d.id for d in params.few_shot],
         "decode": params.decode.model_dump(),
         "temperature": params.model.temperature,
         "model_id": params.model.model_id,
     }
+    retrieval = params.demo_retrieval
+    if retrieval is not None:
+        summary["demo_retrieval"] = {"k": retrieval.k, "pool_size": len(retrieval.pool)}
+    return summary
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +25,13 @@ class InstructionVariant(BaseModel):
 
 class SearchSpace(BaseModel):
     """The knobs an optimizer may turn. Demos come from a fixed share of the train split (the demo
-    pool) that is never used to score candidates, so no candidate is scored on its own demos."""
+    pool) that is never used to score candidates, so no candidate is scored on its own demos.
+
+    ``stratified_demos`` adds fixed demo sets that show every expected output value the pool
+    has (and class-balanced ones); ``retrieval_ks`` adds demos retrieved per input from the
+    pool, one option per k (empty: off). Both are left out of the hash while off, so a space
+    that does not use them keeps the hash it had before they existed.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,6 +41,10 @@ class SearchSpace(BaseModel):
     max_demos: int = Field(default=6, ge=0, le=32)
     demo_pool_share: float = Field(default=0.35, ge=0.0, lt=1.0)
     include_authored_demos: bool = True
+    stratified_demos: bool = Field(default=False, exclude_if=lambda on: not on)
+    retrieval_ks: tuple[Annotated[int, Field(ge=1, le=32)], ...] = Field(
+        default=(), exclude_if=lambda ks: not ks
+    )
     grid_cap: int = Field(default=48, ge=1)
 
     def hash(self) -> str:
@@ -50,13 +60,19 @@ DEFAULT_DECODE: tuple[DecodeParams, ...] = (
 )
 
 
+# Retrieved demos per input worth trying: a few nearest rows, or as many as a prompt may carry
+# (each capped by the space's max_demos and the pool's size).
+DEFAULT_RETRIEVAL_KS: tuple[int, ...] = (3, 6)
+
+
 def default_space(signature: Signature[Any, Any]) -> SearchSpace:
     """A search space for a signature nobody tuned by hand, sized for a starter set of ~40 rows.
 
     It varies what helps any signature: the authored instruction (the optimizer may add ones an
     LM proposes from train rows and failures, as ``tpe`` does), demo sets drawn from the train
-    pool, and :data:`DEFAULT_DECODE`; the authored demos only when the signature has some. A
-    30% demo pool leaves about 20 of 28 train rows to score candidates on.
+    pool (random, label-stratified, and retrieved per input with k of 3 or 6), and
+    :data:`DEFAULT_DECODE`; the authored demos only when the signature has some. A 30% demo pool
+    leaves about 20 of 28 train rows to score candidates on.
     """
     return SearchSpace(
         instructions=(InstructionVariant(id="authored"),),
@@ -65,6 +81,8 @@ def default_space(signature: Signature[Any, Any]) -> SearchSpace:
         max_demos=default_max_demos(signature),
         demo_pool_share=0.3,
         include_authored_demos=bool(signature.prompt.demos),
+        stratified_demos=True,
+        retrieval_ks=DEFAULT_RETRIEVAL_KS,
     )
 
 

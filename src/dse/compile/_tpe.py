@@ -14,9 +14,10 @@ from typing import Any
 
 import optuna
 
+from dse.compile._demos import demo_options
 from dse.compile._propose import propose_instructions
 from dse.compile._search import SearchContext
-from dse.signature import Demo, Params
+from dse.signature import Params
 
 logging.getLogger("optuna").setLevel(logging.WARNING)
 
@@ -42,7 +43,7 @@ class TPEOptimizer:
                 await _mistakes(ctx, baseline.compiled_id),
                 int(config["propose"]),
             )
-        demo_sets = _demo_sets(ctx, rng, int(config.get("demo_sets", 8)))
+        demo_sets = demo_options(ctx, rng, int(config.get("demo_sets", 8)))
         by_instruction = {v.id: v for v in instructions}
         decodes = {str(i): d for i, d in enumerate(ctx.space.decode)}
 
@@ -62,11 +63,7 @@ class TPEOptimizer:
             demos_label = trial.suggest_categorical("demos", list(demo_sets))
             decode = decodes[trial.suggest_categorical("decode", list(decodes))]
             params = ctx.baseline.model_copy(
-                update={
-                    "instruction": instruction.text,
-                    "few_shot": demo_sets[demos_label],
-                    "decode": decode,
-                }
+                update={"instruction": instruction.text, "decode": decode, **demo_sets[demos_label]}
             )
             label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
             batch = random.Random(ctx.seed * 1_000_003 + number).sample(ctx.scoring, batch_size)
@@ -103,20 +100,6 @@ class TPEOptimizer:
             if finalist is None:
                 break
             await ctx.score([finalist])
-
-
-def _demo_sets(
-    ctx: SearchContext, rng: random.Random, count: int
-) -> dict[str, tuple[Demo, ...] | None]:
-    sets: dict[str, tuple[Demo, ...] | None] = {"no demos": ()}
-    if ctx.authored_demos:
-        sets["authored demos"] = None
-    pool = ctx.demo_pool
-    for index in range(count if pool and ctx.space.max_demos else 0):
-        size = rng.randint(1, min(ctx.space.max_demos, len(pool)))
-        picks = rng.sample(pool, size)
-        sets[f"pool set {index + 1} ({size})"] = tuple(ctx.demo(e) for e in picks)
-    return sets
 
 
 async def _mistakes(

@@ -19,8 +19,8 @@ class DirectStrategy:
         signature, params = ctx.signature, ctx.params
         template = ctx.prompt_template()
         text = input_json(ctx.input)
-        messages = template.render_json(text)
-        rendered_hash = template.rendered_hash_json(text)
+        rendered = template.prompt(text)
+        messages, rendered_hash = rendered.messages, rendered.hash
         mode = params.decode.mode
         constrained = mode == "constrained" and ctx.lm.supports_constrained
         schema = signature.output_schema if constrained else None

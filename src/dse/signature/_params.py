@@ -21,6 +21,23 @@ class Demo(_Frozen):
     output: dict[str, Any]
 
 
+class DemoRetrieval(_Frozen):
+    """Demos chosen per input: the ``k`` pool demos nearest the input, shown after the fixed
+    ``few_shot`` demos and rendered like them.
+
+    The pool is stored by content so the artifact is self-contained and hashed. ``bm25`` ranks
+    the pool by BM25 over the string leaves of each demo's input (only the top-level
+    ``query_fields`` when given); ties keep pool order, and an input that matches fewer than
+    ``k`` demos is topped up from the pool (one demo per output value first). A pool demo whose
+    input equals the input is never shown to it.
+    """
+
+    pool: tuple[Demo, ...] = Field(min_length=1)
+    k: int = Field(default=3, ge=1, le=32)
+    method: Literal["bm25"] = "bm25"
+    query_fields: tuple[str, ...] | None = None
+
+
 class DecodeParams(_Frozen):
     """How model text becomes an output model.
 
@@ -72,6 +89,7 @@ class Params(_Frozen):
     params_version: Literal[1] = 1
     instruction: str | None = None
     few_shot: tuple[Demo, ...] | None = None
+    demo_retrieval: DemoRetrieval | None = None
     decode: DecodeParams = DecodeParams()
     model: ModelParams = ModelParams()
     strategy: StrategyParams = StrategyParams()

@@ -1,0 +1,123 @@
+"""Demos chosen per input: a BM25 index over a policy's demo pool, built once per pool.
+
+The index is a pure function of the pool and the query fields, so it is cached by their hash:
+every template of a policy (the predictor's, each evaluation batch's) shares one index, and the
+hot path only scores the input against it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import bm25s
+
+from dse._canonical import compact_json, sha256_id
+from dse.signature import Demo, DemoRetrieval
+
+_CACHE_SIZE = 64
+_STOPWORDS = "en"
+
+
+class DemoRetriever:
+    """Ranks a pool of demos against an input; deterministic for a given pool and input."""
+
+    def __init__(self, spec: DemoRetrieval) -> None:
+        self.spec = spec
+        self.pool: tuple[Demo, ...] = spec.pool
+        self._inputs = [compact_json(demo.input) for demo in spec.pool]
+        documents = tokenize([query_text(demo.input, spec.query_fields) for demo in spec.pool])
+        self._index: bm25s.BM25 | None = None
+        if any(documents):
+            self._index = bm25s.BM25()
+            self._index.index(documents, show_progress=False)
+        self._fallback = _fallback_order(spec.pool)
+
+    def select(self, input_json: str) -> tuple[int, ...]:
+        """Pool indices of the demos to show for an input (its :func:`input_json`): the ``k``
+        best BM25 matches (ties by pool order), topped up by the fallback order when fewer
+        match. A demo whose input is this very input is never chosen."""
+        k = min(self.spec.k, len(self.pool))
+        allowed = [text != input_json for text in self._inputs]
+        picks: list[int] = []
+        query = tokenize([query_text(json.loads(input_json), self.spec.query_fields)])[0]
+        if self._index is not None and query:
+            scores = self._index.get_scores(query)
+            matched = [i for i, score in enumerate(scores) if score > 0.0 and allowed[i]]
+            matched.sort(key=lambda i: (-float(scores[i]), i))
+            picks = matched[:k]
+        if len(picks) < k:
+            chosen = set(picks)
+            for i in self._fallback:
+                if len(picks) == k:
+                    break
+                if i not in chosen and allowed[i]:
+                    picks.append(i)
+        return tuple(picks)
+
+    def demos(self, indices: Sequence[int]) -> tuple[Demo, ...]:
+        return tuple(self.pool[i] for i in indices)
+
+
+def retriever_for(spec: DemoRetrieval) -> DemoRetriever:
+    """The shared retriever of ``spec``: built on first use, then reused (bounded LRU)."""
+    key = sha256_id(spec.model_dump(mode="json"))
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
+    built = DemoRetriever(spec)
+    with _LOCK:
+        _CACHE[key] = built
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return built
+
+
+def query_text(value: Any, fields: Sequence[str] | None = None) -> str:
+    """The text an input is matched by: its string leaves in canonical (sorted-key) order,
+    from the top-level ``fields`` only when given."""
+    if fields is not None and isinstance(value, dict):
+        value = {name: value[name] for name in fields if name in value}
+    leaves: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            leaves.append(item)
+        elif isinstance(item, dict):
+            pending.extend(item[key] for key in sorted(item, reverse=True))
+        elif isinstance(item, list | tuple):
+            pending.extend(reversed(item))
+    return "\n".join(leaves)
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lowercased words of two or more characters, English stopwords dropped; identifiers are
+    split at underscores so ``user_update`` matches ``update``."""
+    prepared = [text.replace("_", " ") for text in texts]
+    tokens: list[list[str]] = bm25s.tokenize(
+        prepared, stopwords=_STOPWORDS, show_progress=False, return_ids=False
+    )
+    return tokens
+
+
+def _fallback_order(pool: Sequence[Demo]) -> list[int]:
+    """Pool order with the first demo of each distinct output moved to the front, so an input
+    that matches nothing still sees every kind of answer the first ``k`` can show."""
+    seen: set[str] = set()
+    first: list[int] = []
+    rest: list[int] = []
+    for index, demo in enumerate(pool):
+        key = compact_json(demo.output)
+        (rest if key in seen else first).append(index)
+        seen.add(key)
+    return first + rest
+
+
+_CACHE: OrderedDict[str, DemoRetriever] = OrderedDict()
+_LOCK = threading.Lock()
