@@ -15,12 +15,12 @@ from dse.store import Store
 
 from ._route import ROUTE, planted_lm, pool_ids, profile, prompt_of, seed_dataset
 
-OPTIMIZERS = ["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
+OPTIMIZERS = ["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race"]
 
 
 def planted_for(optimizer: str, store: Store):  # type: ignore[no-untyped-def]
     """The condition under which the scripted model answers correctly, per optimizer."""
-    if optimizer in ("grid", "tpe"):
+    if optimizer in ("grid", "tpe", "race"):
         return lambda request, text: "PLANTED" in prompt_of(request)
     star = pool_ids(store)[0]
     star_text = next(e for e in store.list_examples(ROUTE.id) if e.example_id == star).input["text"]
@@ -107,7 +107,7 @@ async def test_no_authored_demos_candidate_for_a_signature_without_authored_demo
     assert not [label for label in labels if "authored demos" in label]
 
 
-@pytest.mark.parametrize("optimizer", ["grid", "tpe"])
+@pytest.mark.parametrize("optimizer", ["grid", "tpe", "race"])
 async def test_a_signature_with_authored_demos_gets_an_authored_demos_candidate(
     sqlite_store: Store, optimizer: str
 ) -> None:
