@@ -14,8 +14,8 @@ from dse.compile._compile import (
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
 from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
-from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._race import RaceOptimizer, initial_candidates, more_candidates
+from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import (
     CandidateRecord,
     Optimizer,

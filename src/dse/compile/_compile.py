@@ -14,8 +14,8 @@ from dse.compile._bootstrap import BootstrapRandomSearchOptimizer
 from dse.compile._fewshot import FewShotGreedyOptimizer
 from dse.compile._grid import GridOptimizer
 from dse.compile._job import CompileBudget, JobSpec, build_job_spec
-from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._race import RaceOptimizer
+from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import (
     CandidateRecord,
     Optimizer,

@@ -14,7 +14,6 @@ from dse.eval import Candidate, Evaluator, SpendBudget
 from dse.signature import Demo, Params, Signature
 from dse.store import ExampleRow
 
-
 StopCode = Literal[
     "budget_spent",
     "time_budget",
