@@ -40,6 +40,9 @@ class FewShotGreedyOptimizer:
                 ctx.stop_for_budget(f"round {round_number} could not be scored in full")
                 return
             best, pick = max(complete, key=lambda rp: rp[0].reward)
+            if best.reward <= current.reward and len(complete) < len(scored):
+                ctx.stop_for_budget(f"round {round_number} was cut short")
+                return
             if best.reward <= current.reward:
                 ctx.stop(
                     "no_improvement",

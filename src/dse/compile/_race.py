@@ -335,15 +335,20 @@ class _Race:
         return [r for r in self.racers if r.alive and len(r.rewards) == len(self.ids)]
 
     def settle(self) -> tuple[_Racer, list[_Racer]]:
-        """The leader on every row, after dropping finalists proven worse than it, and the
-        finalists still tied with it."""
+        """The leader on every row and the finalists still tied with it; the others are proven
+        worse and drop out (the baseline stays, as the reference the selection compares with)."""
         finalists = self.finalists()
         leader = max(finalists, key=lambda r: r.mean(self.ids))
+        tied = []
         for racer in finalists:
-            if racer is not leader and self._worse(racer, leader, self.ids):
+            if racer is leader:
+                continue
+            wins, losses = _wins_losses(racer, leader, self.ids)
+            if sign_test(wins, losses) >= self.alpha_look:
+                tied.append(racer)
+            elif racer is not self.baseline:
                 racer.alive = False
                 self.eliminated += 1
-        tied = [r for r in self.finalists() if r is not leader]
         return leader, tied
 
     def select(self, select_alpha: float) -> tuple[_Racer, str]:
