@@ -117,3 +117,18 @@ def test_unknown_lm_spec_is_a_clear_error(db: str) -> None:
     )
     assert result.exit_code == 1
     assert "bogus:thing" in result.stderr
+
+
+def test_compile_prints_why_the_search_stopped(db: str, scripted: str) -> None:
+    data = Path(__file__).parents[2] / "src/dse/autopilot/data/select_tool.jsonl"
+    imported = runner.invoke(app, ["--db", db, "import", SELECT_TOOL_ID, str(data)])
+    assert imported.exit_code == 0, imported.output
+    args = ["compile", SELECT_TOOL_ID, "--optimizer", "race", "--budget-calls", "40"]
+    human = runner.invoke(app, ["--db", db, "--lm", scripted, *args])
+    assert human.exit_code == 0, human.output
+    assert "search stopped: budget_spent (40 of 40 LM calls spent" in human.output
+    assert "40 LM calls spent, 0 left" in human.output
+    shown = runner.invoke(app, ["--db", db, "--lm", scripted, "--json", *args])
+    payload = json.loads(shown.output)
+    assert payload["stop_reason"] == "budget_spent"
+    assert payload["search_budget_left"]["lm_calls"] == 0

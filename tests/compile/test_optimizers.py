@@ -15,12 +15,12 @@ from dse.store import Store
 
 from ._route import ROUTE, planted_lm, pool_ids, profile, prompt_of, seed_dataset
 
-OPTIMIZERS = ["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
+OPTIMIZERS = ["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race"]
 
 
 def planted_for(optimizer: str, store: Store):  # type: ignore[no-untyped-def]
     """The condition under which the scripted model answers correctly, per optimizer."""
-    if optimizer in ("grid", "tpe"):
+    if optimizer in ("grid", "tpe", "race"):
         return lambda request, text: "PLANTED" in prompt_of(request)
     star = pool_ids(store)[0]
     star_text = next(e for e in store.list_examples(ROUTE.id) if e.example_id == star).input["text"]
@@ -107,7 +107,7 @@ async def test_no_authored_demos_candidate_for_a_signature_without_authored_demo
     assert not [label for label in labels if "authored demos" in label]
 
 
-@pytest.mark.parametrize("optimizer", ["grid", "tpe"])
+@pytest.mark.parametrize("optimizer", ["grid", "tpe", "race"])
 async def test_a_signature_with_authored_demos_gets_an_authored_demos_candidate(
     sqlite_store: Store, optimizer: str
 ) -> None:
@@ -119,3 +119,34 @@ async def test_a_signature_with_authored_demos_gets_an_authored_demos_candidate(
         sqlite_store, with_demos, lm, profile(optimizer=optimizer), concurrency=4
     )
     assert any("authored demos" in c["label"] for c in outcome.report.candidates)
+
+
+# Why each optimizer stops when the budget is not what ends it.
+UNBOUNDED_STOPS = {
+    "grid": {"space_exhausted"},
+    "fewshot_greedy": {"no_improvement", "space_exhausted"},
+    "bootstrap_random_search": {"space_exhausted"},
+    "tpe": {"space_exhausted"},
+    "race": {"converged", "tied_best_proven"},
+}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+async def test_every_optimizer_says_why_it_stopped(sqlite_store: Store, optimizer: str) -> None:
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for(optimizer, sqlite_store))
+    bound = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(max_calls=37, optimizer=optimizer), concurrency=4
+    )
+    assert bound.report.stop_reason is not None
+    assert bound.report.stop_reason.code == "budget_spent"
+    assert bound.report.budget_left is not None and bound.report.budget_left["lm_calls"] == 0
+    assert bound.report.headline()["stop_reason"] == "budget_spent"
+
+    free = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(optimizer=optimizer), concurrency=4
+    )
+    stop = free.report.stop_reason
+    assert stop is not None and stop.code in UNBOUNDED_STOPS[optimizer], stop
+    assert stop.text
+    assert free.report.budget_left is not None and free.report.budget_left["lm_calls"] > 0

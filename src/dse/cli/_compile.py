@@ -96,7 +96,9 @@ def compile_(
     signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
     optimizer: Annotated[
         str | None,
-        typer.Option("--optimizer", help="grid | fewshot_greedy | bootstrap_random_search | tpe"),
+        typer.Option(
+            "--optimizer", help="grid | fewshot_greedy | bootstrap_random_search | tpe | race"
+        ),
     ] = None,
     budget_calls: Annotated[
         int | None, typer.Option("--budget-calls", min=1, help="LM calls for the search.")
@@ -171,6 +173,14 @@ def compile_(
             f"{headline['results_reused']} results reused, {headline['wall_seconds']} s)"
         )
         out.print(f"best: {report.best_label}  {report.best_compiled_id}")
+        if report.stop_reason is not None:
+            left = report.budget_left or {}
+            calls_left = left.get("lm_calls")
+            out.print(
+                f"search stopped: {report.stop_reason.code} ({report.stop_reason.text}); "
+                f"{headline['search_lm_calls']} LM calls spent"
+                + ("" if calls_left is None else f", {calls_left} left")
+            )
         out.print(
             f"holdout (n={headline['holdout_n']}): control {headline['holdout_control']:.3f} -> "
             f"best {headline['holdout_best']:.3f}, delta {headline['delta']:+.3f} "

@@ -14,8 +14,16 @@ from dse.compile._compile import (
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
 from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
+from dse.compile._race import RaceOptimizer, initial_candidates, more_candidates
 from dse.compile._report import CompileReport, HoldoutComparison
-from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
+from dse.compile._search import (
+    CandidateRecord,
+    Optimizer,
+    SearchContext,
+    StopCode,
+    StopReason,
+    params_summary,
+)
 from dse.compile._space import (
     DEFAULT_DECODE,
     InstructionVariant,
@@ -40,16 +48,21 @@ __all__ = [
     "JobSpec",
     "Optimizer",
     "ProgressFn",
+    "RaceOptimizer",
     "RewardFactory",
     "SearchContext",
     "SearchSpace",
+    "StopCode",
+    "StopReason",
     "build_job_spec",
     "compile_signature",
     "default_max_demos",
     "default_space",
     "eval_hash",
     "evaluate_artifact",
+    "initial_candidates",
     "job_for",
+    "more_candidates",
     "params_summary",
     "require_compile_rows",
     "resolve_control",

@@ -14,8 +14,15 @@ from dse.compile._bootstrap import BootstrapRandomSearchOptimizer
 from dse.compile._fewshot import FewShotGreedyOptimizer
 from dse.compile._grid import GridOptimizer
 from dse.compile._job import CompileBudget, JobSpec, build_job_spec
+from dse.compile._race import RaceOptimizer
 from dse.compile._report import CompileReport, HoldoutComparison
-from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
+from dse.compile._search import (
+    CandidateRecord,
+    Optimizer,
+    SearchContext,
+    StopReason,
+    params_summary,
+)
 from dse.compile._space import SearchSpace, split_train
 from dse.compile._tpe import TPEOptimizer
 from dse.errors import DatasetError, DseError
@@ -40,6 +47,7 @@ OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "fewshot_greedy": FewShotGreedyOptimizer,
     "bootstrap_random_search": BootstrapRandomSearchOptimizer,
     "tpe": TPEOptimizer,
+    "race": RaceOptimizer,
 }
 
 
@@ -218,6 +226,10 @@ async def compile_signature(
         )
         await OPTIMIZERS[spec.optimizer]().search(ctx)
         best = ctx.best() or _baseline_record(ctx, control)
+        stop_reason = ctx.stop_reason or StopReason(
+            code="unstated", text=f"{spec.optimizer} ended without saying why"
+        )
+        budget_left = _budget_left(ctx)
 
         tracker.update(phase="holdout", force=True)
         # Each holdout example costs its prediction (with repairs) plus, for a judged reward,
@@ -295,6 +307,8 @@ async def compile_signature(
             wall_seconds=time.monotonic() - started,
             created_at=datetime.now(UTC),
             compile_job_id=job.id,
+            stop_reason=stop_reason,
+            budget_left=budget_left,
         )
         row, _ = store.put_compile_report(
             signature_id=signature.id,
@@ -323,6 +337,15 @@ def _pinned_version(store: Store, signature_id: str, version_id: str) -> Dataset
     if version is None or version.signature_id != signature_id:
         raise DatasetError(f"dataset version {version_id} of {signature_id} not found")
     return version
+
+
+def _budget_left(ctx: SearchContext) -> dict[str, Any]:
+    """What the search left of its budget: LM calls and seconds (None where unlimited)."""
+    budget = ctx.budget
+    seconds = None
+    if budget.max_seconds is not None:
+        seconds = round(max(0.0, budget.max_seconds - budget.elapsed_s), 1)
+    return {"lm_calls": ctx.calls_left(), "seconds": seconds}
 
 
 def _baseline_record(ctx: SearchContext, control: Control) -> CandidateRecord:

@@ -17,11 +17,14 @@ class FewShotGreedyOptimizer:
         start = ctx.baseline.model_copy(update={"few_shot": ()})
         (current,) = await ctx.score([(start, "no demos")])
         chosen: list[ExampleRow] = []
-        for round_number in range(1, min(rounds, ctx.space.max_demos) + 1):
+        rounds = min(rounds, ctx.space.max_demos)
+        for round_number in range(1, rounds + 1):
             if ctx.exhausted:
+                ctx.stop_for_budget(f"after {len(chosen)} demos")
                 return
             remaining = [e for e in ctx.demo_pool if e not in chosen]
             if not remaining:
+                ctx.stop("space_exhausted", f"every demo pool row is chosen ({len(chosen)})")
                 return
             picks = rng.sample(remaining, min(tries, len(remaining)))
             variants = [
@@ -34,9 +37,18 @@ class FewShotGreedyOptimizer:
             scored = await ctx.score(variants)
             complete = [(r, p) for r, p in zip(scored, picks, strict=True) if r.complete]
             if not complete:
+                ctx.stop_for_budget(f"round {round_number} could not be scored in full")
                 return
             best, pick = max(complete, key=lambda rp: rp[0].reward)
+            if best.reward <= current.reward and len(complete) < len(scored):
+                ctx.stop_for_budget(f"round {round_number} was cut short")
+                return
             if best.reward <= current.reward:
+                ctx.stop(
+                    "no_improvement",
+                    f"round {round_number}: no added demo beat {current.reward:.3f}",
+                )
                 return
             chosen.append(pick)
             current = best
+        ctx.stop("space_exhausted", f"chose {len(chosen)} demos, the most the rounds allow")

@@ -42,7 +42,17 @@ class GridOptimizer:
             decoding = f"{decode.mode}/{decode.demos_as}"
             label = f"{instruction.id} | {demo_label} | {decoding} | t={temperature}"
             variants.append((params, label))
+        combinations = len(variants)
         if len(variants) > space.grid_cap:
             rest = variants[1:]
             variants = [variants[0], *ctx.rng.sample(rest, space.grid_cap - 1)]
-        await ctx.score(variants)
+        scored = await ctx.score(variants)
+        if not all(r.complete for r in scored):
+            ctx.stop_for_budget(f"{sum(r.complete for r in scored)} of {len(scored)} scored")
+        elif len(variants) < combinations:
+            ctx.stop(
+                "space_exhausted",
+                f"scored {len(variants)} of {combinations} combinations (the space's grid cap)",
+            )
+        else:
+            ctx.stop("space_exhausted", f"scored all {len(variants)} grid candidates")

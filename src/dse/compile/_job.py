@@ -10,8 +10,8 @@ from dse._canonical import sha256_id
 from dse.compile._space import SearchSpace
 from dse.errors import DseError
 
-OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
-OPTIMIZERS: tuple[str, ...] = ("grid", "fewshot_greedy", "bootstrap_random_search", "tpe")
+OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race"]
+OPTIMIZERS: tuple[str, ...] = ("grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race")
 
 
 class CompileBudget(BaseModel):
@@ -48,8 +48,18 @@ class JobSpec(BaseModel):
 DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
     "grid": {},
     "fewshot_greedy": {"rounds": 3, "tries_per_round": 4},
-    "bootstrap_random_search": {"candidates": 8, "pass_threshold": 1.0},
+    "bootstrap_random_search": {"max_candidates": 48, "pass_threshold": 1.0},
     "tpe": {"trials": 20, "minibatch": 16, "full_eval_top": 2, "demo_sets": 8, "propose": 2},
+    "race": {
+        "first_rung": 8,
+        "eta": 2,
+        "alpha": 0.05,
+        "select_alpha": 0.1,
+        "demo_sets": 8,
+        "race_share": 0.6,
+        "ensemble_samples": 3,
+        "ensemble_temperature": 0.7,
+    },
 }
 
 

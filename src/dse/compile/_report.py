@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dse.compile._search import StopReason
 from dse.eval import PairedDelta, ValueBreakdown
 
 
@@ -33,7 +34,8 @@ class CompileReport(BaseModel):
 
     ``candidates`` lists only candidates scored on at least one example; those the budget cut
     before any example are in ``unscored`` (compiled id and label), so no count or chart shows
-    a reward nobody measured.
+    a reward nobody measured. ``stop_reason`` says why the search ended and ``budget_left``
+    what of the search budget it left (LM calls, seconds); both are None in older reports.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -61,6 +63,8 @@ class CompileReport(BaseModel):
     wall_seconds: float
     created_at: datetime
     compile_job_id: str
+    stop_reason: StopReason | None = None
+    budget_left: dict[str, Any] | None = None
 
     def headline(self) -> dict[str, Any]:
         """The numbers a person reads first."""
@@ -81,6 +85,10 @@ class CompileReport(BaseModel):
             "cache_hits": self.spend["cache_hits"] + self.holdout_spend["cache_hits"],
             "results_reused": self.results_reused,
             "wall_seconds": round(self.wall_seconds, 1),
+            "stop_reason": None if self.stop_reason is None else self.stop_reason.code,
+            "stop_text": None if self.stop_reason is None else self.stop_reason.text,
+            "search_lm_calls": self.spend["lm_calls"],
+            "search_budget_left": self.budget_left,
             "by_value": [] if by_value is None else by_value.rows(),
         }
 

@@ -5,12 +5,40 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from dse.compile._space import SearchSpace
 from dse.eval import Candidate, Evaluator, SpendBudget
 from dse.signature import Demo, Params, Signature
 from dse.store import ExampleRow
+
+StopCode = Literal[
+    "budget_spent",
+    "time_budget",
+    "converged",
+    "tied_best_proven",
+    "space_exhausted",
+    "no_improvement",
+    "unstated",
+]
+
+
+class StopReason(BaseModel):
+    """Why a search ended: a short machine code and a sentence a person can read.
+
+    ``budget_spent``/``time_budget``: the call or time budget ran out; ``converged``: the leader
+    is proven better than every rival; ``tied_best_proven``: every scoring row is scored, the top
+    candidates are tied and nothing new is left to try; ``space_exhausted``: every candidate the
+    space allows was scored; ``no_improvement``: a greedy search found no step that helped;
+    ``unstated``: the optimizer did not say (compile fills this in).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: StopCode
+    text: str
 
 
 @dataclass
@@ -26,6 +54,8 @@ class CandidateRecord:
     complete: bool
     lm_calls: int
     minibatch: bool = False
+    # Reward per scored example, for paired comparisons between candidates (not in reports).
+    rewards: dict[str, float] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -70,6 +100,9 @@ class SearchContext:
     seed: int
     records: list[CandidateRecord] = field(default_factory=list)
     skipped: list[CandidateRecord] = field(default_factory=list)
+    stop_reason: StopReason | None = None
+    # The compiled id an optimizer chose by its own rule; None leaves the choice to best().
+    selected: str | None = None
 
     @property
     def rng(self) -> random.Random:
@@ -91,6 +124,26 @@ class SearchContext:
         scored = {r.compiled_id for r in self.records}
         by_id = {r.compiled_id: r for r in self.skipped if r.compiled_id not in scored}
         return list(by_id.values())
+
+    def stop(self, code: StopCode, text: str) -> None:
+        """Record why the search ended (the last call wins)."""
+        self.stop_reason = StopReason(code=code, text=text)
+
+    def stop_for_budget(self, what: str = "") -> None:
+        """Record that the budget ended the search: ``time_budget`` or ``budget_spent``."""
+        budget = self.budget
+        tail = f" ({what})" if what else ""
+        if budget.max_seconds is not None and budget.elapsed_s >= budget.max_seconds:
+            text = f"the {budget.max_seconds:.0f} s budget ran out after "
+            self.stop("time_budget", f"{text}{budget.charged_calls} LM calls{tail}")
+        else:
+            calls = f"{budget.charged_calls} of {budget.max_lm_calls} LM calls spent"
+            self.stop("budget_spent", f"{calls}{tail}")
+
+    def calls_left(self) -> int | None:
+        """LM calls the budget still allows (None: no call limit)."""
+        limit = self.budget.max_lm_calls
+        return None if limit is None else max(0, limit - self.budget.charged_calls)
 
     def demo(self, example: ExampleRow) -> Demo:
         return Demo(id=example.example_id, input=example.input, output=example.expected)
@@ -123,6 +176,7 @@ class SearchContext:
                 complete=ev.complete,
                 lm_calls=ev.lm_calls,
                 minibatch=minibatch,
+                rewards=dict(ev.rewards),
             )
             records.append(record)
             self._keep(record)
@@ -143,8 +197,12 @@ class SearchContext:
         self.records.append(record)
 
     def best(self) -> CandidateRecord | None:
-        """Highest full-set reward among complete candidates; ties go to the earliest (baseline)."""
+        """The optimizer's chosen candidate when it chose one (``selected``), else the highest
+        full-set reward among complete candidates; ties go to the earliest (baseline)."""
         full = [r for r in self.records if r.complete and not r.minibatch]
+        chosen = [r for r in full if r.compiled_id == self.selected]
+        if chosen:
+            return chosen[0]
         return max(full, key=lambda r: r.reward, default=None)
 
 

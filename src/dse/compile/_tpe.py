@@ -3,7 +3,8 @@
 Trials are scored on seeded minibatches of the scoring set; the most promising configurations
 are then scored on the full set, and only full scores compete for best. When the budget, not the
 trial count, ended the trials, what the reserve leaves over goes to full scores of the next
-ranked trials, so a budget-bound search spends exactly its budget.
+ranked trials. Budget left after that goes to further trials scored in full, so the search spends
+its budget unless every configuration is scored in full (``space_exhausted``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dse.compile._search import SearchContext
 from dse.signature import Params
 
 logging.getLogger("optuna").setLevel(logging.WARNING)
+
+# Trials in a row that only repeat fully scored configurations before the search gives up.
+_REPEATS = 30
 
 
 class TPEOptimizer:
@@ -88,18 +92,39 @@ class TPEOptimizer:
                 break
 
         ranked = sorted(tried.values(), key=lambda e: sum(e[2]) / len(e[2]), reverse=True)
+        full: set[str] = set()
         for params, label, _ in ranked if budget_bound else ranked[:top]:
             if ctx.exhausted:
                 break
-            await ctx.score([(params, label)])
+            (record,) = await ctx.score([(params, label)])
+            if record.complete:
+                full.add(record.compiled_id)
 
-        # What the finalists left over goes to further trials, each scored in full.
-        while budget_bound and number < trials and not ctx.exhausted:
+        # Budget left after the trials and the finalists goes to further trials, each scored in
+        # full, until the budget is spent or the sampler has nothing new to offer.
+        size = len(by_instruction) * len(demo_sets) * len(decodes)
+        repeats = 0
+        cut = False
+        while not ctx.exhausted and len(full) < size and repeats < _REPEATS:
             finalist = await run_trial(number)
             number += 1
             if finalist is None:
+                cut = True
                 break
-            await ctx.score([finalist])
+            (record,) = await ctx.score([finalist])
+            repeats = repeats + 1 if record.compiled_id in full else 0
+            if record.complete:
+                full.add(record.compiled_id)
+        if ctx.exhausted or cut:
+            ctx.stop_for_budget(f"{number} trials, {len(full)} scored in full")
+        elif len(full) >= size:
+            ctx.stop("space_exhausted", f"all {size} configurations scored in full")
+        else:
+            ctx.stop(
+                "space_exhausted",
+                f"the sampler proposed only fully scored configurations {_REPEATS} times in a row "
+                f"({len(full)} of {size} scored in full)",
+            )
 
 
 async def _mistakes(

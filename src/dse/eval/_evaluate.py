@@ -23,6 +23,7 @@ from dse.runtime import (
     StrategyContext,
     StrategyRegistry,
     build_template,
+    resolve_strategy,
 )
 from dse.signature import Params, Signature
 from dse.store import EvalResultRow, ExampleRow, Store
@@ -221,7 +222,7 @@ class Evaluator:
             template=template,
         )
         try:
-            await self.strategies.get(candidate.params.strategy.id).run(ctx)
+            await resolve_strategy(self.strategies, candidate.params).run(ctx)
         except _Captured as captured:
             return captured.request.cache_key()
         except DseError:
@@ -243,7 +244,7 @@ class Evaluator:
         predicted: dict[str, Any] | None = None
         error: DseError | None = None
         try:
-            strategy = self.strategies.get(candidate.params.strategy.id)
+            strategy = resolve_strategy(self.strategies, candidate.params)
             result = await strategy.run(ctx)
             predicted = result.output.model_dump(mode="json")
         except BudgetExceededError as exc:

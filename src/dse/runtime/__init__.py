@@ -3,6 +3,7 @@
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._decode import decode_output, first_balanced_object, parse_json, strip_fences
 from dse.runtime._direct import DirectStrategy
+from dse.runtime._ensemble import EnsembleStrategy, resolve_strategy
 from dse.runtime._limits import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
 from dse.runtime._receipt import Receipt
@@ -21,6 +22,7 @@ __all__ = [
     "BudgetTracker",
     "CallLog",
     "DirectStrategy",
+    "EnsembleStrategy",
     "Prediction",
     "Predictor",
     "PromptTemplate",
@@ -39,5 +41,6 @@ __all__ = [
     "input_size_problem",
     "parse_json",
     "render_messages",
+    "resolve_strategy",
     "strip_fences",
 ]

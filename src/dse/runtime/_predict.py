@@ -16,6 +16,7 @@ from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, 
 from dse.lm import LM, ModelConfig
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._direct import DirectStrategy
+from dse.runtime._ensemble import resolve_strategy
 from dse.runtime._limits import check_input_size
 from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUsage
 from dse.runtime._render import PromptTemplate, build_template
@@ -158,7 +159,7 @@ class Predictor:
                 template=compiled.template,
                 model_configs=compiled.model_configs,
             )
-            result = await self.strategies.get(compiled.params.strategy.id).run(ctx)
+            result = await resolve_strategy(self.strategies, compiled.params).run(ctx)
         except Exception as exc:
             error = exc if isinstance(exc, DseError) else None
             receipt = self._receipt(

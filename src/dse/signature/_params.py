@@ -83,6 +83,15 @@ class Budgets(_Frozen):
     max_output_chars: int | None = Field(default=None, ge=0)
 
 
+class EnsembleParams(_Frozen):
+    """Self-consistency: ``samples`` answers drawn at ``temperature`` (sample_index 0..k-1), the
+    majority output wins (ties go to the answer seen first). Each sample is an LM call that
+    budgets, receipts and evaluations count."""
+
+    samples: int = Field(ge=2, le=16)
+    temperature: float = Field(gt=0.0, le=2.0)
+
+
 class Params(_Frozen):
     """The full, versioned policy of one signature. ``few_shot=None`` uses the authored demos."""
 
@@ -95,6 +104,7 @@ class Params(_Frozen):
     strategy: StrategyParams = StrategyParams()
     rlm_lite: dict[str, Any] | None = None
     budgets: Budgets = Budgets()
+    ensemble: EnsembleParams | None = None
 
     def canonical(self) -> dict[str, Any]:
         """The JSON form that is hashed: defaults included, ``None`` fields dropped."""

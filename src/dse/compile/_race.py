@@ -1,0 +1,380 @@
+"""``race``: successive halving with paired racing over the scoring set.
+
+The scoring rows are put in one seeded order; a candidate is always scored on a prefix of it, so
+any two candidates share their first rows and every comparison is paired.
+
+1. The baseline is scored on every row first; it is never eliminated.
+2. A round races a batch of new candidates through rungs of growing prefixes (``first_rung``
+   rows, then ``eta`` times more each rung, then all rows). At each look a candidate is
+   eliminated when a one-sided exact sign test on the rows it shares with the current leader
+   (the best mean on that prefix) says it is worse: P(Bin(w + l, 1/2) <= w) < ``alpha`` / looks,
+   where w and l count the rows it wins and loses (Bonferroni over the round's looks). When the
+   budget cannot carry every survivor to the end, only the better ``1/eta`` share by mean goes on
+   (successive halving). The first round starts as many candidates as fit ``race_share`` of the
+   budget left; the rest wait in a queue.
+3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
+   out. With budget left the search goes on with new candidates: first the adaptive hook
+   (:func:`more_candidates`, e.g. reflective proposals from the leaders), then untried
+   combinations from the queue, then one ensemble of the leader (``ensemble_samples`` votes at
+   ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
+   ``time_budget``) or there is nothing new to try: ``converged`` when the leader is proven
+   better than every other finalist, ``tied_best_proven`` when some are still tied with it.
+
+Selection resists the winner's curse: the baseline is kept unless a finalist beats it with
+confidence on the whole scoring set, i.e. a higher mean and a one-sided sign test
+P(Bin(w + l, 1/2) >= w) < ``select_alpha`` / F, with F the number of finalists other than the
+baseline (Bonferroni for picking the best of F). Among the candidates that pass, the highest mean
+wins (ties go to the earliest). Candidate generation is :func:`initial_candidates` (instructions
+x demo sets x decode modes x temperatures) and :func:`more_candidates` (the adaptive hook).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from dse.compile._search import CandidateRecord, SearchContext
+from dse.compile._tpe import _demo_sets
+from dse.signature import EnsembleParams, Params
+from dse.store import ExampleRow
+
+Proposal = tuple[Params, str]
+InitialFn = Callable[[SearchContext], list[Proposal]]
+MoreFn = Callable[[SearchContext, list[CandidateRecord]], Awaitable[list[Proposal]]]
+
+
+def initial_candidates(ctx: SearchContext) -> list[Proposal]:
+    """Every combination the space offers: instructions x demo sets x decode modes (x
+    temperatures when the space lists more than one)."""
+    demo_sets = _demo_sets(ctx, random.Random(ctx.seed), int(ctx.config.get("demo_sets", 8)))
+    temperatures = ctx.space.temperatures
+    proposals: list[Proposal] = []
+    for instruction in ctx.space.instructions:
+        for demos_label, few_shot in demo_sets.items():
+            for decode in ctx.space.decode:
+                for temperature in temperatures:
+                    params = ctx.baseline.model_copy(
+                        update={
+                            "instruction": instruction.text,
+                            "few_shot": few_shot,
+                            "decode": decode,
+                            "model": ctx.baseline.model.model_copy(
+                                update={"temperature": temperature}
+                            ),
+                        }
+                    )
+                    label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
+                    if len(temperatures) > 1:
+                        label += f" | t={temperature}"
+                    proposals.append((params, label))
+    return proposals
+
+
+async def more_candidates(ctx: SearchContext, front: list[CandidateRecord]) -> list[Proposal]:
+    """New candidates for an adaptive round, made from the current front (the leader and the
+    finalists tied with it). None by default; reflective proposals plug in here."""
+    return []
+
+
+@dataclass
+class _Racer:
+    params: Params
+    label: str
+    compiled_id: str
+    rewards: dict[str, float] = field(default_factory=dict)
+    record: CandidateRecord | None = None
+    alive: bool = True
+
+    def mean(self, rows: Sequence[str]) -> float:
+        return sum(self.rewards[r] for r in rows) / len(rows) if rows else 0.0
+
+
+def _wins_losses(a: _Racer, b: _Racer, rows: Sequence[str]) -> tuple[int, int]:
+    wins = sum(a.rewards[r] > b.rewards[r] for r in rows)
+    losses = sum(a.rewards[r] < b.rewards[r] for r in rows)
+    return wins, losses
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """One-sided exact sign test: P(X <= wins) for X ~ Bin(wins + losses, 1/2), the chance of
+    winning this few of the rows that differ if both candidates were equally good."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(wins + 1)) / 2.0**n
+
+
+def rungs_for(rows: int, first: int, eta: int) -> list[int]:
+    """Prefix sizes of one race: ``first``, then ``eta`` times more each rung, then ``rows``."""
+    sizes: list[int] = []
+    size = max(1, first)
+    while size < rows:
+        sizes.append(size)
+        size *= eta
+    sizes.append(rows)
+    return sizes
+
+
+def plan_cost(count: int, rungs: Sequence[int], eta: int) -> int:
+    """Pairs scored when ``count`` candidates race through ``rungs``, halving at each look."""
+    cost = previous = 0
+    alive = count
+    for size in rungs:
+        cost += alive * (size - previous)
+        previous = size
+        alive = math.ceil(alive / eta)
+    return cost
+
+
+class RaceOptimizer:
+    id = "race"
+
+    def __init__(self, initial: InitialFn = initial_candidates, more: MoreFn = more_candidates):
+        self.initial = initial
+        self.more = more
+
+    async def search(self, ctx: SearchContext) -> None:
+        config = ctx.config
+        eta = max(2, int(config.get("eta", 2)))
+        alpha = float(config.get("alpha", 0.05))
+        share = float(config.get("race_share", 0.6))
+        order = list(ctx.scoring)
+        random.Random(ctx.seed * 7_919 + 1).shuffle(order)
+        ids = [e.example_id for e in order]
+        rungs = rungs_for(len(order), int(config.get("first_rung", 8)), eta)
+        race = _Race(ctx, order, ids, rungs, eta, alpha / len(rungs))
+
+        (base_record,) = await ctx.score([(ctx.baseline, "baseline")], order)
+        baseline = _Racer(ctx.baseline, "baseline", base_record.compiled_id)
+        baseline.rewards, baseline.record = dict(base_record.rewards), base_record
+        race.count_pairs(len(base_record.rewards))
+        race.racers.append(baseline)
+        if not base_record.complete:
+            ctx.stop_for_budget("before the baseline was scored on every row")
+            return
+
+        seen = {baseline.compiled_id}
+        queue: list[_Racer] = []
+        proposals = self.initial(ctx)
+        random.Random(ctx.seed).shuffle(proposals)
+        _enqueue(ctx, queue, seen, proposals)
+        ensembled: set[str] = set()
+        batch = race.take(queue, share)
+        while True:
+            if batch and not await race.run(batch):
+                ctx.stop_for_budget(race.summary())
+                break
+            leader, tied = race.settle()
+            if ctx.exhausted:
+                ctx.stop_for_budget(race.summary())
+                break
+            fresh: list[_Racer] = []
+            front = [r.record for r in [leader, *tied] if r.record is not None]
+            _enqueue(ctx, fresh, seen, await self.more(ctx, front))
+            if not fresh and queue:
+                fresh = race.take(queue, share)
+            if not fresh:
+                fresh = self._ensemble(ctx, race, leader, seen, ensembled)
+            if fresh:
+                batch = fresh
+                continue
+            if tied:
+                ctx.stop(
+                    "tied_best_proven",
+                    f"all {len(ids)} rows scored; {leader.label} is tied with {len(tied)} "
+                    f"other finalist(s) and nothing new is left to try; {race.summary()}",
+                )
+            else:
+                ctx.stop(
+                    "converged",
+                    f"{leader.label} is proven better than every other finalist and nothing "
+                    f"new is left to try; {race.summary()}",
+                )
+            break
+        chosen, why = race.select(float(config.get("select_alpha", 0.1)))
+        ctx.selected = chosen.compiled_id
+        if ctx.stop_reason is not None:
+            ctx.stop(ctx.stop_reason.code, f"{ctx.stop_reason.text}. Chose {why}")
+
+    def _ensemble(
+        self,
+        ctx: SearchContext,
+        race: _Race,
+        leader: _Racer,
+        seen: set[str],
+        ensembled: set[str],
+    ) -> list[_Racer]:
+        """One ensemble of the leader, once per leader, when its full score fits the budget."""
+        samples = int(ctx.config.get("ensemble_samples", 0))
+        if samples < 2 or leader.params.ensemble is not None or leader.compiled_id in ensembled:
+            return []
+        ensembled.add(leader.compiled_id)
+        left = ctx.calls_left()
+        if left is not None and samples * len(race.ids) * race.calls_per_row() > left:
+            return []
+        ensemble = EnsembleParams(
+            samples=samples, temperature=float(ctx.config.get("ensemble_temperature", 0.7))
+        )
+        params = leader.params.model_copy(update={"ensemble": ensemble})
+        fresh: list[_Racer] = []
+        _enqueue(ctx, fresh, seen, [(params, f"{leader.label} | ensemble x{samples}")])
+        return fresh
+
+
+def _enqueue(
+    ctx: SearchContext, queue: list[_Racer], seen: set[str], proposals: Sequence[Proposal]
+) -> None:
+    for params, label in proposals:
+        compiled_id = ctx.signature.compiled_id(params)
+        if compiled_id not in seen:
+            seen.add(compiled_id)
+            queue.append(_Racer(params, label, compiled_id))
+
+
+class _Race:
+    """The racers of one search and the looks that eliminate them."""
+
+    def __init__(
+        self,
+        ctx: SearchContext,
+        order: list[ExampleRow],
+        ids: list[str],
+        rungs: list[int],
+        eta: int,
+        alpha_look: float,
+    ) -> None:
+        self.ctx = ctx
+        self.order = order
+        self.ids = ids
+        self.rungs = rungs
+        self.eta = eta
+        self.alpha_look = alpha_look
+        self.racers: list[_Racer] = []
+        self.eliminated = 0
+        self.cut = 0
+        self._start_calls = ctx.budget.charged_calls
+        self._pairs = 0
+
+    @property
+    def baseline(self) -> _Racer:
+        return self.racers[0]
+
+    def count_pairs(self, pairs: int) -> None:
+        self._pairs += pairs
+
+    def calls_per_row(self) -> float:
+        """LM calls one scored pair has cost so far (repairs, ensembles), at least one."""
+        spent = self.ctx.budget.charged_calls - self._start_calls
+        return max(1.0, spent / self._pairs) if self._pairs else 1.0
+
+    def take(self, queue: list[_Racer], share: float) -> list[_Racer]:
+        """Pop as many queued candidates as a halving race can carry on ``share`` of the budget
+        left (at least one)."""
+        left = self.ctx.calls_left()
+        count = len(queue)
+        if left is not None:
+            allowance = share * left / self.calls_per_row()
+            while count > 1 and plan_cost(count, self.rungs, self.eta) > allowance:
+                count -= 1
+        batch, queue[:] = queue[:count], queue[count:]
+        return batch
+
+    async def run(self, batch: list[_Racer]) -> bool:
+        """Race ``batch`` (with the finalists already scored) to the last rung; False when the
+        budget cut a score short."""
+        self.racers.extend(batch)
+        for size in self.rungs:
+            rows = self.ids[:size]
+            todo = [r for r in batch if r.alive and len(r.rewards) < size]
+            if todo:
+                records = await self.ctx.score(
+                    [(r.params, r.label) for r in todo],
+                    self.order[:size],
+                    minibatch=size < len(self.ids),
+                )
+                for racer, record in zip(todo, records, strict=True):
+                    self._pairs += len(record.rewards) - len(racer.rewards)
+                    racer.rewards = dict(record.rewards)
+                    racer.record = record
+                if not all(r.complete for r in records):
+                    return False
+            if size == len(self.ids):
+                return True
+            self._look(batch, rows, size)
+        return True
+
+    def _look(self, batch: list[_Racer], rows: list[str], size: int) -> None:
+        """Eliminate the batch's racers proven worse than the leader on ``rows``, then, when the
+        budget cannot carry the rest to the end, keep only the better share."""
+        alive = [r for r in self.racers if r.alive and len(r.rewards) >= size]
+        leader = max(alive, key=lambda r: r.mean(rows))
+        for racer in batch:
+            if racer.alive and racer is not leader and self._worse(racer, leader, rows):
+                racer.alive = False
+                self.eliminated += 1
+        going = [r for r in batch if r.alive]
+        left = self.ctx.calls_left()
+        need = len(going) * (len(self.ids) - size) * self.calls_per_row()
+        if left is None or need <= left:
+            return
+        keep = math.ceil(len(going) / self.eta)
+        ranked = sorted(going, key=lambda r: r.mean(rows), reverse=True)
+        for racer in ranked[keep:]:
+            racer.alive = False
+            self.cut += 1
+
+    def _worse(self, racer: _Racer, leader: _Racer, rows: Sequence[str]) -> bool:
+        if racer is self.baseline:
+            return False
+        wins, losses = _wins_losses(racer, leader, rows)
+        return sign_test(wins, losses) < self.alpha_look
+
+    def finalists(self) -> list[_Racer]:
+        return [r for r in self.racers if r.alive and len(r.rewards) == len(self.ids)]
+
+    def settle(self) -> tuple[_Racer, list[_Racer]]:
+        """The leader on every row and the finalists still tied with it; the others are proven
+        worse and drop out (the baseline stays, as the reference the selection compares with)."""
+        finalists = self.finalists()
+        leader = max(finalists, key=lambda r: r.mean(self.ids))
+        tied = []
+        for racer in finalists:
+            if racer is leader:
+                continue
+            wins, losses = _wins_losses(racer, leader, self.ids)
+            if sign_test(wins, losses) >= self.alpha_look:
+                tied.append(racer)
+            elif racer is not self.baseline:
+                racer.alive = False
+                self.eliminated += 1
+        return leader, tied
+
+    def select(self, select_alpha: float) -> tuple[_Racer, str]:
+        """The baseline unless a finalist beats it with confidence (see the module docstring)."""
+        baseline = self.baseline
+        rivals = [r for r in self.finalists() if r is not baseline]
+        base_mean = baseline.mean(self.ids)
+        winners: list[tuple[_Racer, int, int]] = []
+        for racer in rivals:
+            wins, losses = _wins_losses(racer, baseline, self.ids)
+            proven = sign_test(losses, wins) < select_alpha / len(rivals)
+            if racer.mean(self.ids) > base_mean and proven:
+                winners.append((racer, wins, losses))
+        if not winners:
+            return baseline, (
+                f"the baseline: none of {len(rivals)} finalist(s) beats it with confidence "
+                f"on {len(self.ids)} rows"
+            )
+        best, wins, losses = max(winners, key=lambda w: w[0].mean(self.ids))
+        return best, (
+            f"{best.label}: {best.mean(self.ids):.3f} vs baseline {base_mean:.3f} on "
+            f"{len(self.ids)} rows ({wins} rows won, {losses} lost)"
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.racers)} candidates raced, {self.eliminated} eliminated by paired "
+            f"tests, {self.cut} cut by halving, {len(self.finalists())} finalists"
+        )
