@@ -3,6 +3,7 @@
 from dse.signature._artifact import Artifact, OptimizerInfo
 from dse.signature._params import (
     Budgets,
+    ChoiceParams,
     DecodeParams,
     Demo,
     ModelParams,
@@ -23,6 +24,7 @@ from dse.signature._signature import (
 __all__ = [
     "Artifact",
     "Budgets",
+    "ChoiceParams",
     "ContextEntry",
     "ContractHashes",
     "DecodeParams",
