@@ -93,7 +93,9 @@ class ChoiceParams(_Frozen):
         if self.source == "input" and (self.output_field is None or self.input_path is None):
             raise ValueError("choices from the input need output_field and input_path")
         if self.output_field is not None and not self.output_field.startswith("/"):
-            raise ValueError(f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}")
+            raise ValueError(
+                f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}"
+            )
         return self
 
 
