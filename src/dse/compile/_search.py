@@ -66,6 +66,8 @@ class SearchContext:
     seed: int
     records: list[CandidateRecord] = field(default_factory=list)
     skipped: list[CandidateRecord] = field(default_factory=list)
+    # Why a step was skipped (e.g. a calibration that could not run), for the report.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rng(self) -> random.Random:
