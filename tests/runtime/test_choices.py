@@ -187,9 +187,7 @@ def _scorer(table: dict[str, float]):  # type: ignore[no-untyped-def]
 
 
 async def test_logprob_mode_picks_the_argmax_with_the_abstention_bias_in_one_call() -> None:
-    lm = ScriptedLM(
-        lambda r: "unused", scorer=_scorer({"email": -1.0, "maps": -2.5, "none": -1.8})
-    )
+    lm = ScriptedLM(lambda r: "unused", scorer=_scorer({"email": -1.0, "maps": -2.5, "none": -1.8}))
     logprob = BY_INPUT.model_copy(update={"pick": "logprob"})
     ctx = _context(PICK, Params(choices=logprob), _input("email", "maps"), lm)
     result = await DirectStrategy().run(ctx)
