@@ -1,0 +1,65 @@
+"""Logprob choices on the real demo model (qwen2.5-coder-0.5b) with SelectTool: every allowed
+output gets a finite score, the unbiased pick agrees with the model's own greedy constrained
+answer, and a large abstention bias makes every pick the abstention."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
+from dse.lm import LM, install_pack, lm_from_spec
+from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext
+from dse.signature import ChoiceParams, Params
+
+pytestmark = pytest.mark.slow
+
+PACK = "qwen2.5-coder-0.5b"
+NONE = {"action": "none"}
+
+
+@pytest.fixture(scope="module")
+def qwen() -> LM:
+    install_pack(PACK)
+    return lm_from_spec(f"local:{PACK}", timeout_s=120)
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    with open(dataset_path(), encoding="utf-8") as file:
+        rows = [json.loads(line) for line in file if line.strip()]
+    holdout = [r for r in rows if r["split"] == "holdout"]
+    return holdout[::7][:count]
+
+
+async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    ctx = StrategyContext(
+        signature=SELECT_TOOL,
+        params=params.with_model_id(lm.default_model_id),
+        input=SELECT_TOOL.input_model.model_validate(row["input"]),
+        lm=lm,
+        budget=BudgetTracker(params.budgets),
+    )
+    result = await DirectStrategy().run(ctx)
+    return result.output.model_dump(mode="json"), result.trace
+
+
+async def test_logprob_choices_on_select_tool_with_the_real_model(qwen: LM) -> None:
+    choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob")
+    scored = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
+    eager = SELECT_TOOL.defaults.model_copy(
+        update={"choices": choices.model_copy(update={"abstain_bias": 1000.0})}
+    )
+    rows = _rows(6)
+    agree = 0
+    for row in rows:
+        picked, trace = await _run(qwen, scored, row)
+        scores = trace["choices"]["scores"]
+        assert len(scores) == 6 and all(math.isfinite(s) and s < 0 for s in scores)
+        greedy, _ = await _run(qwen, SELECT_TOOL.defaults, row)
+        agree += picked == greedy
+        abstained, _ = await _run(qwen, eager, row)
+        assert abstained == NONE
+    assert agree >= len(rows) - 2
