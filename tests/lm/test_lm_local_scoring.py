@@ -48,6 +48,10 @@ async def test_scores_are_finite_negative_and_independent_of_their_neighbours(
     assert together.logprobs is not None and len(together.logprobs) == len(CHOICES)
     assert all(math.isfinite(s) and s < 0 for s in together.logprobs)
     assert together.usage.prompt_tokens > 0 and together.usage.completion_tokens > 0
+    # As choices among the four, renormalized where they branch: a distribution over them.
+    assert together.choice_logprobs is not None
+    assert sum(math.exp(s) for s in together.choice_logprobs) == pytest.approx(1.0, abs=1e-3)
+    assert all(c >= t for c, t in zip(together.choice_logprobs, together.logprobs, strict=True))
 
     for index, continuation in enumerate(CHOICES):
         alone = await local_lm.complete(_scoring(text, (continuation,)))

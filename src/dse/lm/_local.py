@@ -287,7 +287,7 @@ class LocalLM:
             deadline = time.monotonic() + self.timeout_s
             try:
                 prompt = chat_prompt_tokens(loaded.llama, request.messages)
-                logprobs, decoded = score_continuations(
+                scores = score_continuations(
                     loaded.llama, prompt, request.continuations or (), deadline
                 )
             except ScoringTimeout:
@@ -304,10 +304,11 @@ class LocalLM:
                 ) from None
         return Completion(
             text="",
-            usage=Usage(prompt_tokens=len(prompt), completion_tokens=decoded),
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=scores.decoded),
             model_used=self.model_id,
             latency_ms=(time.perf_counter() - started) * 1000.0,
-            logprobs=tuple(logprobs),
+            logprobs=tuple(scores.totals),
+            choice_logprobs=tuple(scores.choices),
         )
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dse.errors import LMError
@@ -60,11 +61,23 @@ def chat_prompt_tokens(llama: Any, messages: Sequence[Message]) -> list[int]:
     return [int(t) for t in prompt]
 
 
+@dataclass(frozen=True)
+class Scores:
+    """``totals``: each continuation's summed log-softmax after the prompt. ``choices``: each one's
+    log-probability as a choice among the given continuations, the model's distribution
+    renormalized at every token over the tokens some continuation takes there (what decoding
+    under a grammar of exactly these texts does; forced tokens cost nothing). ``decoded``:
+    continuation tokens decoded (shared prefixes once)."""
+
+    totals: list[float]
+    choices: list[float]
+    decoded: int
+
+
 def score_continuations(
     llama: Any, prompt: list[int], continuations: Sequence[str], deadline: float
-) -> tuple[list[float], int]:
-    """Each continuation's summed log-softmax after ``prompt``, and how many continuation tokens
-    were decoded (shared prefixes once; a continuation's last token never needs decoding).
+) -> Scores:
+    """Score every continuation after ``prompt`` (see :class:`Scores`).
 
     Leaves the model holding the prompt (the next generation on it reuses the KV prefix).
     """
@@ -87,6 +100,8 @@ def score_continuations(
         rows: list[tuple[Any, float]] = [_log_row(np, after_prompt)]
         path: list[int] = []
         scores = [0.0] * len(pieces)
+        choices = [0.0] * len(pieces)
+        branches = _branches(pieces)
         decoded = 0
         for index in sorted(range(len(pieces)), key=lambda i: pieces[i]):
             tokens = pieces[index]
@@ -101,8 +116,14 @@ def score_continuations(
             scores[index] = float(
                 sum(rows[k][0][token] - rows[k][1] for k, token in enumerate(tokens))
             )
+            choices[index] = float(
+                sum(
+                    rows[k][0][token] - _logsumexp(np, rows[k][0][branches[tuple(tokens[:k])]])
+                    for k, token in enumerate(tokens)
+                )
+            )
         finished = True
-        return scores, decoded
+        return Scores(scores, choices, decoded)
     finally:
         # The prompt's KV entries stay valid; what follows them is dropped by the next decode.
         llama.n_tokens = len(prompt) if finished else 0
@@ -146,10 +167,23 @@ def _decode(
     return rows
 
 
+def _branches(pieces: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """For every prefix of a continuation, the tokens continuations take right after it."""
+    nexts: dict[tuple[int, ...], set[int]] = {}
+    for tokens in pieces:
+        for k, token in enumerate(tokens):
+            nexts.setdefault(tuple(tokens[:k]), set()).add(token)
+    return {prefix: sorted(tokens) for prefix, tokens in nexts.items()}
+
+
+def _logsumexp(np: Any, values: Any) -> float:
+    peak = float(values.max())
+    return peak + float(np.log(np.exp(values - peak).sum()))
+
+
 def _log_row(np: Any, logits: Any) -> tuple[Any, float]:
     """A logits row with its log-sum-exp, so ``row[t] - lse`` is token ``t``'s log-probability."""
-    peak = float(logits.max())
-    return logits, peak + float(np.log(np.exp(logits - peak).sum()))
+    return logits, _logsumexp(np, logits)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

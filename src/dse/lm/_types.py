@@ -84,6 +84,12 @@ class Completion(BaseModel):
         default=None,
         description="For a scoring request: each continuation's total log-probability, in order.",
     )
+    choice_logprobs: tuple[float, ...] | None = Field(
+        default=None,
+        description="For a scoring request: each continuation's log-probability as a choice "
+        "among the given ones (renormalized over them token by token, as a grammar of exactly "
+        "these texts decodes); a backend that cannot give it leaves it unset.",
+    )
 
 
 @runtime_checkable

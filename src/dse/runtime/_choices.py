@@ -137,7 +137,9 @@ async def score_choices(
     """One scoring call: the log-probability of every allowed output after the prompt."""
     texts = choices.texts or ()
     completion = await call_lm(messages, continuations=texts)
-    scores = completion.logprobs
+    # As a choice among the allowed outputs when the backend says (tokens every allowed output
+    # shares then cost nothing), else the raw totals.
+    scores = completion.choice_logprobs or completion.logprobs
     if scores is None or len(scores) != len(texts):
         raise LMError(
             f"scoring {len(texts)} choices returned {0 if scores is None else len(scores)} "
