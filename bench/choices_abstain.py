@@ -36,6 +36,11 @@ async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, A
     return result.output.model_dump(mode="json"), result.trace, time.perf_counter() - started
 
 
+def _load_rows() -> list[dict[str, Any]]:
+    text = Path(dataset_path()).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def _spread(rows: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     step = max(1, len(rows) // count)
     return rows[::step][:count]
@@ -60,8 +65,7 @@ async def main() -> None:
     parser.add_argument("--holdout", type=int, default=40)
     args = parser.parse_args()
     lm = lm_from_spec(args.model, timeout_s=600)
-    text = Path(dataset_path()).read_text(encoding="utf-8")
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = _load_rows()
     train = _spread([r for r in rows if r["split"] == "train"], args.train)
     holdout = _spread([r for r in rows if r["split"] == "holdout"], args.holdout)
     choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob")
