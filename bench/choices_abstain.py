@@ -63,6 +63,7 @@ async def main() -> None:
     parser.add_argument("--model", default="local:qwen2.5-coder-0.5b")
     parser.add_argument("--train", type=int, default=24)
     parser.add_argument("--holdout", type=int, default=40)
+    parser.add_argument("--bias", type=float, default=None, help="skip calibration, use this")
     args = parser.parse_args()
     lm = lm_from_spec(args.model, timeout_s=600)
     rows = _load_rows()
@@ -72,7 +73,7 @@ async def main() -> None:
     scored = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
 
     calibration = []
-    for row in train:
+    for row in train if args.bias is None else []:
         _, trace, _ = await _run(lm, scored, row)
         body = trace["choices"]
         outputs = [json.loads(t) for t in body["outputs"]]
@@ -89,8 +90,8 @@ async def main() -> None:
                 float(outputs[other] == row["expected"]),
             )
         )
-    bias = _best_bias(calibration, 0.0)
-    print(f"calibrated abstain_bias on {len(train)} train rows: {bias:+.3f}")
+    bias = _best_bias(calibration, 0.0) if args.bias is None else args.bias
+    print(f"abstain_bias {bias:+.3f} ({len(calibration)} train rows calibrated)", flush=True)
     calibrated = SELECT_TOOL.defaults.model_copy(
         update={"choices": choices.model_copy(update={"abstain_bias": bias})}
     )
@@ -107,6 +108,7 @@ async def main() -> None:
         body = trace["choices"]
         best = max(range(len(body["scores"])), key=lambda i: body["scores"][i])
         logprob.append(json.loads(body["outputs"][best]))
+        print(f"{row['expected']} plain {plain[-1]} biased {biased[-1]}", flush=True)
     print(f"{len(holdout)} holdout rows, model {lm.default_model_id}")
     print(_figures("constrained decoding", plain, holdout, plain_s))
     print(_figures("logprob, bias 0", logprob, holdout, logprob_s))
