@@ -57,7 +57,7 @@ async def test_logprob_choices_on_select_tool_with_the_real_model(qwen: LM) -> N
     eager = SELECT_TOOL.defaults.model_copy(
         update={"choices": choices.model_copy(update={"abstain_bias": 1000.0})}
     )
-    rows = _rows(5)
+    rows = _rows(4)
     agree = tools = 0
     for row in rows:
         _, trace = await _run(qwen, scored, row)
