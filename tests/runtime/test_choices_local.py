@@ -25,7 +25,7 @@ NONE = {"action": "none"}
 @pytest.fixture(scope="module")
 def qwen() -> LM:
     install_pack(PACK)
-    return lm_from_spec(f"local:{PACK}", timeout_s=120)
+    return lm_from_spec(f"local:{PACK}", timeout_s=600)
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
