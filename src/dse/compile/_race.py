@@ -30,13 +30,16 @@ x demo sets x decode modes x temperatures) and :func:`more_candidates` (the adap
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from dse.compile._choices import choice_options
+from dse.compile._demos import demo_options
 from dse.compile._search import CandidateRecord, SearchContext
-from dse.compile._tpe import _demo_sets
 from dse.signature import EnsembleParams, Params
 from dse.store import ExampleRow
 
@@ -48,27 +51,34 @@ MoreFn = Callable[[SearchContext, list[CandidateRecord]], Awaitable[list[Proposa
 def initial_candidates(ctx: SearchContext) -> list[Proposal]:
     """Every combination the space offers: instructions x demo sets x decode modes (x
     temperatures when the space lists more than one)."""
-    demo_sets = _demo_sets(ctx, random.Random(ctx.seed), int(ctx.config.get("demo_sets", 8)))
+    demo_sets = demo_options(ctx, random.Random(ctx.seed), int(ctx.config.get("demo_sets", 8)))
+    choices: dict[str, dict[str, Any]] = {"": {}, **choice_options(ctx)}
     temperatures = ctx.space.temperatures
     proposals: list[Proposal] = []
-    for instruction in ctx.space.instructions:
-        for demos_label, few_shot in demo_sets.items():
-            for decode in ctx.space.decode:
-                for temperature in temperatures:
-                    params = ctx.baseline.model_copy(
-                        update={
-                            "instruction": instruction.text,
-                            "few_shot": few_shot,
-                            "decode": decode,
-                            "model": ctx.baseline.model.model_copy(
-                                update={"temperature": temperature}
-                            ),
-                        }
-                    )
-                    label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
-                    if len(temperatures) > 1:
-                        label += f" | t={temperature}"
-                    proposals.append((params, label))
+    combos = itertools.product(
+        ctx.space.instructions,
+        demo_sets.items(),
+        ctx.space.decode,
+        temperatures,
+        choices.items(),
+    )
+    for instruction, (demos_label, demos_update), decode, temperature, choice in combos:
+        choice_label, choice_update = choice
+        params = ctx.baseline.model_copy(
+            update={
+                **demos_update,
+                **choice_update,
+                "instruction": instruction.text,
+                "decode": decode,
+                "model": ctx.baseline.model.model_copy(update={"temperature": temperature}),
+            }
+        )
+        label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
+        if len(temperatures) > 1:
+            label += f" | t={temperature}"
+        if choice_label:
+            label += f" | {choice_label}"
+        proposals.append((params, label))
     return proposals
 
 

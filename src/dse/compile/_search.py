@@ -103,6 +103,8 @@ class SearchContext:
     stop_reason: StopReason | None = None
     # The compiled id an optimizer chose by its own rule; None leaves the choice to best().
     selected: str | None = None
+    # Why a step was skipped (e.g. a calibration that could not run), for the report.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rng(self) -> random.Random:

@@ -82,6 +82,10 @@ class BorrowedLM:
     def supports_constrained(self) -> bool:
         return self._lm.supports_constrained
 
+    @property
+    def supports_logprobs(self) -> bool:
+        return self._lm.supports_logprobs
+
     async def complete(self, request: LMRequest) -> Completion:
         return await self._lm.complete(request)
 

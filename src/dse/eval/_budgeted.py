@@ -111,6 +111,10 @@ class BudgetedLM:
     def supports_constrained(self) -> bool:
         return self.inner.supports_constrained
 
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.inner.supports_logprobs
+
     async def complete(self, request: LMRequest) -> Completion:
         key = ""
         if self.cache is not None:

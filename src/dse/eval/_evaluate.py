@@ -212,7 +212,7 @@ class Evaluator:
     ) -> str | None:
         """The cache key of a pair's first LM call, found by running the strategy against a
         probe that records the request and stops; lets one query warm the whole batch."""
-        probe = _Probe(self.lm.default_model_id, self.lm.supports_constrained)
+        probe = _Probe(self.lm)
         ctx = StrategyContext(
             signature=self.signature,
             params=candidate.params,
@@ -242,11 +242,13 @@ class Evaluator:
             template=template,
         )
         predicted: dict[str, Any] | None = None
+        trace: dict[str, Any] | None = None
         error: DseError | None = None
         try:
             strategy = resolve_strategy(self.strategies, candidate.params)
             result = await strategy.run(ctx)
             predicted = result.output.model_dump(mode="json")
+            trace = result.trace
         except BudgetExceededError as exc:
             if str(exc.details.get("budget", "")).startswith(SPEND_BUDGET_PREFIX):
                 return None
@@ -297,6 +299,8 @@ class Evaluator:
                 "cache_hits": ctx.calls.cache_hits,
                 "tokens": outcome.tokens,
                 **score.to_json(),
+                # The strategy's trace (e.g. per-choice scores), so calibration needs no new call.
+                **({"trace": trace} if trace is not None else {}),
             },
             created_at=datetime.now(UTC),
         )
@@ -314,17 +318,20 @@ class _Captured(Exception):
 class _Probe:
     """An LM that never answers: it hands the first request back to the caller."""
 
-    def __init__(self, model_id: str, constrained: bool) -> None:
-        self._model_id = model_id
-        self._constrained = constrained
+    def __init__(self, lm: LM) -> None:
+        self._lm = lm
 
     @property
     def default_model_id(self) -> str:
-        return self._model_id
+        return self._lm.default_model_id
 
     @property
     def supports_constrained(self) -> bool:
-        return self._constrained
+        return self._lm.supports_constrained
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self._lm.supports_logprobs
 
     async def complete(self, request: LMRequest) -> Completion:
         raise _Captured(request)
@@ -347,6 +354,10 @@ class _CountingLM:
     @property
     def supports_constrained(self) -> bool:
         return self._inner.supports_constrained
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self._inner.supports_logprobs
 
     async def complete(self, request: LMRequest) -> Completion:
         completion = await self._inner.complete(request)

@@ -50,6 +50,10 @@ class CachedLM:
     def supports_constrained(self) -> bool:
         return self.inner.supports_constrained
 
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.inner.supports_logprobs
+
     async def complete(self, request: LMRequest) -> Completion:
         key = request.cache_key()
         stored = self.cache.get(key)

@@ -22,6 +22,7 @@ from typing import Any
 
 from dse._canonical import canonical_str
 from dse.errors import LMError
+from dse.lm._local_scoring import ScoringTimeout, chat_prompt_tokens, score_continuations
 from dse.lm._types import Completion, LMRequest, Usage
 
 DEFAULT_N_CTX = 4096
@@ -203,6 +204,10 @@ class LocalLM:
     def supports_constrained(self) -> bool:
         return True
 
+    @property
+    def supports_logprobs(self) -> bool:
+        return True
+
     def _grammar(self, schema: dict[str, Any]) -> tuple[Any, bool]:
         """Grammar for a schema, and whether it enforces the schema itself.
 
@@ -289,7 +294,41 @@ class LocalLM:
                 _load, self.path, self.n_ctx, self.n_threads, self.n_threads_batch
             )
         loop = asyncio.get_running_loop()
+        if request.continuations is not None:
+            return await loop.run_in_executor(loaded.executor, self._score, loaded, request)
         return await loop.run_in_executor(loaded.executor, self._run, loaded, request)
+
+    def _score(self, loaded: _LoadedModel, request: LMRequest) -> Completion:
+        """Worker-thread body of a scoring request: the prompt once, then every continuation,
+        under the model lock and the per-call deadline."""
+        started = time.perf_counter()
+        with loaded.lock:
+            deadline = time.monotonic() + self.timeout_s
+            try:
+                prompt = chat_prompt_tokens(loaded.llama, request.messages)
+                scores = score_continuations(
+                    loaded.llama, prompt, request.continuations or (), deadline
+                )
+            except ScoringTimeout:
+                raise LMError(
+                    f"local LM {self.model_id}: scoring timed out after {self.timeout_s}s",
+                    model=self.model_id,
+                    status="timeout",
+                ) from None
+            except LMError:
+                raise
+            except Exception as exc:
+                raise LMError(
+                    f"local LM {self.model_id}: scoring failed: {exc}", model=self.model_id
+                ) from None
+        return Completion(
+            text="",
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=scores.decoded),
+            model_used=self.model_id,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            logprobs=tuple(scores.totals),
+            choice_logprobs=tuple(scores.choices),
+        )
 
     async def aclose(self) -> None:
         """Models stay loaded for other instances on the same file; nothing to release here."""

@@ -122,6 +122,11 @@ class OpenAILM:
     def supports_constrained(self) -> bool:
         return True
 
+    @property
+    def supports_logprobs(self) -> bool:
+        """Chat endpoints do not score given continuations after a prompt."""
+        return False
+
     def _state(self) -> _LoopState:
         """Client and semaphore per event loop: both are bound to the loop that first uses them."""
         loop = asyncio.get_running_loop()
@@ -199,6 +204,12 @@ class OpenAILM:
     async def complete(self, request: LMRequest) -> Completion:
         import openai
 
+        if request.continuations is not None:
+            raise LMError(
+                f"openai LM {self.model_id}: scoring continuations is not supported by chat "
+                "endpoints; pick choices with the grammar instead",
+                model=self.model_id,
+            )
         state = self._state()
         params = self._params(request)
         started = time.perf_counter()

@@ -13,6 +13,8 @@ from dse.errors import LMError
 from dse.lm._types import Completion, LMRequest, Usage
 
 Rule = Callable[[LMRequest], str]
+# Scores one continuation of a scoring request: a log-probability (any float, higher is likelier).
+Scorer = Callable[[LMRequest, str], float]
 
 DEFAULT_SCRIPTED_MODEL_ID = "scripted"
 
@@ -58,7 +60,8 @@ class ScriptedLM:
 
     ``rules`` is either a function of the request or a list of ``(regex, reply)`` pairs matched
     against the last user message. With ``strict_model`` a request for another model id is refused,
-    as a real backend would.
+    as a real backend would. ``scorer`` answers scoring requests (``continuations``) with one
+    log-probability per continuation; without it the LM says it cannot score.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class ScriptedLM:
         model_id: str = DEFAULT_SCRIPTED_MODEL_ID,
         supports_constrained: bool = False,
         strict_model: bool = False,
+        scorer: Scorer | None = None,
     ) -> None:
         if latency_s < 0:
             raise LMError("scripted LM: latency_s must be >= 0")
@@ -78,6 +82,7 @@ class ScriptedLM:
         self.model_id = model_id
         self._supports_constrained = supports_constrained
         self.strict_model = strict_model
+        self.scorer = scorer
         self.calls = 0
         self.last_request: LMRequest | None = None
 
@@ -131,6 +136,10 @@ class ScriptedLM:
     def supports_constrained(self) -> bool:
         return self._supports_constrained
 
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.scorer is not None
+
     async def complete(self, request: LMRequest) -> Completion:
         if self.strict_model and request.config.model_id != self.model_id:
             raise LMError(
@@ -143,6 +152,8 @@ class ScriptedLM:
         self.last_request = request
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
+        if request.continuations is not None:
+            return self._score(request, started)
         text = self._rule(request)
         prompt_tokens = sum(_approx_tokens(m.content) for m in request.messages)
         return Completion(
@@ -151,6 +162,21 @@ class ScriptedLM:
             model_used=self.model_id,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             constrained=self._supports_constrained and request.response_schema is not None,
+        )
+
+    def _score(self, request: LMRequest, started: float) -> Completion:
+        if self.scorer is None:
+            raise LMError("scripted LM: a scoring request needs a scorer", model=self.model_id)
+        continuations = request.continuations or ()
+        return Completion(
+            text="",
+            usage=Usage(
+                prompt_tokens=sum(_approx_tokens(m.content) for m in request.messages),
+                completion_tokens=sum(_approx_tokens(c) for c in continuations),
+            ),
+            model_used=self.model_id,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            logprobs=tuple(float(self.scorer(request, c)) for c in continuations),
         )
 
     async def aclose(self) -> None:

@@ -42,11 +42,18 @@ class LMRequest(BaseModel):
     sample_index: int = Field(
         default=0, description="Distinguishes repeated samples of one prompt."
     )
+    continuations: tuple[str, ...] | None = Field(
+        default=None,
+        description="Texts to score after the prompt instead of generating: the completion's "
+        "``logprobs`` hold one total log-probability per continuation.",
+    )
 
     def cache_key(self) -> str:
         """A private key (never an exported id), so it skips RFC 8785 for the fast encoder:
-        the messages are long and this runs on every LM call."""
-        return compact_id(self.model_dump(mode="json"))
+        the messages are long and this runs on every LM call. A generation request leaves
+        ``continuations`` out, so its key is the one it had before scoring existed."""
+        exclude = {"continuations"} if self.continuations is None else None
+        return compact_id(self.model_dump(mode="json", exclude=exclude))
 
 
 class Usage(BaseModel):
@@ -73,6 +80,16 @@ class Completion(BaseModel):
     constrained: bool = Field(
         default=False, description="True when the backend enforced the schema."
     )
+    logprobs: tuple[float, ...] | None = Field(
+        default=None,
+        description="For a scoring request: each continuation's total log-probability, in order.",
+    )
+    choice_logprobs: tuple[float, ...] | None = Field(
+        default=None,
+        description="For a scoring request: each continuation's log-probability as a choice "
+        "among the given ones (renormalized over them token by token, as a grammar of exactly "
+        "these texts decodes); a backend that cannot give it leaves it unset.",
+    )
 
 
 @runtime_checkable
@@ -80,7 +97,8 @@ class LM(Protocol):
     """An async completion backend.
 
     ``default_model_id`` fills params that do not pin a model; ``supports_constrained`` says whether
-    ``response_schema`` is enforced by the backend.
+    ``response_schema`` is enforced by the backend; ``supports_logprobs`` whether it answers
+    scoring requests (``LMRequest.continuations``).
     """
 
     @property
@@ -88,6 +106,9 @@ class LM(Protocol):
 
     @property
     def supports_constrained(self) -> bool: ...
+
+    @property
+    def supports_logprobs(self) -> bool: ...
 
     async def complete(self, request: LMRequest) -> Completion: ...
 

@@ -1,6 +1,15 @@
 """Runtime: render, decode, strategies, budgets, Predict and its receipts."""
 
 from dse.runtime._budget import BudgetTracker
+from dse.runtime._choices import (
+    ChoiceSet,
+    choice_set,
+    enumerate_outputs,
+    input_values,
+    narrow_schema,
+    pick_index,
+    pointer_get,
+)
 from dse.runtime._decode import decode_output, first_balanced_object, parse_json, strip_fences
 from dse.runtime._direct import DirectStrategy
 from dse.runtime._ensemble import EnsembleStrategy, resolve_strategy
@@ -21,6 +30,7 @@ __all__ = [
     "MAX_PREDICT_INPUT_BYTES",
     "BudgetTracker",
     "CallLog",
+    "ChoiceSet",
     "DirectStrategy",
     "EnsembleStrategy",
     "Prediction",
@@ -36,10 +46,16 @@ __all__ = [
     "WriterStats",
     "build_template",
     "canary_bucket",
+    "choice_set",
     "decode_output",
+    "enumerate_outputs",
     "first_balanced_object",
     "input_size_problem",
+    "input_values",
+    "narrow_schema",
     "parse_json",
+    "pick_index",
+    "pointer_get",
     "render_messages",
     "resolve_strategy",
     "strip_fences",

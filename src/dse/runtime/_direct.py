@@ -5,6 +5,7 @@ from __future__ import annotations
 from dse._canonical import canonical_str
 from dse.errors import DecodeError
 from dse.lm import Message
+from dse.runtime._choices import plan_choices
 from dse.runtime._decode import decode_output
 from dse.runtime._render import input_json
 from dse.runtime._strategy import StrategyContext, StrategyResult
@@ -24,14 +25,27 @@ class DirectStrategy:
         mode = params.decode.mode
         constrained = mode == "constrained" and ctx.lm.supports_constrained
         schema = signature.output_schema if constrained else None
+        plan = None
+        if params.choices is not None:
+            plan = await plan_choices(ctx, messages)
+            if plan.output is not None:
+                return StrategyResult(
+                    output=plan.output, rendered_prompt_hash=rendered_hash, trace=plan.trace
+                )
+            schema = plan.schema
 
         completion = await ctx.call_lm(messages, response_schema=schema)
         repairs = 0
         while True:
             try:
                 output = decode_output(completion.text, signature.output_model, mode)
+                if plan is not None:
+                    plan.allowed.check(output)
                 return StrategyResult(
-                    output=output, rendered_prompt_hash=rendered_hash, repairs=repairs
+                    output=output,
+                    rendered_prompt_hash=rendered_hash,
+                    repairs=repairs,
+                    trace=None if plan is None else plan.trace,
                 )
             except DecodeError as error:
                 if repairs >= params.decode.max_repairs:

@@ -61,6 +61,7 @@ class StrategyContext:
         role: ModelRole = "main",
         response_schema: dict[str, Any] | None = None,
         sub: bool = False,
+        continuations: tuple[str, ...] | None = None,
     ) -> Completion:
         self.budget.on_lm_call(sub=sub)
         config = self.model_configs.get(role)
@@ -71,6 +72,7 @@ class StrategyContext:
             config=config,
             response_schema=response_schema,
             sample_index=self.sample_index,
+            continuations=continuations,
         )
         completion = await self.lm.complete(request)
         self.calls.record(completion)

@@ -3,6 +3,7 @@
 from dse.signature._artifact import Artifact, OptimizerInfo
 from dse.signature._params import (
     Budgets,
+    ChoiceParams,
     DecodeParams,
     Demo,
     DemoRetrieval,
@@ -25,6 +26,7 @@ from dse.signature._signature import (
 __all__ = [
     "Artifact",
     "Budgets",
+    "ChoiceParams",
     "ContextEntry",
     "ContractHashes",
     "DecodeParams",

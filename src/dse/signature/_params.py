@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ModelRole = Literal["main", "sub", "repair", "judge"]
 
@@ -92,6 +92,39 @@ class EnsembleParams(_Frozen):
     temperature: float = Field(gt=0.0, le=2.0)
 
 
+class ChoiceParams(_Frozen):
+    """Outputs limited to a set each input defines, and how one of them is picked.
+
+    ``source="schema"``: every output the (finite, small) output schema allows, up to
+    ``max_outputs``. ``source="input"``: outputs whose string field at ``output_field`` (a JSON
+    pointer such as ``"/tool"``) is a value the input names at ``input_path`` (``"tools[*].name"``,
+    or ``"tools[*]"`` for a list of strings); ``template`` is the rest of such an output (``None``:
+    the output holds only that field). ``abstain`` is an output that is always allowed.
+    ``pick="grammar"`` generates under a schema narrowed to the allowed values; ``"logprob"``
+    scores every allowed output under the model and takes the argmax, ``abstain_bias`` added to
+    the abstention's log-probability (compile tunes it: how a small model learns to say "none").
+    """
+
+    source: Literal["schema", "input"] = "schema"
+    output_field: str | None = None
+    input_path: str | None = None
+    template: dict[str, Any] | None = None
+    abstain: dict[str, Any] | None = None
+    pick: Literal["grammar", "logprob"] = "grammar"
+    abstain_bias: float = 0.0
+    max_outputs: int = Field(default=64, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _input_source_names_both_ends(self) -> ChoiceParams:
+        if self.source == "input" and (self.output_field is None or self.input_path is None):
+            raise ValueError("choices from the input need output_field and input_path")
+        if self.output_field is not None and not self.output_field.startswith("/"):
+            raise ValueError(
+                f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}"
+            )
+        return self
+
+
 class Params(_Frozen):
     """The full, versioned policy of one signature. ``few_shot=None`` uses the authored demos."""
 
@@ -105,6 +138,7 @@ class Params(_Frozen):
     rlm_lite: dict[str, Any] | None = None
     budgets: Budgets = Budgets()
     ensemble: EnsembleParams | None = None
+    choices: ChoiceParams | None = None
 
     def canonical(self) -> dict[str, Any]:
         """The JSON form that is hashed: defaults included, ``None`` fields dropped."""

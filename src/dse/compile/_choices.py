@@ -1,0 +1,308 @@
+"""Choices the input defines, found in the train rows, and the abstention bias tuned offline.
+
+:func:`choice_options` reads the train rows: does an output string field take values the input
+lists (a router's tool among the listed tools, with one consistent answer, the abstention, when
+none fits), or is the output space finite by schema? It offers the grammar and logprob variants.
+:func:`calibrate` reads the per-choice scores a logprob variant left in its results and picks the
+abstention bias that maximizes mean reward on the scoring rows, without new LM calls.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dse._canonical import canonical_str
+from dse.compile._search import SearchContext
+from dse.eval import Outcome
+from dse.runtime import enumerate_outputs, input_values, pick_index, pointer_get
+from dse.signature import ChoiceParams, Params, Signature
+from dse.store import EvalResultRow, ExampleRow
+
+# Share of rows not answered by the abstention whose expected value the input lists.
+MIN_COVERAGE = 0.9
+MIN_MATCHED_ROWS = 4
+# An output answered in at least this share of rows may be the schema source's abstention.
+MIN_ABSTAIN_SHARE = 0.1
+_ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_action|no_tool)$", re.I)
+_MISSING = object()
+_MAX_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class ChoiceInference:
+    """What the rows say about an output's choices; ``scorable`` when every allowed output can be
+    written out whole (the logprob variant needs that)."""
+
+    choices: ChoiceParams
+    scorable: bool
+    summary: str
+
+
+def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
+    """Label -> Params update for the choice variants the train rows support (empty if none)."""
+    found = infer_choices(ctx.signature, [*ctx.scoring, *ctx.demo_pool])
+    if found is None:
+        return {}
+    options: dict[str, dict[str, Any]] = {}
+    same_as_baseline = (
+        found.choices.source == "schema" and ctx.baseline.decode.mode == "constrained"
+    )
+    if not same_as_baseline:
+        options[f"choices {found.summary} | grammar"] = {"choices": found.choices}
+    if found.scorable and ctx.evaluator.lm.supports_logprobs:
+        logprob = found.choices.model_copy(update={"pick": "logprob"})
+        options[f"choices {found.summary} | logprob"] = {"choices": logprob}
+    elif found.scorable:
+        _note(ctx, "choices: the LM cannot score continuations; only grammar picking is offered")
+    return options
+
+
+def infer_choices(
+    signature: Signature[Any, Any], rows: Sequence[ExampleRow]
+) -> ChoiceInference | None:
+    """Input-defined choices when the rows show them, else a finite output space by schema."""
+    return _from_input(signature, rows) or _from_schema(signature, rows)
+
+
+async def calibrate(ctx: SearchContext, params: Params, label: str) -> tuple[Params, str] | None:
+    """The logprob variant with the abstention bias that maximizes mean reward on the scoring
+    rows, each row's reward recomputed for the alternative pick; scored through ``ctx`` (cache
+    hits, so free) so the report lists it. ``None``, with the reason in ``ctx.notes``, when it
+    cannot be calibrated."""
+    choices = params.choices
+    if choices is None or choices.pick != "logprob" or choices.abstain is None:
+        _note(ctx, f"calibrate {label}: not a logprob choice with an abstention")
+        return None
+    reward = ctx.evaluator.reward
+    if reward.judge_compiled_id:
+        _note(ctx, f"calibrate {label}: a judged reward would need new judge calls per pick")
+        return None
+    (record,) = await ctx.score([(params, label)])
+    rows = _results(ctx, record.compiled_id)
+    by_id = {e.example_id: e for e in ctx.scoring}
+    fixed: list[float] = []
+    rows_with_scores: list[tuple[list[float], int, int, float, float]] = []
+    for row in rows:
+        trace = (row.body.get("trace") or {}).get("choices") or {}
+        scores, abstain = trace.get("scores"), trace.get("abstain_index")
+        if trace.get("pick") != "logprob" or not scores or abstain is None:
+            fixed.append(row.reward)
+            continue
+        other = _best_other(scores, abstain)
+        example = by_id[row.example_id]
+        outputs = trace["outputs"]
+        if other is None:
+            fixed.append(row.reward)
+            continue
+        rewards = [
+            await _reward_for(ctx, example, row, json.loads(outputs[index]))
+            for index in (abstain, other)
+        ]
+        rows_with_scores.append((scores, abstain, other, rewards[0], rewards[1]))
+    if not rows_with_scores:
+        _note(ctx, f"calibrate {label}: its results hold no per-choice scores")
+        return None
+    bias = _best_bias(rows_with_scores, choices.abstain_bias)
+    calibrated = params.model_copy(
+        update={"choices": choices.model_copy(update={"abstain_bias": bias})}
+    )
+    calibrated_label = f"{label} | abstain bias {bias:+.3f}"
+    await ctx.score([(calibrated, calibrated_label)])
+    return calibrated, calibrated_label
+
+
+def _best_bias(rows: list[tuple[list[float], int, int, float, float]], current: float) -> float:
+    """The bias with the highest total reward; among equals the one nearest zero. Candidates sit
+    midway between the points where some row's pick flips, so a small shift changes nothing."""
+    flips = sorted({scores[other] - scores[abstain] for scores, abstain, other, _, _ in rows})
+    candidates = {0.0, current, flips[0] - 1.0, flips[-1] + 1.0}
+    candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
+
+    def total(bias: float) -> float:
+        return sum(
+            r_abstain if pick_index(scores, abstain, bias) == abstain else r_other
+            for scores, abstain, _, r_abstain, r_other in rows
+        )
+
+    best = max(sorted(candidates, key=abs), key=total)
+    return round(best, 4)
+
+
+def _best_other(scores: list[float], abstain: int) -> int | None:
+    others = [i for i in range(len(scores)) if i != abstain]
+    return max(others, key=lambda i: (scores[i], -i), default=None)
+
+
+async def _reward_for(
+    ctx: SearchContext, example: ExampleRow, row: EvalResultRow, predicted: dict[str, Any]
+) -> float:
+    expected = ctx.signature.output_model.model_validate(example.expected)
+    outcome = Outcome(
+        example_id=example.example_id,
+        input=example.input,
+        expected=expected.model_dump(mode="json"),
+        predicted=predicted,
+        error_name=None,
+        error=None,
+        latency_ms=float(row.body.get("latency_ms", 0.0)),
+        lm_calls=int(row.body.get("lm_calls", 0)),
+        tokens=int(row.body.get("tokens", 0)),
+    )
+    score = await ctx.evaluator.reward.score(outcome, ctx.evaluator.lm)
+    return score.reward
+
+
+def _results(ctx: SearchContext, compiled_id: str) -> list[EvalResultRow]:
+    evaluator = ctx.evaluator
+    return evaluator.store.get_eval_results(
+        dataset_version_id=evaluator.dataset_version_id,
+        reward_id=evaluator.reward.id,
+        reward_version=evaluator.reward.version,
+        judge_compiled_id=evaluator.reward.judge_compiled_id,
+        compiled_ids=[compiled_id],
+        example_ids=[e.example_id for e in ctx.scoring],
+    )
+
+
+def _from_input(
+    signature: Signature[Any, Any], rows: Sequence[ExampleRow]
+) -> ChoiceInference | None:
+    """The (output field, input list) pair whose list holds the expected value most often."""
+    if not rows:
+        return None
+    expected = [_normalized(signature, r.expected) for r in rows]
+    pointers = sorted({p for e in expected for p in _string_pointers(e)})
+    paths = sorted({p for r in rows for p in _list_paths(r.input)})
+    best: tuple[tuple[float, int], ChoiceInference] | None = None
+    for pointer in pointers:
+        for path in paths:
+            found = _fit(rows, expected, pointer, path)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
+    return None if best is None else best[1]
+
+
+def _fit(
+    rows: Sequence[ExampleRow], expected: list[dict[str, Any]], pointer: str, path: str
+) -> tuple[tuple[float, int], ChoiceInference] | None:
+    listed = [input_values(r.input, path) for r in rows]
+    if sum(len(values) for values in listed) < 2 * len(rows):
+        return None
+    member = [
+        isinstance(v := pointer_get(e, pointer, _MISSING), str) and v in values
+        for e, values in zip(expected, listed, strict=True)
+    ]
+    outside = Counter(canonical_str(e) for e, m in zip(expected, member, strict=True) if not m)
+    abstain: dict[str, Any] | None = None
+    if outside:
+        text, count = outside.most_common(1)[0]
+        if count >= 2:
+            abstain = json.loads(text)
+    answered = [m for e, m in zip(expected, member, strict=True) if e != abstain]
+    matched = sum(answered)
+    if matched < MIN_MATCHED_ROWS or matched / len(answered) < MIN_COVERAGE:
+        return None
+    rests = {
+        canonical_str(_without(e, pointer))
+        for e, m in zip(expected, member, strict=True)
+        if m and e != abstain
+    }
+    template = json.loads(next(iter(rests))) if len(rests) == 1 else None
+    choices = ChoiceParams(
+        source="input",
+        output_field=pointer,
+        input_path=path,
+        template=template or None,
+        abstain=abstain,
+    )
+    summary = f"{pointer} in {path}" + (f" or {canonical_str(abstain)}" if abstain else "")
+    return (matched / len(answered), matched), ChoiceInference(choices, len(rests) == 1, summary)
+
+
+def _from_schema(
+    signature: Signature[Any, Any], rows: Sequence[ExampleRow]
+) -> ChoiceInference | None:
+    """A finite output space: every output the schema allows, with an abstention when one
+    frequent output says "none" (by its value, or by being the one output with fewer fields)."""
+    outputs = enumerate_outputs(signature, ChoiceParams().max_outputs)
+    if outputs is None or len(outputs) < 2:
+        return None
+    counts = Counter(canonical_str(_normalized(signature, r.expected)) for r in rows)
+    frequent = [o for o in outputs if counts[canonical_str(o)] >= MIN_ABSTAIN_SHARE * len(rows)]
+    worded = [o for o in frequent if any(_ABSTAIN_WORDS.match(s) for s in _strings(o))]
+    sizes = {canonical_str(o): len(list(_leaves(o))) for o in outputs}
+    smallest = [
+        o
+        for o in frequent
+        if all(sizes[canonical_str(o)] < n for t, n in sizes.items() if t != canonical_str(o))
+    ]
+    picks = worded or smallest
+    abstain = picks[0] if len(picks) == 1 else None
+    choices = ChoiceParams(source="schema", abstain=abstain)
+    summary = f"{len(outputs)} outputs by schema" + (
+        f" or {canonical_str(abstain)}" if abstain else ""
+    )
+    return ChoiceInference(choices, True, summary)
+
+
+def _normalized(signature: Signature[Any, Any], value: dict[str, Any]) -> dict[str, Any]:
+    dumped: dict[str, Any] = signature.output_model.model_validate(value).model_dump(mode="json")
+    return dumped
+
+
+def _string_pointers(value: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            token = str(key).replace("~", "~0").replace("/", "~1")
+            yield from _string_pointers(item, f"{prefix}/{token}")
+    elif isinstance(value, str) and prefix:
+        yield prefix
+
+
+def _list_paths(value: Any, prefix: str = "", depth: int = 0) -> Iterator[str]:
+    """Paths to string lists in an input: ``a[*]`` and ``a[*].name`` forms, nested dicts too."""
+    if not isinstance(value, dict) or depth > _MAX_DEPTH:
+        return
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, list):
+            if any(isinstance(x, str) for x in item):
+                yield f"{path}[*]"
+            for name in {k for x in item if isinstance(x, dict) for k, v in x.items()}:
+                if any(isinstance(x, dict) and isinstance(x.get(name), str) for x in item):
+                    yield f"{path}[*].{name}"
+        elif isinstance(item, dict):
+            yield from _list_paths(item, path, depth + 1)
+
+
+def _without(value: dict[str, Any], pointer: str) -> dict[str, Any]:
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    copy = json.loads(json.dumps(value))
+    node = copy
+    for token in tokens[:-1]:
+        node = node.get(token, {})
+    node.pop(tokens[-1], None)
+    return copy  # type: ignore[no-any-return]
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    return (v for v in _leaves(value) if isinstance(v, str))
+
+
+def _note(ctx: SearchContext, text: str) -> None:
+    if text not in ctx.notes:
+        ctx.notes.append(text)

@@ -1,0 +1,377 @@
+"""Choices the input defines: the outputs one input allows, generation narrowed to them, or each
+scored under the model and picked by log-probability with a bias toward the abstention.
+
+``Params.choices`` (:class:`ChoiceParams`) says where the allowed outputs come from: the output
+schema when its output space is finite and small, or an output string field whose values the
+input names (a tool router: one of the listed tools, or none).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dse._canonical import canonical_str
+from dse.errors import DecodeError, LMError, StrategyError
+from dse.lm import Message
+from dse.runtime._strategy import StrategyContext
+from dse.signature import ChoiceParams, Signature
+
+_ABSENT = object()
+_PREVIEW = 300
+
+
+@dataclass(frozen=True)
+class ChoiceSet:
+    """What one input allows.
+
+    ``outputs``/``texts`` list every allowed complete output (and its canonical JSON, the text
+    scored in logprob mode) when they can be enumerated; ``values`` are the field values the input
+    names (input source only); ``schema`` is the output schema narrowed to them, for generation.
+    """
+
+    choices: ChoiceParams
+    schema: dict[str, Any]
+    outputs: tuple[dict[str, Any], ...] | None
+    texts: tuple[str, ...] | None
+    abstain_index: int | None
+    abstain: dict[str, Any] | None
+    values: tuple[str, ...] | None
+    notes: list[str] = field(default_factory=list)
+
+    def check(self, output: BaseModel) -> None:
+        """Refuse an output outside the allowed set (a DecodeError, so repair applies)."""
+        dumped = output.model_dump(mode="json")
+        if self.abstain is not None and dumped == self.abstain:
+            return
+        if self.values is not None:
+            pointer = self.choices.output_field or ""
+            value = pointer_get(dumped, pointer, _ABSENT)
+            if value is _ABSENT:
+                raise DecodeError(
+                    f"output has no {pointer} and is not the abstention "
+                    f"{canonical_str(self.abstain) if self.abstain is not None else '(none set)'}",
+                    output_preview=canonical_str(dumped)[:_PREVIEW],
+                )
+            if value not in self.values:
+                raise DecodeError(
+                    f"output {pointer} = {value!r} is not a value the input names; allowed: "
+                    f"{', '.join(self.values)[:_PREVIEW]}",
+                    output_preview=canonical_str(dumped)[:_PREVIEW],
+                )
+            return
+        if self.texts is not None and canonical_str(dumped) not in self.texts:
+            raise DecodeError(
+                f"output is not one of the {len(self.texts)} allowed outputs",
+                output_preview=canonical_str(dumped)[:_PREVIEW],
+            )
+
+    def trace(self, **extra: Any) -> dict[str, Any]:
+        """What the strategy trace records about the choice (per-value scores in logprob mode)."""
+        body: dict[str, Any] = {"source": self.choices.source}
+        if self.values is not None:
+            body["values"] = list(self.values)
+        if self.notes:
+            body["notes"] = list(self.notes)
+        return {"choices": body | extra}
+
+
+def choice_set(
+    signature: Signature[Any, Any], choices: ChoiceParams, value: BaseModel
+) -> ChoiceSet:
+    """The outputs ``value`` allows under ``choices``."""
+    model = signature.output_model
+    abstain = None if choices.abstain is None else _normalize(model, choices.abstain, "abstain")
+    if choices.source == "schema":
+        outputs = enumerate_outputs(signature, choices.max_outputs)
+        if outputs is None:
+            raise StrategyError(
+                f"choices from the schema: {signature.id}'s output schema does not have at most "
+                f"{choices.max_outputs} outputs"
+            )
+        if abstain is not None and abstain not in outputs:
+            outputs.append(abstain)
+        return _with_texts(choices, signature.output_schema, outputs, abstain, None, [])
+
+    pointer = choices.output_field or ""
+    values = tuple(input_values(value.model_dump(mode="json"), choices.input_path or ""))
+    abstain_value = None if abstain is None else pointer_get(abstain, pointer)
+    allowed = values
+    if isinstance(abstain_value, str) and abstain_value not in values:
+        allowed = (*values, abstain_value)
+    schema = narrow_schema(signature.output_schema, pointer, allowed) if allowed else {}
+    notes: list[str] = []
+    if len(values) + 1 > choices.max_outputs:
+        notes.append(f"{len(values)} values exceed max_outputs {choices.max_outputs}")
+        return ChoiceSet(choices, schema, None, None, None, abstain, values, notes)
+    outputs = []
+    try:
+        for item in values:
+            output = pointer_set(copy.deepcopy(choices.template or {}), pointer, item)
+            outputs.append(_normalize(model, output, f"the output naming {item!r}"))
+    except StrategyError as exc:
+        notes.append(exc.message)
+        return ChoiceSet(choices, schema, None, None, None, abstain, values, notes)
+    if abstain is not None and abstain not in outputs:
+        outputs.append(abstain)
+    return _with_texts(choices, schema, outputs, abstain, values, notes)
+
+
+def pick_index(scores: list[float], abstain_index: int | None, bias: float) -> int:
+    """Argmax of the scores with ``bias`` added to the abstention's; ties go to the earliest."""
+    best, best_score = 0, float("-inf")
+    for index, score in enumerate(scores):
+        adjusted = score + bias if index == abstain_index else score
+        if adjusted > best_score:
+            best, best_score = index, adjusted
+    return best
+
+
+async def score_choices(
+    call_lm: Any, messages: tuple[Message, ...], choices: ChoiceSet
+) -> list[float]:
+    """One scoring call: the log-probability of every allowed output after the prompt."""
+    texts = choices.texts or ()
+    completion = await call_lm(messages, continuations=texts)
+    # As a choice among the allowed outputs when the backend says (tokens every allowed output
+    # shares then cost nothing), else the raw totals.
+    scores = completion.choice_logprobs or completion.logprobs
+    if scores is None or len(scores) != len(texts):
+        raise LMError(
+            f"scoring {len(texts)} choices returned {0 if scores is None else len(scores)} "
+            "log-probabilities"
+        )
+    return [float(s) for s in scores]
+
+
+def enumerate_outputs(signature: Signature[Any, Any], limit: int) -> list[dict[str, Any]] | None:
+    """Every output the schema allows, validated and dumped by the output model; ``None`` when
+    the schema allows free values or more than ``limit`` outputs."""
+    schema = signature.output_schema
+    raw = _enumerate(schema, schema, limit)
+    if raw is None:
+        return None
+    outputs: list[dict[str, Any]] = []
+    for item in raw:
+        try:
+            dumped = signature.output_model.model_validate(item).model_dump(mode="json")
+        except ValidationError:
+            continue
+        if dumped not in outputs:
+            outputs.append(dumped)
+    return outputs if len(outputs) <= limit else None
+
+
+def input_values(document: Any, path: str) -> list[str]:
+    """String values at ``path`` in the input: dotted keys, ``name[*]`` for every list item
+    (``tools[*].name``, or ``tools[*]`` for a list of strings); unique, in order."""
+    nodes: list[Any] = [document]
+    for segment in (s for s in path.split(".") if s):
+        each = segment.endswith("[*]")
+        key = segment.removesuffix("[*]")
+        following: list[Any] = []
+        for node in nodes:
+            item = node.get(key, _ABSENT) if isinstance(node, dict) and key else node
+            if item is _ABSENT:
+                continue
+            if each:
+                following.extend(item if isinstance(item, list) else [])
+            else:
+                following.append(item)
+        nodes = following
+    return list(dict.fromkeys(n for n in nodes if isinstance(n, str)))
+
+
+def pointer_get(document: Any, pointer: str, default: Any = None) -> Any:
+    """The value at a JSON pointer (RFC 6901), or ``default``."""
+    node = document
+    for token in _tokens(pointer):
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return default
+    return node
+
+
+def pointer_set(document: dict[str, Any], pointer: str, value: Any) -> dict[str, Any]:
+    """Set the value at a JSON pointer into nested objects, creating the objects on the way."""
+    tokens = _tokens(pointer)
+    node = document
+    for token in tokens[:-1]:
+        node = node.setdefault(token, {})
+    node[tokens[-1]] = value
+    return document
+
+
+def narrow_schema(schema: dict[str, Any], pointer: str, values: tuple[str, ...]) -> dict[str, Any]:
+    """The output schema with the string field at ``pointer`` limited to ``values`` (in every
+    union branch that has it)."""
+    narrowed = copy.deepcopy(schema)
+    enum = {"type": "string", "enum": list(values)}
+    if not _narrow(narrowed, _tokens(pointer), narrowed, enum):
+        raise StrategyError(f"choices: the output schema has no field at {pointer}")
+    return narrowed
+
+
+def _with_texts(
+    choices: ChoiceParams,
+    schema: dict[str, Any],
+    outputs: list[dict[str, Any]],
+    abstain: dict[str, Any] | None,
+    values: tuple[str, ...] | None,
+    notes: list[str],
+) -> ChoiceSet:
+    texts = tuple(canonical_str(o) for o in outputs)
+    abstain_index = None if abstain is None else outputs.index(abstain)
+    return ChoiceSet(choices, schema, tuple(outputs), texts, abstain_index, abstain, values, notes)
+
+
+def _normalize(model: type[BaseModel], value: dict[str, Any], what: str) -> dict[str, Any]:
+    try:
+        return model.model_validate(value).model_dump(mode="json")
+    except ValidationError as exc:
+        raise StrategyError(
+            f"choices: {what} {canonical_str(value)[:_PREVIEW]} is not a valid "
+            f"{model.__name__}: {exc.errors()[0]['msg']} (set choices.template or abstain)"
+        ) from None
+
+
+def _tokens(pointer: str) -> list[str]:
+    if not pointer.startswith("/"):
+        raise StrategyError(f"choices: {pointer!r} is not a JSON pointer")
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, dict):
+            return _resolve(target, root)
+    return node
+
+
+def _narrow(
+    node: dict[str, Any], tokens: list[str], root: dict[str, Any], enum: dict[str, Any]
+) -> bool:
+    node = _resolve(node, root)
+    found = False
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in node.get(key) or []:
+            if isinstance(branch, dict):
+                found = _narrow(branch, tokens, root, enum) or found
+    properties = node.get("properties")
+    if isinstance(properties, dict) and tokens[0] in properties:
+        if len(tokens) == 1:
+            properties[tokens[0]] = dict(enum)
+            found = True
+        elif isinstance(properties[tokens[0]], dict):
+            found = _narrow(properties[tokens[0]], tokens[1:], root, enum) or found
+    return found
+
+
+def _enumerate(node: Any, root: dict[str, Any], limit: int) -> list[Any] | None:
+    """Every value a schema node allows, or ``None`` when free or more than ``limit``."""
+    if not isinstance(node, dict):
+        return None
+    node = _resolve(node, root)
+    if "const" in node:
+        return [node["const"]]
+    if "enum" in node:
+        return list(node["enum"])
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches:
+        values: list[Any] = []
+        for branch in branches:
+            more = _enumerate(branch, root, limit)
+            if more is None or len(values) + len(more) > limit:
+                return None
+            values.extend(more)
+        return values
+    kind = node.get("type")
+    if kind == "boolean":
+        return [False, True]
+    if kind == "null":
+        return [None]
+    if kind == "object" and isinstance(node.get("properties"), dict):
+        return _enumerate_object(node, root, limit)
+    return None
+
+
+def _enumerate_object(node: dict[str, Any], root: dict[str, Any], limit: int) -> list[Any] | None:
+    required = set(node.get("required") or [])
+    names: list[str] = []
+    options: list[list[Any]] = []
+    for name, sub in node["properties"].items():
+        values = _enumerate(sub, root, limit)
+        if values is None:
+            return None
+        names.append(name)
+        options.append(values if name in required else [*values, _ABSENT])
+    total = 1
+    for values in options:
+        total *= len(values)
+        if total > limit * 4:
+            return None
+    return [
+        {name: v for name, v in zip(names, combo, strict=True) if v is not _ABSENT}
+        for combo in itertools.product(*options)
+    ]
+
+
+@dataclass
+class ChoicePlan:
+    """How the direct strategy answers under choices: ``output`` when it is already picked (by
+    log-probability, or the only allowed output), else generation under ``schema`` whose result
+    :meth:`ChoiceSet.check` must accept."""
+
+    allowed: ChoiceSet
+    schema: dict[str, Any] | None
+    trace: dict[str, Any]
+    output: BaseModel | None = None
+
+
+async def plan_choices(ctx: StrategyContext, messages: tuple[Message, ...]) -> ChoicePlan:
+    """Work out the allowed outputs of this input, and pick by log-probability when asked and the
+    LM can score (one LM call); otherwise say how to generate. A fallback is recorded in the
+    trace with its reason."""
+    choices = ctx.params.choices
+    assert choices is not None
+    model = ctx.signature.output_model
+    allowed = choice_set(ctx.signature, choices, ctx.input)
+    if allowed.outputs is not None and len(allowed.outputs) <= 1:
+        if not allowed.outputs:
+            raise StrategyError(
+                f"choices: the input names no value at {choices.input_path} and there is no "
+                "abstention to answer with"
+            )
+        only = model.model_validate(allowed.outputs[0])
+        return ChoicePlan(allowed, None, allowed.trace(pick="only", picked=0), only)
+    fallback: str | None = None
+    if choices.pick == "logprob":
+        if allowed.texts is None:
+            fallback = "the allowed outputs cannot be listed: " + "; ".join(allowed.notes)
+        elif not ctx.lm.supports_logprobs:
+            fallback = "the LM cannot score continuations"
+        else:
+            assert allowed.outputs is not None
+            scores = await score_choices(ctx.call_lm, messages, allowed)
+            index = pick_index(scores, allowed.abstain_index, choices.abstain_bias)
+            trace = allowed.trace(
+                pick="logprob",
+                outputs=list(allowed.texts),
+                scores=scores,
+                abstain_index=allowed.abstain_index,
+                bias=choices.abstain_bias,
+                picked=index,
+            )
+            return ChoicePlan(allowed, None, trace, model.model_validate(allowed.outputs[index]))
+    schema = allowed.schema if ctx.lm.supports_constrained else None
+    extra = {} if fallback is None else {"fallback": fallback}
+    return ChoicePlan(allowed, schema, allowed.trace(pick="grammar", **extra))

@@ -1,0 +1,258 @@
+"""Compile's side of choices: inferring input-defined choices from train rows, and calibrating
+the abstention bias offline so a model that under-weights "none" learns to say it."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from dse.compile import SearchSpace, split_train
+from dse.compile._choices import calibrate, choice_options
+from dse.compile._search import SearchContext
+from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
+from dse.lm import LMRequest, ScriptedLM
+from dse.signature import DecodeParams, Params, PromptBlocks, Signature
+from dse.store import ExampleIn, Store
+
+TOOLS = ("weather", "email", "calendar", "maps", "search", "notes", "music", "timer")
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+
+
+class PickIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str
+    tools: list[Tool]
+
+
+class PickOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: str
+
+
+PICK = Signature(
+    id="test/PickTool.v1",
+    input_model=PickIn,
+    output_model=PickOut,
+    prompt=PromptBlocks(system="Route.", instruction="Pick the tool the message needs, or none."),
+    defaults=Params(decode=DecodeParams(mode="constrained")),
+)
+
+
+def _rows(n: int = 40, seed: int = 7) -> list[ExampleIn]:
+    """Each row lists 3-5 tools; 30% of messages need none of them (expected "none")."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        listed = rng.sample(TOOLS, rng.randint(3, 5))
+        if i % 10 < 3:
+            message, answer = f"case {i}: just chatting, thanks", "none"
+        else:
+            answer = rng.choice(listed)
+            message = f"case {i}: please use {answer}"
+        rows.append(
+            ExampleIn(
+                example_id=f"row-{i:03d}",
+                input={"message": message, "tools": [{"name": t} for t in listed]},
+                expected={"tool": answer},
+                split="train",
+            )
+        )
+    return rows
+
+
+def _message(request: LMRequest) -> tuple[str, list[str]]:
+    match = re.search(r"Input:\n(\{.*\})\s*$", request.messages[-1].content, re.S)
+    assert match is not None
+    value = json.loads(match.group(1))
+    return value["message"], [t["name"] for t in value["tools"]]
+
+
+def _shy_scorer(request: LMRequest, text: str) -> float:
+    """A model that knows the answer but under-weights "none" by 0.4 nats: on a chit-chat
+    message it prefers the first listed tool (-1.2) to "none" (-1.5)."""
+    message, listed = _message(request)
+    tool = json.loads(text)["tool"]
+    if tool == "none":
+        return -1.5
+    if f"use {tool}" in message:
+        return -1.0
+    return -1.2 if tool == listed[0] else -3.0
+
+
+def _context(store: Store, rows: list[ExampleIn], lm: ScriptedLM, reward: RewardBundle) -> Any:
+    store.upsert_examples(PICK.id, rows)
+    version = store.create_dataset_version(PICK.id)
+    train = store.dataset_examples(version.id, "train")
+    pool, scoring = split_train(train, 0.25)
+    budget = SpendBudget(max_lm_calls=1000)
+    evaluator = Evaluator(
+        store, PICK, lm, reward, version.id, budget=budget, cache=store.lm_cache()
+    )
+    return SearchContext(
+        signature=PICK,
+        space=SearchSpace(),
+        baseline=PICK.defaults.with_model_id(lm.default_model_id),
+        scoring=scoring,
+        demo_pool=pool,
+        evaluator=evaluator,
+        budget=budget,
+        config={},
+        seed=0,
+    )
+
+
+def _lm() -> ScriptedLM:
+    return ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_shy_scorer)
+
+
+def test_choices_named_by_the_input_are_inferred_with_their_abstention(
+    sqlite_store: Store,
+) -> None:
+    ctx = _context(sqlite_store, _rows(), _lm(), exact_match_reward())
+    options = choice_options(ctx)
+
+    assert sorted(options) == [
+        'choices /tool in tools[*].name or {"tool":"none"} | grammar',
+        'choices /tool in tools[*].name or {"tool":"none"} | logprob',
+    ]
+    grammar = options['choices /tool in tools[*].name or {"tool":"none"} | grammar']["choices"]
+    assert grammar.source == "input" and grammar.pick == "grammar"
+    assert grammar.output_field == "/tool" and grammar.input_path == "tools[*].name"
+    assert grammar.abstain == {"tool": "none"} and grammar.template is None
+
+
+def test_no_choices_when_answers_are_not_in_the_input_lists(sqlite_store: Store) -> None:
+    rows = [
+        r.model_copy(update={"expected": {"tool": f"free text {i}"}}) for i, r in enumerate(_rows())
+    ]
+    ctx = _context(sqlite_store, rows, _lm(), exact_match_reward())
+    assert choice_options(ctx) == {}
+
+
+def test_an_lm_that_cannot_score_gets_only_the_grammar_variant(sqlite_store: Store) -> None:
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True)
+    ctx = _context(sqlite_store, _rows(), lm, exact_match_reward())
+    assert [label.rsplit("| ", 1)[1] for label in choice_options(ctx)] == ["grammar"]
+    assert any("cannot score" in note for note in ctx.notes)
+
+
+async def test_calibration_raises_abstention_recall_without_new_lm_calls(
+    sqlite_store: Store,
+) -> None:
+    lm = _lm()
+    ctx = _context(sqlite_store, _rows(60), lm, exact_match_reward())
+    label, update = next((k, v) for k, v in choice_options(ctx).items() if k.endswith("logprob"))
+    params = ctx.baseline.model_copy(update=update)
+
+    (plain,) = await ctx.score([(params, label)])
+    calls = lm.calls
+    result = await calibrate(ctx, params, label)
+
+    assert result is not None
+    calibrated, calibrated_label = result
+    assert calibrated.choices is not None
+    assert 0.2 < calibrated.choices.abstain_bias < 0.5
+    assert lm.calls == calls  # every score came from stored results and the cache
+    best = next(r for r in ctx.records if r.label == calibrated_label)
+    assert best.complete and best.reward == 1.0 and plain.reward < 0.8
+
+    recall = await _none_recall(ctx, best.compiled_id)
+    assert recall == 1.0
+    assert await _none_recall(ctx, plain.compiled_id) == 0.0
+
+
+async def test_calibration_is_skipped_with_a_reason_for_a_judged_reward(
+    sqlite_store: Store,
+) -> None:
+    judged = RewardBundle(
+        id="judged", version="1", signals=exact_match_reward().signals, judge_compiled_id="j"
+    )
+    ctx = _context(sqlite_store, _rows(), _lm(), judged)
+    label, update = next((k, v) for k, v in choice_options(ctx).items() if k.endswith("logprob"))
+
+    assert await calibrate(ctx, ctx.baseline.model_copy(update=update), label) is None
+    assert any("judged reward" in note for note in ctx.notes)
+
+
+async def _none_recall(ctx: SearchContext, compiled_id: str) -> float:
+    rows = ctx.evaluator.store.get_eval_results(
+        dataset_version_id=ctx.evaluator.dataset_version_id,
+        reward_id=ctx.evaluator.reward.id,
+        reward_version=ctx.evaluator.reward.version,
+        judge_compiled_id=ctx.evaluator.reward.judge_compiled_id,
+        compiled_ids=[compiled_id],
+    )
+    expected = {e.example_id: e.expected for e in ctx.scoring}
+    none_rows = [r for r in rows if expected.get(r.example_id) == {"tool": "none"}]
+    assert none_rows
+    return sum(r.body["predicted"] == {"tool": "none"} for r in none_rows) / len(none_rows)
+
+
+class Act(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["tool"]
+    tool: Literal["search", "email", "calendar"]
+
+
+class Skip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["none"]
+
+
+class ActOut(RootModel[Annotated[Act | Skip, Field(discriminator="action")]]):
+    pass
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str
+
+
+def test_a_finite_output_space_is_offered_with_its_frequent_abstention(
+    sqlite_store: Store,
+) -> None:
+    union = Signature(
+        id="test/Union.v1",
+        input_model=MessageIn,
+        output_model=ActOut,
+        prompt=PromptBlocks(system="Route.", instruction="Pick an action."),
+        defaults=Params(decode=DecodeParams(mode="constrained")),
+    )
+    answers = [{"action": "none"}] * 4 + [
+        {"action": "tool", "tool": t} for t in ("search", "email", "calendar") * 3
+    ]
+    rows = [
+        ExampleIn(example_id=f"u-{i}", input={"message": f"m{i}"}, expected=answer, split="train")
+        for i, answer in enumerate(answers)
+    ]
+    sqlite_store.upsert_examples(union.id, rows)
+    version = sqlite_store.create_dataset_version(union.id)
+    train = sqlite_store.dataset_examples(version.id, "train")
+    lm = ScriptedLM(lambda r: "{}", scorer=lambda r, t: 0.0)
+    budget = SpendBudget()
+    ctx = SearchContext(
+        signature=union,
+        space=SearchSpace(),
+        baseline=union.defaults.with_model_id(lm.default_model_id),
+        scoring=train,
+        demo_pool=[],
+        evaluator=Evaluator(sqlite_store, union, lm, exact_match_reward(), version.id),
+        budget=budget,
+        config={},
+        seed=0,
+    )
+    options = choice_options(ctx)
+
+    # The baseline already decodes under the (finite) schema, so only the logprob variant is new.
+    assert list(options) == ['choices 4 outputs by schema or {"action":"none"} | logprob']
+    choices = next(iter(options.values()))["choices"]
+    assert choices.source == "schema" and choices.abstain == {"action": "none"}

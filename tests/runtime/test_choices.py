@@ -1,0 +1,265 @@
+"""Choices the input defines: allowed outputs per input, generation narrowed to them, the
+logprob pick with its abstention bias, and outputs outside the set refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from dse.errors import BudgetExceededError, DecodeError, StrategyError
+from dse.lm import LMRequest, ScriptedLM
+from dse.runtime import (
+    BudgetTracker,
+    DirectStrategy,
+    StrategyContext,
+    choice_set,
+    enumerate_outputs,
+    input_values,
+    pick_index,
+)
+from dse.signature import Budgets, ChoiceParams, DecodeParams, Params, PromptBlocks, Signature
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+
+
+class PickIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str
+    tools: list[Tool]
+
+
+class PickOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: str
+
+
+PICK = Signature(
+    id="test/PickTool.v1",
+    input_model=PickIn,
+    output_model=PickOut,
+    prompt=PromptBlocks(system="Route.", instruction="Pick the tool the message needs, or none."),
+)
+BY_INPUT = ChoiceParams(
+    source="input", output_field="/tool", input_path="tools[*].name", abstain={"tool": "none"}
+)
+
+
+class Act(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["tool"]
+    tool: Literal["search", "email", "calendar"]
+
+
+class Skip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["none"]
+
+
+class ActOut(RootModel[Annotated[Act | Skip, Field(discriminator="action")]]):
+    pass
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str
+
+
+UNION = Signature(
+    id="test/Union.v1",
+    input_model=MessageIn,
+    output_model=ActOut,
+    prompt=PromptBlocks(system="Route.", instruction="Pick an action."),
+)
+
+
+def _input(*names: str, message: str = "hello") -> PickIn:
+    return PickIn(message=message, tools=[Tool(name=n) for n in names])
+
+
+def _context(
+    signature: Signature[Any, Any], params: Params, value: BaseModel, lm: ScriptedLM
+) -> StrategyContext:
+    return StrategyContext(
+        signature=signature,
+        params=params.with_model_id(lm.default_model_id),
+        input=value,
+        lm=lm,
+        budget=BudgetTracker(params.budgets),
+    )
+
+
+def test_allowed_values_come_from_the_input_list_plus_the_abstention() -> None:
+    allowed = choice_set(PICK, BY_INPUT, _input("weather", "email", "weather"))
+
+    assert allowed.values == ("weather", "email")
+    assert allowed.texts == ('{"tool":"weather"}', '{"tool":"email"}', '{"tool":"none"}')
+    assert allowed.abstain_index == 2
+    assert allowed.schema["properties"]["tool"] == {
+        "type": "string",
+        "enum": ["weather", "email", "none"],
+    }
+
+
+def test_input_paths_read_lists_of_strings_and_of_objects() -> None:
+    document = {"tools": [{"name": "a"}, {"name": "b"}, {"other": 1}], "tags": ["x", "y", 3]}
+
+    assert input_values(document, "tools[*].name") == ["a", "b"]
+    assert input_values(document, "tags[*]") == ["x", "y"]
+    assert input_values(document, "missing[*].name") == []
+
+
+def test_a_finite_union_schema_lists_every_output() -> None:
+    outputs = enumerate_outputs(UNION, 64)
+
+    assert outputs is not None
+    assert {json.dumps(o, sort_keys=True) for o in outputs} == {
+        '{"action": "tool", "tool": "search"}',
+        '{"action": "tool", "tool": "email"}',
+        '{"action": "tool", "tool": "calendar"}',
+        '{"action": "none"}',
+    }
+    assert enumerate_outputs(PICK, 64) is None  # a free string field is not finite
+    assert enumerate_outputs(UNION, 3) is None
+
+
+async def test_grammar_mode_generates_under_a_schema_narrowed_to_each_input() -> None:
+    lm = ScriptedLM(lambda r: '{"tool": "calendar"}', supports_constrained=True)
+    params = Params(choices=BY_INPUT)
+    result = await DirectStrategy().run(_context(PICK, params, _input("calendar", "maps"), lm))
+
+    assert result.output.model_dump() == {"tool": "calendar"}
+    assert lm.last_request is not None and lm.last_request.response_schema is not None
+    enum = lm.last_request.response_schema["properties"]["tool"]["enum"]
+    assert enum == ["calendar", "maps", "none"]
+    assert result.trace is not None and result.trace["choices"]["pick"] == "grammar"
+
+    other = ScriptedLM(lambda r: '{"tool": "search"}', supports_constrained=True)
+    await DirectStrategy().run(_context(PICK, params, _input("search"), other))
+    assert other.last_request is not None and other.last_request.response_schema is not None
+    assert other.last_request.response_schema["properties"]["tool"]["enum"] == ["search", "none"]
+
+
+async def test_an_output_outside_the_set_is_a_decode_error_that_repair_can_fix() -> None:
+    replies = iter(['{"tool": "teleport"}', '{"tool": "email"}'])
+    lm = ScriptedLM(lambda r: next(replies))
+    params = Params(choices=BY_INPUT, decode=DecodeParams(max_repairs=1))
+    result = await DirectStrategy().run(_context(PICK, params, _input("email"), lm))
+
+    assert result.output.model_dump() == {"tool": "email"}
+    assert result.repairs == 1
+    assert lm.last_request is not None
+    assert "teleport" in lm.last_request.messages[-1].content
+
+    stubborn = ScriptedLM(lambda r: '{"tool": "teleport"}')
+    with pytest.raises(DecodeError, match="not a value the input names"):
+        await DirectStrategy().run(_context(PICK, params, _input("email"), stubborn))
+    assert stubborn.calls == 2
+
+
+async def test_the_abstention_is_always_allowed_and_answers_alone_when_nothing_is_listed() -> None:
+    lm = ScriptedLM(lambda r: '{"tool": "none"}')
+    result = await DirectStrategy().run(_context(PICK, Params(choices=BY_INPUT), _input("a"), lm))
+    assert result.output.model_dump() == {"tool": "none"}
+
+    silent = ScriptedLM(lambda r: '{"tool": "a"}')
+    alone = await DirectStrategy().run(_context(PICK, Params(choices=BY_INPUT), _input(), silent))
+    assert alone.output.model_dump() == {"tool": "none"}
+    assert silent.calls == 0
+
+    no_abstain = BY_INPUT.model_copy(update={"abstain": None})
+    with pytest.raises(StrategyError, match="no abstention"):
+        await DirectStrategy().run(_context(PICK, Params(choices=no_abstain), _input(), silent))
+
+
+def _scorer(table: dict[str, float]):  # type: ignore[no-untyped-def]
+    def score(request: LMRequest, text: str) -> float:
+        return table[json.loads(text)["tool"]]
+
+    return score
+
+
+async def test_logprob_mode_picks_the_argmax_with_the_abstention_bias_in_one_call() -> None:
+    lm = ScriptedLM(lambda r: "unused", scorer=_scorer({"email": -1.0, "maps": -2.5, "none": -1.8}))
+    logprob = BY_INPUT.model_copy(update={"pick": "logprob"})
+    ctx = _context(PICK, Params(choices=logprob), _input("email", "maps"), lm)
+    result = await DirectStrategy().run(ctx)
+
+    assert result.output.model_dump() == {"tool": "email"}
+    assert lm.calls == 1 and ctx.calls.lm_calls == 1 and ctx.budget.lm_calls == 1
+    assert ctx.calls.prompt_tokens > 0
+    assert lm.last_request is not None
+    assert lm.last_request.continuations == (
+        '{"tool":"email"}',
+        '{"tool":"maps"}',
+        '{"tool":"none"}',
+    )
+    trace = result.trace["choices"] if result.trace else {}
+    assert trace["scores"] == [-1.0, -2.5, -1.8]
+    assert trace["abstain_index"] == 2 and trace["picked"] == 0
+
+    biased = logprob.model_copy(update={"abstain_bias": 0.9})
+    result = await DirectStrategy().run(
+        _context(PICK, Params(choices=biased), _input("email", "maps"), lm)
+    )
+    assert result.output.model_dump() == {"tool": "none"}
+
+
+async def test_logprob_mode_counts_against_the_prediction_budget() -> None:
+    lm = ScriptedLM(lambda r: "unused", scorer=_scorer({"a": 0.0, "none": -1.0}))
+    logprob = BY_INPUT.model_copy(update={"pick": "logprob"})
+    params = Params(choices=logprob, budgets=Budgets(max_lm_calls=0))
+    with pytest.raises(BudgetExceededError, match="max_lm_calls"):
+        await DirectStrategy().run(_context(PICK, params, _input("a"), lm))
+    assert lm.calls == 0
+
+
+async def test_logprob_mode_on_an_lm_that_cannot_score_falls_back_to_the_grammar() -> None:
+    lm = ScriptedLM(lambda r: '{"tool": "a"}', supports_constrained=True)
+    logprob = BY_INPUT.model_copy(update={"pick": "logprob"})
+    result = await DirectStrategy().run(_context(PICK, Params(choices=logprob), _input("a"), lm))
+
+    assert result.output.model_dump() == {"tool": "a"}
+    assert result.trace is not None
+    assert result.trace["choices"]["pick"] == "grammar"
+    assert result.trace["choices"]["fallback"] == "the LM cannot score continuations"
+
+
+async def test_schema_choices_score_every_output_of_a_union_and_bias_the_abstention() -> None:
+    def score(request: LMRequest, text: str) -> float:
+        return -0.5 if '"search"' in text else -0.9 if "none" in text else -3.0
+
+    lm = ScriptedLM(lambda r: "unused", scorer=score)
+    choices = ChoiceParams(source="schema", abstain={"action": "none"}, pick="logprob")
+    ctx = _context(UNION, Params(choices=choices), MessageIn(message="find it"), lm)
+    result = await DirectStrategy().run(ctx)
+    assert result.output.model_dump() == {"action": "tool", "tool": "search"}
+    assert lm.last_request is not None and len(lm.last_request.continuations or ()) == 4
+
+    leaning = choices.model_copy(update={"abstain_bias": 0.5})
+    result = await DirectStrategy().run(
+        _context(UNION, Params(choices=leaning), MessageIn(message="find it"), lm)
+    )
+    assert result.output.model_dump() == {"action": "none"}
+
+
+def test_pick_index_breaks_ties_toward_the_earliest_output() -> None:
+    assert pick_index([-1.0, -1.0, -2.0], 2, 1.0) == 0
+    assert pick_index([-1.0, -1.0, -2.0], 2, 1.01) == 2
+    assert pick_index([-3.0, -1.0], None, 100.0) == 1
+
+
+def test_choice_params_need_both_ends_for_input_choices_and_default_to_none_on_params() -> None:
+    with pytest.raises(ValueError, match="output_field and input_path"):
+        ChoiceParams(source="input", output_field="/tool")
+    with pytest.raises(ValueError, match="JSON pointer"):
+        ChoiceParams(source="input", output_field="tool", input_path="tools[*]")
+    assert "choices" not in Params().canonical()
+    assert re.search(r'"choices"', json.dumps(Params(choices=BY_INPUT).canonical()))

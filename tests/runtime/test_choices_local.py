@@ -1,0 +1,76 @@
+"""Logprob choices on the real demo model (qwen2.5-coder-0.5b) with SelectTool: every allowed
+output gets a finite score, the unbiased pick agrees with the model's own greedy constrained
+answer, and a large abstention bias makes every pick the abstention."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
+from dse.lm import LM, install_pack, lm_from_spec
+from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext
+from dse.signature import ChoiceParams, Params
+
+pytestmark = pytest.mark.slow
+
+PACK = "qwen2.5-coder-0.5b"
+NONE = {"action": "none"}
+
+
+@pytest.fixture(scope="module")
+def qwen() -> LM:
+    install_pack(PACK)
+    return lm_from_spec(f"local:{PACK}", timeout_s=600)
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    text = Path(dataset_path()).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    holdout = [r for r in rows if r["split"] == "holdout"]
+    return holdout[::7][:count]
+
+
+async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    ctx = StrategyContext(
+        signature=SELECT_TOOL,
+        params=params.with_model_id(lm.default_model_id),
+        input=SELECT_TOOL.input_model.model_validate(row["input"]),
+        lm=lm,
+        budget=BudgetTracker(params.budgets),
+    )
+    result = await DirectStrategy().run(ctx)
+    return result.output.model_dump(mode="json"), result.trace
+
+
+async def test_logprob_choices_on_select_tool_with_the_real_model(qwen: LM) -> None:
+    """Scores are the model's distribution over the six allowed outputs (as a grammar of exactly
+    them decodes), so they sum to one; the likeliest tool is the one greedy constrained decoding
+    names. (The unbiased argmax leans to "none": a tool's mass is split five ways while greedy
+    decides tool-or-none on one token; that is what the calibrated bias corrects.)"""
+    choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob")
+    scored = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
+    eager = SELECT_TOOL.defaults.model_copy(
+        update={"choices": choices.model_copy(update={"abstain_bias": 1000.0})}
+    )
+    rows = _rows(4)
+    agree = tools = 0
+    for row in rows:
+        _, trace = await _run(qwen, scored, row)
+        body = trace["choices"]
+        scores = body["scores"]
+        assert len(scores) == 6 and all(math.isfinite(s) and s < 0 for s in scores)
+        assert sum(math.exp(s) for s in scores) == pytest.approx(1.0, abs=0.02)
+        greedy, _ = await _run(qwen, SELECT_TOOL.defaults, row)
+        if greedy != NONE:
+            tools += 1
+            others = [i for i in range(6) if i != body["abstain_index"]]
+            likeliest = max(others, key=lambda i: scores[i])
+            agree += json.loads(body["outputs"][likeliest]) == greedy
+        abstained, _ = await _run(qwen, eager, row)
+        assert abstained == NONE
+    assert tools >= 2 and agree >= tools - 1
