@@ -10,8 +10,14 @@ from dse._canonical import sha256_id
 from dse.compile._space import SearchSpace
 from dse.errors import DseError
 
-OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
-OPTIMIZERS: tuple[str, ...] = ("grid", "fewshot_greedy", "bootstrap_random_search", "tpe")
+OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "reflect"]
+OPTIMIZERS: tuple[str, ...] = (
+    "grid",
+    "fewshot_greedy",
+    "bootstrap_random_search",
+    "tpe",
+    "reflect",
+)
 
 
 class CompileBudget(BaseModel):
@@ -40,9 +46,12 @@ class JobSpec(BaseModel):
     budget: CompileBudget
     baseline_compiled_id: str
     seed: int = 0
+    teacher_model_id: str | None = None
 
     def job_hash(self) -> str:
-        return sha256_id(self.model_dump(mode="json"))
+        # The teacher is named only when there is one, so jobs without one keep their hashes.
+        omit = {"teacher_model_id"} if self.teacher_model_id is None else set()
+        return sha256_id(self.model_dump(mode="json", exclude=omit))
 
 
 DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
@@ -50,6 +59,7 @@ DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
     "fewshot_greedy": {"rounds": 3, "tries_per_round": 4},
     "bootstrap_random_search": {"candidates": 8, "pass_threshold": 1.0},
     "tpe": {"trials": 20, "minibatch": 16, "full_eval_top": 2, "demo_sets": 8, "propose": 2},
+    "reflect": {"rounds": 8, "minibatch": 12},
 }
 
 
@@ -73,6 +83,7 @@ def build_job_spec(
     budget: CompileBudget,
     baseline_compiled_id: str,
     seed: int = 0,
+    teacher_model_id: str | None = None,
 ) -> JobSpec:
     """The one place job specs are made: compile, gates and the runner all call this."""
     if optimizer not in OPTIMIZERS:
@@ -90,4 +101,5 @@ def build_job_spec(
         budget=budget,
         baseline_compiled_id=baseline_compiled_id,
         seed=seed,
+        teacher_model_id=teacher_model_id,
     )

@@ -33,7 +33,9 @@ class CompileReport(BaseModel):
 
     ``candidates`` lists only candidates scored on at least one example; those the budget cut
     before any example are in ``unscored`` (compiled id and label), so no count or chart shows
-    a reward nobody measured.
+    a reward nobody measured. ``teacher_model_id`` names the model given to write proposals
+    (None: the task model wrote them); ``proposals`` says who wrote how many, with a plain note
+    when that was a small task model.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -61,6 +63,8 @@ class CompileReport(BaseModel):
     wall_seconds: float
     created_at: datetime
     compile_job_id: str
+    teacher_model_id: str | None = None
+    proposals: dict[str, Any] | None = None
 
     def headline(self) -> dict[str, Any]:
         """The numbers a person reads first."""
@@ -82,6 +86,8 @@ class CompileReport(BaseModel):
             "results_reused": self.results_reused,
             "wall_seconds": round(self.wall_seconds, 1),
             "by_value": [] if by_value is None else by_value.rows(),
+            "teacher_model_id": self.teacher_model_id,
+            "proposals": self.proposals,
         }
 
     def scored_candidates(self) -> list[dict[str, Any]]:

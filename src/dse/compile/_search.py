@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dse.compile._space import SearchSpace
-from dse.eval import Candidate, Evaluator, SpendBudget
+from dse.eval import BudgetedLM, Candidate, Evaluator, SpendBudget
 from dse.signature import Demo, Params, Signature
 from dse.store import ExampleRow
 
@@ -55,6 +55,10 @@ def params_summary(params: Params) -> dict[str, Any]:
 
 @dataclass
 class SearchContext:
+    """What an optimizer works with. ``teacher`` (when given) writes instruction proposals
+    instead of the task model; ``proposal_calls`` / ``proposed`` count what proposers did, for
+    the report."""
+
     signature: Signature[Any, Any]
     space: SearchSpace
     baseline: Params
@@ -66,6 +70,10 @@ class SearchContext:
     seed: int
     records: list[CandidateRecord] = field(default_factory=list)
     skipped: list[CandidateRecord] = field(default_factory=list)
+    teacher: BudgetedLM | None = None
+    teacher_model_id: str | None = None
+    proposal_calls: int = 0
+    proposed: int = 0
 
     @property
     def rng(self) -> random.Random:
@@ -150,3 +158,15 @@ class Optimizer(Protocol):
     id: str
 
     async def search(self, ctx: SearchContext) -> None: ...
+
+
+def room_for(ctx: SearchContext, calls: int) -> bool:
+    """Whether ``calls`` more LM calls fit the remaining budget of calls and (at the pace so
+    far) seconds; trials stop early so the full evaluation of the best ones always fits."""
+    budget = ctx.budget
+    if budget.max_lm_calls is not None and budget.charged_calls + calls > budget.max_lm_calls:
+        return False
+    if budget.max_seconds is None or budget.lm_calls == 0:
+        return True
+    pace = budget.elapsed_s / budget.lm_calls
+    return budget.elapsed_s + pace * calls <= budget.max_seconds
