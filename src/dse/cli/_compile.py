@@ -98,7 +98,10 @@ def compile_(
     signature_id: Annotated[str, typer.Argument(metavar="SIGNATURE")],
     optimizer: Annotated[
         str | None,
-        typer.Option("--optimizer", help="grid | fewshot_greedy | bootstrap_random_search | tpe | reflect"),
+        typer.Option(
+            "--optimizer",
+            help="grid | fewshot_greedy | bootstrap_random_search | tpe | reflect",
+        ),
     ] = None,
     budget_calls: Annotated[
         int | None, typer.Option("--budget-calls", min=1, help="LM calls for the search.")

@@ -14,6 +14,15 @@ from dse.compile._compile import (
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
 from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
+from dse.compile._reflect import (
+    ReflectOptimizer,
+    extract_instruction,
+    model_size_b,
+    pareto_front,
+    proposals_summary,
+    reflect,
+    select_parent,
+)
 from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import CandidateRecord, Optimizer, SearchContext, params_summary
 from dse.compile._space import (
@@ -40,6 +49,7 @@ __all__ = [
     "JobSpec",
     "Optimizer",
     "ProgressFn",
+    "ReflectOptimizer",
     "RewardFactory",
     "SearchContext",
     "SearchSpace",
@@ -49,9 +59,15 @@ __all__ = [
     "default_space",
     "eval_hash",
     "evaluate_artifact",
+    "extract_instruction",
     "job_for",
+    "model_size_b",
     "params_summary",
+    "pareto_front",
+    "proposals_summary",
+    "reflect",
     "require_compile_rows",
     "resolve_control",
+    "select_parent",
     "split_train",
 ]

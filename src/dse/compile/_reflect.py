@@ -24,6 +24,8 @@ FAILURES_SHOWN = 6
 SUCCESSES_SHOWN = 3
 SMALL_PROPOSER_B = 1.0
 _FIELD_CHARS = 600
+# About 2,000 tokens: with the reply it fits a small local model's 4,096-token context.
+_PROMPT_CHARS = 7000
 _MAX_CHARS = 1500
 _MAX_TOKENS = 320
 _MIN_CHARS = 20
@@ -220,10 +222,14 @@ async def reflect(
             break
         shown_wrong = rng.sample(failures, min(FAILURES_SHOWN, len(failures)))
         shown_right = rng.sample(successes, min(SUCCESSES_SHOWN, len(successes)))
+        prompt = reflection_prompt(current, shown_wrong, shown_right)
+        while len(prompt) > _PROMPT_CHARS and (shown_right or len(shown_wrong) > 1):
+            (shown_right if shown_right else shown_wrong).pop()
+            prompt = reflection_prompt(current, shown_wrong, shown_right)
         request = LMRequest(
             messages=(
                 Message(role="system", content=_SYSTEM),
-                Message(role="user", content=reflection_prompt(current, shown_wrong, shown_right)),
+                Message(role="user", content=prompt),
             ),
             config=ModelConfig(model_id=model_id, temperature=0.7, max_tokens=_MAX_TOKENS),
             sample_index=index,
