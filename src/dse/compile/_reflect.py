@@ -188,9 +188,10 @@ def reflection_prompt(
 def extract_instruction(text: str) -> str | None:
     """The instruction from a teacher's reply: a fenced or tagged block, else the whole reply."""
     for pattern in (_FENCE, _TAGGED):
-        match = pattern.search(text)
-        if match:
-            text = match.group(1)
+        blocks = pattern.findall(text)
+        if blocks:
+            # The longest block: a teacher may fence a short output example beside its answer.
+            text = max(blocks, key=len)
             break
     text = text.strip().strip("`").strip()
     text = re.sub(r"^(new |improved )?instruction\s*:\s*", "", text, flags=re.IGNORECASE)
