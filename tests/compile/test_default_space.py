@@ -70,7 +70,7 @@ def proposing_lm() -> ScriptedLM:
     """Proposes PROPOSAL when asked for an instruction; answers right only under it."""
 
     def rule(request: LMRequest) -> str:
-        if request.messages[0].content.startswith("You write clear, precise prompt"):
+        if request.messages[0].content.startswith("You improve the instructions"):
             return PROPOSAL
         prompt = "\n".join(m.content for m in request.messages)
         match = re.search(r"Input:\n(\{[^\n]*\})\s*$", request.messages[-1].content)

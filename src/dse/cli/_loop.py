@@ -19,12 +19,14 @@ from dse.cli._app import (
     MaxValueRegression,
     MinEffect,
     MinValueN,
+    Teacher,
     _actor,
     _emit,
     _errors,
     _open_store,
     _opts,
     _progress_bar,
+    _teacher_lm,
     app,
     err,
     out,
@@ -89,6 +91,7 @@ def overnight(
         bool, typer.Option("--e2e", help="Run the browser check before promoting.")
     ] = False,
     resume: Annotated[str | None, typer.Option("--resume", metavar="RUN_ID")] = None,
+    teacher: Teacher = None,
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Drive a dse server over HTTP.")
     ] = None,
@@ -139,6 +142,11 @@ def overnight(
             e2e=e2e,
             actor=_actor(),
         )
+        if base_url is not None and teacher:
+            raise DseError(
+                "--teacher applies to the loop run here; with --base-url the server's "
+                "workers compile with their own --teacher"
+            )
         with _LoopProgress(opts) as progress:
             if base_url is not None:
                 # Remote mode: the same policy, every step and the run record on the server.
@@ -155,7 +163,7 @@ def overnight(
                     )
                 )
             else:
-                summary = _run_embedded(opts, app_obj, config, resume, progress)
+                summary = _run_embedded(opts, app_obj, config, resume, progress, teacher)
     except DseError as exc:
         summary = {"ok": False, "error": {"name": exc.name, "message": str(exc)}}
     _print_and_exit(summary)
@@ -183,17 +191,24 @@ def _run_embedded(
     config: OvernightConfig,
     resume: str | None,
     progress: _LoopProgress,
+    teacher: str | None = None,
 ) -> dict[str, Any]:
     store = _open_store(opts)
     try:
         lm = lm_from_spec(opts.lm)
+        teacher_lm = _teacher_lm(teacher)
         check = None
         if config.e2e:
             from dse.e2e import embedded_check
 
             check = embedded_check(store, app_obj, lm, lm_spec=opts.lm)
         backend = EmbeddedLoop(
-            store, app_obj, lm, e2e_check=check, on_compile_progress=progress.compile
+            store,
+            app_obj,
+            lm,
+            e2e_check=check,
+            on_compile_progress=progress.compile,
+            teacher=teacher_lm,
         )
 
         async def run() -> dict[str, Any]:
@@ -208,6 +223,8 @@ def _run_embedded(
                 )
             finally:
                 await lm.aclose()
+                if teacher_lm is not None:
+                    await teacher_lm.aclose()
 
         return asyncio.run(run())
     finally:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dse.cli._app import _errors, _open_store, _opts, app, err
+from dse.cli._app import Teacher, _errors, _open_store, _opts, _teacher_lm, app, err
 from dse.jobs import DEFAULT_LEASE_S, DEFAULT_POLL_S, JOB_KINDS, JobEnv, Worker
 from dse.lm import lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
@@ -31,6 +31,7 @@ def worker(
     max_jobs: Annotated[
         int | None, typer.Option("--max-jobs", min=1, help="Stop after this many jobs.")
     ] = None,
+    teacher: Teacher = None,
 ) -> None:
     """Claim and run durable jobs until stopped (SIGINT/SIGTERM hand the running job back).
 
@@ -43,10 +44,16 @@ def worker(
         store = _open_store(opts)
         try:
             lm = lm_from_spec(opts.lm)
+            teacher_lm = _teacher_lm(teacher)
             # The live Predict path (no LM cache), as `dse serve` uses for exercise traffic.
             writer = ReceiptWriter(store)
             env = JobEnv(
-                store, loaded.app, lm, Predictor(store, lm, loaded.app.signatures, writer), writer
+                store,
+                loaded.app,
+                lm,
+                Predictor(store, lm, loaded.app.signatures, writer),
+                writer,
+                teacher=teacher_lm,
             )
             runner = Worker(env, lease_s=lease_seconds, poll_s=poll_seconds, kinds=kind)
             err.print(
@@ -74,6 +81,8 @@ def worker(
                 finally:
                     stopped.cancel()
                     await lm.aclose()
+                    if teacher_lm is not None:
+                        await teacher_lm.aclose()
 
             ran = asyncio.run(run())
             writer.close()

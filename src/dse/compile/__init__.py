@@ -15,6 +15,15 @@ from dse.compile._compile import (
 from dse.compile._eval_report import eval_hash, evaluate_artifact
 from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
 from dse.compile._race import RaceOptimizer, initial_candidates, more_candidates
+from dse.compile._reflect import (
+    ReflectOptimizer,
+    extract_instruction,
+    model_size_b,
+    pareto_front,
+    proposals_summary,
+    reflect,
+    select_parent,
+)
 from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import (
     CandidateRecord,
@@ -49,6 +58,7 @@ __all__ = [
     "Optimizer",
     "ProgressFn",
     "RaceOptimizer",
+    "ReflectOptimizer",
     "RewardFactory",
     "SearchContext",
     "SearchSpace",
@@ -60,11 +70,17 @@ __all__ = [
     "default_space",
     "eval_hash",
     "evaluate_artifact",
+    "extract_instruction",
     "initial_candidates",
     "job_for",
+    "model_size_b",
     "more_candidates",
     "params_summary",
+    "pareto_front",
+    "proposals_summary",
+    "reflect",
     "require_compile_rows",
     "resolve_control",
+    "select_parent",
     "split_train",
 ]

@@ -15,6 +15,7 @@ from dse.compile._fewshot import FewShotGreedyOptimizer
 from dse.compile._grid import GridOptimizer
 from dse.compile._job import CompileBudget, JobSpec, build_job_spec
 from dse.compile._race import RaceOptimizer
+from dse.compile._reflect import ReflectOptimizer, proposals_summary
 from dse.compile._report import CompileReport, HoldoutComparison
 from dse.compile._search import (
     CandidateRecord,
@@ -27,6 +28,7 @@ from dse.compile._space import SearchSpace, split_train
 from dse.compile._tpe import TPEOptimizer
 from dse.errors import DatasetError, DseError
 from dse.eval import (
+    BudgetedLM,
     Candidate,
     Evaluator,
     LabelFn,
@@ -48,6 +50,7 @@ OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "bootstrap_random_search": BootstrapRandomSearchOptimizer,
     "tpe": TPEOptimizer,
     "race": RaceOptimizer,
+    "reflect": ReflectOptimizer,
 }
 
 
@@ -120,8 +123,10 @@ def job_for(
     *,
     optimizer: str | None = None,
     budget: CompileBudget | None = None,
+    teacher_model_id: str | None = None,
 ) -> tuple[JobSpec, RewardBundle, Control]:
-    """Build the job spec from code (the profile), never from a request body."""
+    """Build the job spec from code (the profile), never from a request body. The teacher (the
+    model that writes instruction proposals) is part of it: another teacher, another result."""
     reward = profile.reward(store, lm)
     control = resolve_control(store, signature, lm)
     spec = build_job_spec(
@@ -135,6 +140,7 @@ def job_for(
         budget=budget or profile.budget,
         baseline_compiled_id=control.compiled_id,
         seed=profile.seed,
+        teacher_model_id=teacher_model_id,
     )
     return spec, reward, control
 
@@ -151,11 +157,14 @@ async def compile_signature(
     on_progress: ProgressFn | None = None,
     ops_run_id: str | None = None,
     dataset_version: str | None = None,
+    teacher: LM | None = None,
 ) -> CompileOutcome:
     """Search the signature's space and report the best candidate with its holdout comparison.
 
     ``dataset_version`` pins the snapshot to compile (a durable job resumed by another worker
     compiles the data it was started on); by default the signature's current data is used.
+    ``teacher`` writes instruction proposals (default: the task model ``lm`` itself); its calls
+    spend the same budget as the search's.
     """
     started = time.monotonic()
     # Looked at first and snapshotted only when the search runs: a refusal writes nothing.
@@ -165,7 +174,13 @@ async def compile_signature(
         else _pinned_version(store, signature.id, dataset_version)
     )
     spec, reward, control = job_for(
-        store, signature, lm, profile, optimizer=optimizer, budget=budget
+        store,
+        signature,
+        lm,
+        profile,
+        optimizer=optimizer,
+        budget=budget,
+        teacher_model_id=None if teacher is None else teacher.default_model_id,
     )
     job_hash = spec.job_hash()
     existing = store.find_compile_report(
@@ -223,6 +238,10 @@ async def compile_signature(
             budget=budget_used,
             config=spec.optimizer_config,
             seed=spec.seed,
+            teacher=None
+            if teacher is None
+            else BudgetedLM(teacher, store.lm_cache(), budget_used, concurrency=concurrency),
+            teacher_model_id=spec.teacher_model_id,
         )
         await OPTIMIZERS[spec.optimizer]().search(ctx)
         best = ctx.best() or _baseline_record(ctx, control)
@@ -309,6 +328,8 @@ async def compile_signature(
             compile_job_id=job.id,
             stop_reason=stop_reason,
             budget_left=budget_left,
+            teacher_model_id=spec.teacher_model_id,
+            proposals=proposals_summary(ctx),
         )
         row, _ = store.put_compile_report(
             signature_id=signature.id,

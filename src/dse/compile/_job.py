@@ -10,8 +10,15 @@ from dse._canonical import sha256_id
 from dse.compile._space import SearchSpace
 from dse.errors import DseError
 
-OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race"]
-OPTIMIZERS: tuple[str, ...] = ("grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race")
+OptimizerId = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe", "race", "reflect"]
+OPTIMIZERS: tuple[str, ...] = (
+    "grid",
+    "fewshot_greedy",
+    "bootstrap_random_search",
+    "tpe",
+    "race",
+    "reflect",
+)
 
 
 class CompileBudget(BaseModel):
@@ -40,9 +47,12 @@ class JobSpec(BaseModel):
     budget: CompileBudget
     baseline_compiled_id: str
     seed: int = 0
+    teacher_model_id: str | None = None
 
     def job_hash(self) -> str:
-        return sha256_id(self.model_dump(mode="json"))
+        # The teacher is named only when there is one, so jobs without one keep their hashes.
+        omit = {"teacher_model_id"} if self.teacher_model_id is None else set()
+        return sha256_id(self.model_dump(mode="json", exclude=omit))
 
 
 DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
@@ -60,6 +70,7 @@ DEFAULT_OPTIMIZER_CONFIG: dict[str, dict[str, Any]] = {
         "ensemble_samples": 3,
         "ensemble_temperature": 0.7,
     },
+    "reflect": {"rounds": 8, "minibatch": 12},
 }
 
 
@@ -83,6 +94,7 @@ def build_job_spec(
     budget: CompileBudget,
     baseline_compiled_id: str,
     seed: int = 0,
+    teacher_model_id: str | None = None,
 ) -> JobSpec:
     """The one place job specs are made: compile, gates and the runner all call this."""
     if optimizer not in OPTIMIZERS:
@@ -100,4 +112,5 @@ def build_job_spec(
         budget=budget,
         baseline_compiled_id=baseline_compiled_id,
         seed=seed,
+        teacher_model_id=teacher_model_id,
     )

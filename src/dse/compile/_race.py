@@ -39,6 +39,7 @@ from typing import Any
 
 from dse.compile._choices import choice_options
 from dse.compile._demos import demo_options
+from dse.compile._reflect import reflect
 from dse.compile._search import CandidateRecord, SearchContext
 from dse.signature import EnsembleParams, Params
 from dse.store import ExampleRow
@@ -83,9 +84,17 @@ def initial_candidates(ctx: SearchContext) -> list[Proposal]:
 
 
 async def more_candidates(ctx: SearchContext, front: list[CandidateRecord]) -> list[Proposal]:
-    """New candidates for an adaptive round, made from the current front (the leader and the
-    finalists tied with it). None by default; reflective proposals plug in here."""
-    return []
+    """New candidates for an adaptive round: with a teacher, instructions it writes from the
+    leader's failures (reflection), on the leader's other settings; none without one (a small
+    task model writing its own instructions mostly copies them)."""
+    if ctx.teacher is None or not front:
+        return []
+    leader = front[0]
+    variants = await reflect(ctx, leader, int(ctx.config.get("proposals_per_round", 2)))
+    return [
+        (leader.params.model_copy(update={"instruction": v.text}), f"{v.id} <- {leader.label}")
+        for v in variants
+    ]
 
 
 @dataclass

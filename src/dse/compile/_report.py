@@ -36,6 +36,9 @@ class CompileReport(BaseModel):
     before any example are in ``unscored`` (compiled id and label), so no count or chart shows
     a reward nobody measured. ``stop_reason`` says why the search ended and ``budget_left``
     what of the search budget it left (LM calls, seconds); both are None in older reports.
+    ``teacher_model_id`` names the model given to write proposals
+    (None: the task model wrote them); ``proposals`` says who wrote how many, with a plain note
+    when that was a small task model.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -65,6 +68,8 @@ class CompileReport(BaseModel):
     compile_job_id: str
     stop_reason: StopReason | None = None
     budget_left: dict[str, Any] | None = None
+    teacher_model_id: str | None = None
+    proposals: dict[str, Any] | None = None
 
     def headline(self) -> dict[str, Any]:
         """The numbers a person reads first."""
@@ -90,6 +95,8 @@ class CompileReport(BaseModel):
             "search_lm_calls": self.spend["lm_calls"],
             "search_budget_left": self.budget_left,
             "by_value": [] if by_value is None else by_value.rows(),
+            "teacher_model_id": self.teacher_model_id,
+            "proposals": self.proposals,
         }
 
     def scored_candidates(self) -> list[dict[str, Any]]:

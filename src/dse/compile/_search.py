@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from dse.compile._space import SearchSpace
-from dse.eval import Candidate, Evaluator, SpendBudget
+from dse.eval import BudgetedLM, Candidate, Evaluator, SpendBudget
 from dse.signature import Demo, Params, Signature
 from dse.store import ExampleRow
 
@@ -89,6 +89,10 @@ def params_summary(params: Params) -> dict[str, Any]:
 
 @dataclass
 class SearchContext:
+    """What an optimizer works with. ``teacher`` (when given) writes instruction proposals
+    instead of the task model; ``proposal_calls`` / ``proposed`` count what proposers did, for
+    the report."""
+
     signature: Signature[Any, Any]
     space: SearchSpace
     baseline: Params
@@ -105,6 +109,10 @@ class SearchContext:
     selected: str | None = None
     # Why a step was skipped (e.g. a calibration that could not run), for the report.
     notes: list[str] = field(default_factory=list)
+    teacher: BudgetedLM | None = None
+    teacher_model_id: str | None = None
+    proposal_calls: int = 0
+    proposed: int = 0
 
     @property
     def rng(self) -> random.Random:
@@ -214,3 +222,15 @@ class Optimizer(Protocol):
     id: str
 
     async def search(self, ctx: SearchContext) -> None: ...
+
+
+def room_for(ctx: SearchContext, calls: int) -> bool:
+    """Whether ``calls`` more LM calls fit the remaining budget of calls and (at the pace so
+    far) seconds; trials stop early so the full evaluation of the best ones always fits."""
+    budget = ctx.budget
+    if budget.max_lm_calls is not None and budget.charged_calls + calls > budget.max_lm_calls:
+        return False
+    if budget.max_seconds is None or budget.lm_calls == 0:
+        return True
+    pace = budget.elapsed_s / budget.lm_calls
+    return budget.elapsed_s + pace * calls <= budget.max_seconds

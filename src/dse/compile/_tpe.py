@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 import optuna
 
 from dse.compile._demos import demo_options
-from dse.compile._propose import propose_instructions
-from dse.compile._search import SearchContext
+from dse.compile._reflect import reflect
+from dse.compile._search import SearchContext, room_for
 from dse.signature import Params
 
 logging.getLogger("optuna").setLevel(logging.WARNING)
@@ -39,14 +38,7 @@ class TPEOptimizer:
         (baseline,) = await ctx.score([(ctx.baseline, "baseline")])
         instructions = list(ctx.space.instructions)
         if int(config.get("propose", 0)) > 0 and not ctx.exhausted:
-            instructions += await propose_instructions(
-                ctx.evaluator.lm,
-                ctx.signature,
-                ctx.baseline,
-                ctx.scoring,
-                await _mistakes(ctx, baseline.compiled_id),
-                int(config["propose"]),
-            )
+            instructions += await reflect(ctx, baseline, int(config["propose"]))
         demo_sets = demo_options(ctx, rng, int(config.get("demo_sets", 8)))
         by_instruction = {v.id: v for v in instructions}
         decodes = {str(i): d for i, d in enumerate(ctx.space.decode)}
@@ -82,7 +74,7 @@ class TPEOptimizer:
         number = 0
         budget_bound = False
         while number < trials:
-            if ctx.exhausted or not _room_for(ctx, batch_size + reserve):
+            if ctx.exhausted or not room_for(ctx, batch_size + reserve):
                 budget_bound = True
                 break
             finished = await run_trial(number)
@@ -125,33 +117,3 @@ class TPEOptimizer:
                 f"the sampler proposed only fully scored configurations {_REPEATS} times in a row "
                 f"({len(full)} of {size} scored in full)",
             )
-
-
-async def _mistakes(
-    ctx: SearchContext, compiled_id: str
-) -> list[tuple[Any, dict[str, Any] | None]]:
-    rows = ctx.evaluator.store.get_eval_results(
-        dataset_version_id=ctx.evaluator.dataset_version_id,
-        reward_id=ctx.evaluator.reward.id,
-        reward_version=ctx.evaluator.reward.version,
-        judge_compiled_id=ctx.evaluator.reward.judge_compiled_id,
-        compiled_ids=[compiled_id],
-    )
-    by_id = {e.example_id: e for e in ctx.scoring}
-    return [
-        (by_id[r.example_id], r.body.get("predicted"))
-        for r in rows
-        if r.example_id in by_id and r.reward < 1.0
-    ]
-
-
-def _room_for(ctx: SearchContext, calls: int) -> bool:
-    """Whether ``calls`` more LM calls fit the remaining budget of calls and (at the pace so
-    far) seconds; trials stop early so the full evaluation of the best ones always fits."""
-    budget = ctx.budget
-    if budget.max_lm_calls is not None and budget.charged_calls + calls > budget.max_lm_calls:
-        return False
-    if budget.max_seconds is None or budget.lm_calls == 0:
-        return True
-    pace = budget.elapsed_s / budget.lm_calls
-    return budget.elapsed_s + pace * calls <= budget.max_seconds

@@ -27,7 +27,8 @@ ProgressFn = Callable[[dict[str, Any]], None]
 class JobEnv:
     """What a worker runs jobs with. ``predictor`` is the live Predict path (its receipts go
     through ``writer``): exercise traffic must reach the agent exactly as users do; a worker
-    without one runs no exercise job."""
+    without one runs no exercise job. ``teacher`` writes instruction proposals for compile jobs
+    that name one; a job naming a teacher this worker lacks fails instead of compiling without."""
 
     store: Store
     app: App
@@ -35,6 +36,7 @@ class JobEnv:
     predictor: Predictor | None = None
     writer: ReceiptWriter | None = None
     on_compile_progress: ProgressFn | None = None
+    teacher: LM | None = None
 
 
 class _Params(BaseModel):
@@ -51,6 +53,7 @@ class CompileParams(_Params):
     ops_run_id: str | None = None
     dataset_version: str
     compile_job_id: str
+    teacher_model_id: str | None = None
 
 
 class EvalParams(_Params):
@@ -69,6 +72,12 @@ class ExerciseParams(_Params):
 
 async def run_compile(env: JobEnv, raw: dict[str, Any]) -> dict[str, Any]:
     params = CompileParams.model_validate(raw)
+    have = None if env.teacher is None else env.teacher.default_model_id
+    if params.teacher_model_id != have:
+        raise DseError(
+            f"this compile job wants teacher {params.teacher_model_id or '(none)'} but this "
+            f"worker has {have or 'no teacher'}; run the worker with the same --teacher"
+        )
     profile = env.app.profile(params.signature_id)
     outcome = await compile_signature(
         env.store,
@@ -81,6 +90,7 @@ async def run_compile(env: JobEnv, raw: dict[str, Any]) -> dict[str, Any]:
         ops_run_id=params.ops_run_id,
         dataset_version=params.dataset_version,
         on_progress=env.on_compile_progress,
+        teacher=env.teacher,
     )
     return {
         "report_id": outcome.report_id,

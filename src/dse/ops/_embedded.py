@@ -44,12 +44,19 @@ from dse.store import CanaryState, Store
 
 class EmbeddedTransport:
     def __init__(
-        self, store: Store, app: App, lm: LM, *, on_compile_progress: ProgressFn | None = None
+        self,
+        store: Store,
+        app: App,
+        lm: LM,
+        *,
+        on_compile_progress: ProgressFn | None = None,
+        teacher: LM | None = None,
     ) -> None:
         self.store = store
         self.app = app
         self.lm = lm
         self.on_compile_progress = on_compile_progress
+        self.teacher = teacher
 
     def _signature(self, signature_id: str) -> Signature[Any, Any]:
         return self.app.signatures.get(signature_id)
@@ -92,6 +99,7 @@ class EmbeddedTransport:
             concurrency=settings.concurrency,
             ops_run_id=run_id,
             on_progress=self.on_compile_progress,
+            teacher=self.teacher,
         )
         return Compiled(
             outcome.report_id, outcome.reused, outcome.report, outcome.report.compile_job_id
@@ -217,8 +225,11 @@ class EmbeddedLoop(OvernightPolicy):
         *,
         e2e_check: E2ECheck | None = None,
         on_compile_progress: ProgressFn | None = None,
+        teacher: LM | None = None,
     ) -> None:
-        transport = EmbeddedTransport(store, app, lm, on_compile_progress=on_compile_progress)
+        transport = EmbeddedTransport(
+            store, app, lm, on_compile_progress=on_compile_progress, teacher=teacher
+        )
         super().__init__(transport, e2e_check=e2e_check)
 
 

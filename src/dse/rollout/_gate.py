@@ -235,10 +235,8 @@ def _report_of_candidate(
 ) -> CompileReportRow | None:
     """The newest report on this dataset version whose best is the candidate and whose job spec
     is the one code builds with that job's own optimizer and budget (each only where the caller
-    named none), so the job still comes from code and never from what was stored."""
-    if optimizer is not None and budget is not None:
-        return None
-    rebuilt: dict[tuple[str, CompileBudget], str] = {}
+    named none) and teacher, so the job still comes from code and never from what was stored."""
+    rebuilt: dict[tuple[str, CompileBudget, str | None], str] = {}
     for job in store.list_compile_jobs(signature_id=signature.id, limit=_JOBS_SCANNED):
         if job.dataset_version_id != dataset_version_id:
             continue
@@ -250,10 +248,17 @@ def _report_of_candidate(
             budget is not None and stored.budget != budget
         ):
             continue
-        key = (stored.optimizer, stored.budget)
+        # Whichever teacher wrote the proposals: the report still proves the candidate.
+        key = (stored.optimizer, stored.budget, stored.teacher_model_id)
         if key not in rebuilt:
             spec, _, _ = job_for(
-                store, signature, lm, profile, optimizer=stored.optimizer, budget=stored.budget
+                store,
+                signature,
+                lm,
+                profile,
+                optimizer=stored.optimizer,
+                budget=stored.budget,
+                teacher_model_id=stored.teacher_model_id,
             )
             rebuilt[key] = spec.job_hash()
         if rebuilt[key] != job.job_hash:
