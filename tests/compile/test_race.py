@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import dse.compile._race as race_module
 from dse.compile import (
     OPTIMIZERS,
     CandidateRecord,
@@ -158,6 +159,9 @@ async def test_a_proven_leader_converges_and_is_chosen(
         "race",
         {**DEFAULT_OPTIMIZER_CONFIG["race"], "ensemble_samples": 0},
     )
+    # Only instructions vary: a choice variant of the planted instruction answers the same
+    # under this scripted LM, and a true tie with the leader rightly prevents "converged".
+    monkeypatch.setattr(race_module, "choice_options", lambda ctx: {})
     seed_dataset(sqlite_store)
     lm = planted_lm(lambda request, text: "PLANTED" in prompt_of(request))
     outcome = await compile_signature(

@@ -50,10 +50,11 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
     if found is None:
         return {}
     options: dict[str, dict[str, Any]] = {}
-    same_as_baseline = (
-        found.choices.source == "schema" and ctx.baseline.decode.mode == "constrained"
-    )
-    if not same_as_baseline:
+    # Grammar picking over the schema's own outputs is what constrained decoding already does:
+    # offered beside it, it is the same policy under another name, and only ties with it.
+    constrained = {ctx.baseline.decode.mode, *(d.mode for d in ctx.space.decode)}
+    same_as_constrained = found.choices.source == "schema" and "constrained" in constrained
+    if not same_as_constrained:
         options[f"choices {found.summary} | grammar"] = {"choices": found.choices}
     if found.scorable and ctx.evaluator.lm.supports_logprobs:
         logprob = found.choices.model_copy(update={"pick": "logprob"})
