@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from dse._canonical import sha256_id
+from dse._ids import random_hex
 from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, StoreError
 from dse.lm import LM, ModelConfig
 from dse.runtime._budget import BudgetTracker
@@ -138,7 +138,7 @@ class Predictor:
         _check_thread_key(thread_key)
         check_input_size(value)
         sig = self.signatures.get(signature) if isinstance(signature, str) else signature
-        receipt_id = "rcpt_" + os.urandom(16).hex()
+        receipt_id = "rcpt_" + random_hex(16)
         started = time.monotonic()
         created_at = datetime.now(UTC)
         raw_input = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
