@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from dse.compile import SearchSpace, split_train
 from dse.compile._choices import calibrate, choice_options
+from dse.compile._race import RaceOptimizer
 from dse.compile._search import SearchContext
 from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
 from dse.lm import LMRequest, ScriptedLM
@@ -181,6 +182,26 @@ async def test_calibration_is_skipped_with_a_reason_for_a_judged_reward(
 
     assert await calibrate(ctx, ctx.baseline.model_copy(update=update), label) is None
     assert any("judged reward" in note for note in ctx.notes)
+
+
+async def test_race_calibrates_a_logprob_finalist_and_chooses_it(sqlite_store: Store) -> None:
+    """Uncalibrated, logprob picking loses every "none" row to the first listed tool; the race
+    tunes the bias of its logprob finalists for free and picks the calibrated variant."""
+    lm = _lm()
+    ctx = _context(sqlite_store, _rows(60), lm, exact_match_reward())
+    label, update = next((k, v) for k, v in choice_options(ctx).items() if k.endswith("logprob"))
+
+    def initial(ctx: SearchContext) -> list[tuple[Params, str]]:
+        return [(ctx.baseline.model_copy(update=update), label)]
+
+    await RaceOptimizer(initial=initial).search(ctx)
+
+    best = ctx.best()
+    assert best is not None and best.params.choices is not None
+    assert "abstain bias" in best.label and best.params.choices.abstain_bias > 0.2
+    assert best.reward == 1.0
+    plain = next(r for r in ctx.records if r.label == label and not r.minibatch)
+    assert plain.reward < 0.8
 
 
 async def _none_recall(ctx: SearchContext, compiled_id: str) -> float:

@@ -13,8 +13,9 @@ any two candidates share their first rows and every comparison is paired.
    (successive halving). The first round starts as many candidates as fit ``race_share`` of the
    budget left; the rest wait in a queue.
 3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
-   out. With budget left the search goes on with new candidates: first the adaptive hook
-   (:func:`more_candidates`, e.g. reflective proposals from the leaders), then untried
+   out. With budget left the search goes on with new candidates: first each logprob-choice
+   finalist with its abstention bias calibrated (free: the choice scores are cached), then the
+   adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the leaders), then untried
    combinations from the queue, then one ensemble of the leader (``ensemble_samples`` votes at
    ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
    ``time_budget``) or there is nothing new to try: ``converged`` when the leader is proven
@@ -37,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dse.compile._choices import choice_options
+from dse.compile._choices import calibrate, choice_options
 from dse.compile._demos import demo_options
 from dse.compile._reflect import reflect
 from dse.compile._search import CandidateRecord, SearchContext
@@ -180,6 +181,7 @@ class RaceOptimizer:
         random.Random(ctx.seed).shuffle(proposals)
         _enqueue(ctx, queue, seen, proposals)
         ensembled: set[str] = set()
+        calibrated: set[str] = set()
         batch = race.take(queue, share)
         while True:
             if batch and not await race.run(batch):
@@ -190,8 +192,10 @@ class RaceOptimizer:
                 ctx.stop_for_budget(race.summary())
                 break
             fresh: list[_Racer] = []
+            _enqueue(ctx, fresh, seen, await _calibrated(ctx, [leader, *tied], calibrated))
             front = [r.record for r in [leader, *tied] if r.record is not None]
-            _enqueue(ctx, fresh, seen, await self.more(ctx, front))
+            if not fresh:
+                _enqueue(ctx, fresh, seen, await self.more(ctx, front))
             if not fresh and queue:
                 fresh = race.take(queue, share)
             if not fresh:
@@ -240,6 +244,24 @@ class RaceOptimizer:
         fresh: list[_Racer] = []
         _enqueue(ctx, fresh, seen, [(params, f"{leader.label} | ensemble x{samples}")])
         return fresh
+
+
+async def _calibrated(
+    ctx: SearchContext, finalists: Sequence[_Racer], done: set[str]
+) -> list[Proposal]:
+    """Each logprob-choice finalist with its abstention bias tuned on the scoring rows (see
+    :func:`calibrate`): free, since the per-choice scores are already cached, so it goes first."""
+    proposals: list[Proposal] = []
+    for racer in finalists:
+        choices = racer.params.choices
+        if choices is None or choices.pick != "logprob" or racer.compiled_id in done:
+            continue
+        done.add(racer.compiled_id)
+        found = await calibrate(ctx, racer.params, racer.label)
+        if found is not None:
+            done.add(ctx.signature.compiled_id(found[0]))
+            proposals.append(found)
+    return proposals
 
 
 def _enqueue(
