@@ -204,5 +204,7 @@ def compile_(
             )
             if proposals["note"]:
                 out.print(f"note: {proposals['note']}")
+        for note in report.notes:
+            out.print(f"note: {note}")
 
     _emit(opts, payload, human)

@@ -330,6 +330,7 @@ async def compile_signature(
             budget_left=budget_left,
             teacher_model_id=spec.teacher_model_id,
             proposals=proposals_summary(ctx),
+            notes=list(ctx.notes),
         )
         row, _ = store.put_compile_report(
             signature_id=signature.id,

@@ -38,7 +38,8 @@ class CompileReport(BaseModel):
     what of the search budget it left (LM calls, seconds); both are None in older reports.
     ``teacher_model_id`` names the model given to write proposals
     (None: the task model wrote them); ``proposals`` says who wrote how many, with a plain note
-    when that was a small task model.
+    when that was a small task model. ``notes`` are the search's remarks on steps it skipped
+    and why (e.g. a calibration a judged reward would make costly).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -70,6 +71,7 @@ class CompileReport(BaseModel):
     budget_left: dict[str, Any] | None = None
     teacher_model_id: str | None = None
     proposals: dict[str, Any] | None = None
+    notes: list[str] = Field(default_factory=list)
 
     def headline(self) -> dict[str, Any]:
         """The numbers a person reads first."""
@@ -97,6 +99,7 @@ class CompileReport(BaseModel):
             "by_value": [] if by_value is None else by_value.rows(),
             "teacher_model_id": self.teacher_model_id,
             "proposals": self.proposals,
+            "notes": self.notes,
         }
 
     def scored_candidates(self) -> list[dict[str, Any]]:
