@@ -11,7 +11,17 @@ from urllib.parse import quote, quote_plus
 
 import typer
 
-from dse.cli._app import _emit, _errors, _fail, _open_store, _opts, app, err, out
+from dse.cli._app import (
+    Teacher,
+    _emit,
+    _errors,
+    _fail,
+    _open_store,
+    _opts,
+    app,
+    err,
+    out,
+)
 from dse.errors import DseError
 from dse.eval import import_mined, mine_corrections, mine_receipts
 from dse.store import Split
@@ -72,6 +82,7 @@ def serve(
             "separate `dse worker` processes do all of them.",
         ),
     ] = True,
+    teacher: Teacher = None,
 ) -> None:
     """Serve the API (/api/dse), the read-only pages (/dse) and the app's own pages."""
     import uvicorn
@@ -91,11 +102,15 @@ def serve(
             predict_token=load_predict_token(source, admin=admin, viewer=viewer),
             tokens_file=source,
             worker=run_jobs,
+            teacher=teacher.strip() if teacher and teacher.strip() else None,
         )
         # Opened and built before the banner: a bad store URL or --lm is one error line and
         # exit 1 here, instead of a banner and then uvicorn's startup traceback (exit 3).
         _open_store(opts).close()
-        lm = lm_from_spec(settings.lm)
+        # Built here so a bad spec is one error line; the service takes them by spec.
+        models = {settings.lm: lm_from_spec(settings.lm)}
+        if settings.teacher and settings.teacher not in models:
+            models[settings.teacher] = lm_from_spec(settings.teacher)
     where = (
         "tokens: from the environment (DSE_ADMIN_TOKEN, DSE_VIEWER_TOKEN)"
         if source == "environment"
@@ -112,7 +127,7 @@ def serve(
     tokens = [settings.admin_token, settings.viewer_token, settings.predict_token]
     redact = _RedactTokens([s.get_secret_value() for s in tokens if s is not None])
     logging.getLogger("uvicorn.access").addFilter(redact)
-    service = create_app(settings, app=loaded, lm_factory=lambda _spec: lm)
+    service = create_app(settings, app=loaded, lm_factory=models.__getitem__)
     uvicorn.run(service, host=host, port=port, log_level=log_level)
 
 

@@ -71,6 +71,7 @@ async def start_compile(
             budget_seconds=body.budget_seconds,
             concurrency=body.concurrency,
             ops_run_id=body.ops_run_id,
+            teacher=ctx.teacher,
         )
     )
     if submitted.compile_job is None:

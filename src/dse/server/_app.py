@@ -184,6 +184,7 @@ def create_app(
     async def lifespan(service: FastAPI) -> AsyncIterator[None]:
         store = Store.open(settings.db)
         lm = lm_factory(settings.lm)
+        teacher = lm_factory(settings.teacher) if settings.teacher else None
         writer = ReceiptWriter(store)
         predictor = Predictor(store, lm, loaded.app.signatures, writer)
         service.state.dse = ServerContext(
@@ -194,10 +195,11 @@ def create_app(
             lm=lm,
             writer=writer,
             predictor=predictor,
+            teacher=teacher,
         )
         worker_task = None
         if settings.worker:
-            env = JobEnv(store, loaded.app, lm, predictor, writer)
+            env = JobEnv(store, loaded.app, lm, predictor, writer, teacher=teacher)
             worker = Worker(env, lease_s=settings.worker_lease_s)
             worker_task = asyncio.create_task(worker.run(), name="dse-worker")
         try:
@@ -210,6 +212,8 @@ def create_app(
                     await worker_task
             writer.close()
             await lm.aclose()
+            if teacher is not None and teacher is not lm:
+                await teacher.aclose()
             store.close()
 
     service = FastAPI(

@@ -23,6 +23,9 @@ class ServerContext:
     lm: LM
     writer: ReceiptWriter
     predictor: Predictor
+    # Writes instruction proposals for the compiles this server queues and runs (None: the task
+    # model does).
+    teacher: LM | None = None
     background: dict[str, Any] = field(default_factory=dict)
 
 

@@ -50,6 +50,11 @@ class ServerSettings(BaseModel):
         default=None, description="The agents' token (predict and feedback only); None: no role."
     )
     tokens_file: str | None = Field(default=None, description="Where the tokens came from.")
+    teacher: str | None = Field(
+        default=None,
+        description="The LM that writes instruction proposals for compiles queued here, in the "
+        "forms of `lm` (None: the task model writes them).",
+    )
     worker: bool = Field(
         default=True,
         description="Run durable jobs (compile, eval, exercise) in this process as well; off "
