@@ -132,3 +132,27 @@ def test_compile_prints_why_the_search_stopped(db: str, scripted: str) -> None:
     payload = json.loads(shown.output)
     assert payload["stop_reason"] == "budget_spent"
     assert payload["search_budget_left"]["lm_calls"] == 0
+
+
+def test_compile_with_a_teacher_says_who_wrote_the_proposals(
+    db: str, scripted: str, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher.jsonl"
+    teacher.write_text(
+        json.dumps({"model_id": "teacher-1.5b"})
+        + "\n"
+        + json.dumps({"default": "```\nRoute each message to the tool it asks for.\n```"})
+        + "\n"
+    )
+    data = Path(__file__).parents[2] / "src/dse/autopilot/data/select_tool.jsonl"
+    assert runner.invoke(app, ["--db", db, "import", SELECT_TOOL_ID, str(data)]).exit_code == 0
+    args = ["compile", SELECT_TOOL_ID, "--optimizer", "tpe", "--budget-calls", "120"]
+    result = runner.invoke(
+        app, ["--db", db, "--lm", scripted, *args, "--teacher", f"scripted:{teacher}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "call(s) to the teacher teacher-1.5b" in result.output
+    shown = runner.invoke(
+        app, ["--db", db, "--lm", scripted, "--json", *args, "--teacher", f"scripted:{teacher}"]
+    )
+    assert json.loads(shown.output)["teacher_model_id"] == "teacher-1.5b"

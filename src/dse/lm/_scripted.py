@@ -91,8 +91,8 @@ class ScriptedLM:
         cls, path: str | Path, *, latency_s: float = 0.0, model_id: str = DEFAULT_SCRIPTED_MODEL_ID
     ) -> ScriptedLM:
         """Load ``{"match": regex, "reply": text}`` lines; a ``{"default": text}`` line sets the
-        fallback reply and a ``{"latency_s": seconds}`` line simulates a slow model. Blank lines
-        are skipped."""
+        fallback reply, a ``{"latency_s": seconds}`` line simulates a slow model and a
+        ``{"model_id": id}`` line names the model it stands in for. Blank lines are skipped."""
         file = Path(path)
         try:
             lines = file.read_text(encoding="utf-8").splitlines()
@@ -115,6 +115,8 @@ class ScriptedLM:
                 and len(row) == 1
             ):
                 latency_s = float(row["latency_s"])
+            elif isinstance(row, dict) and isinstance(row.get("model_id"), str) and len(row) == 1:
+                model_id = row["model_id"]
             elif (
                 isinstance(row, dict)
                 and isinstance(row.get("match"), str)
@@ -124,7 +126,8 @@ class ScriptedLM:
             else:
                 raise LMError(
                     f"scripted LM: {file}:{lineno}: expected "
-                    '{"match": REGEX, "reply": TEXT}, {"default": TEXT} or {"latency_s": SECONDS}'
+                    '{"match": REGEX, "reply": TEXT}, {"default": TEXT}, {"latency_s": SECONDS} '
+                    'or {"model_id": ID}'
                 )
         return cls(rules, default=default, latency_s=latency_s, model_id=model_id)
 
