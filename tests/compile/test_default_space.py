@@ -15,7 +15,6 @@ from dse.compile import (
     DEFAULT_DECODE,
     CompileProfile,
     compile_signature,
-    default_max_demos,
     default_space,
     split_train,
 )
@@ -89,7 +88,7 @@ def test_default_space_varies_instruction_demos_and_decode_for_any_signature() -
         ("constrained", "chat"),
         ("tolerant", "inline"),
     }
-    assert space.max_demos == 3 and space.include_authored_demos is False
+    assert space.max_demos == 6 and space.include_authored_demos is False
     demo = Demo(id="d", input={"text": "great"}, output={"sentiment": "positive"})
     with_demos = Signature(
         id="test/WithDemos.v1",
@@ -100,15 +99,10 @@ def test_default_space_varies_instruction_demos_and_decode_for_any_signature() -
     assert default_space(with_demos).include_authored_demos is True
 
 
-def test_free_text_outputs_get_fewer_demos_than_choice_outputs() -> None:
-    summary = Signature(
-        id="test/Summary.v1",
-        input_model=ReviewIn,
-        output_model=SummaryOut,
-        prompt=PromptBlocks(instruction="Summarize."),
-    )
-    assert default_max_demos(summary) == 2
-    assert default_max_demos(REVIEW) == 3
+def test_the_default_space_bounds_demos_by_count_and_by_characters() -> None:
+    space = default_space(REVIEW)
+    assert (space.max_demos, space.demo_chars) == (6, 2400)
+    assert space.retrieval_ks == (3, 6) and space.stratified_demos
 
 
 async def test_a_new_signature_compiles_from_40_rows_with_only_the_defaults(

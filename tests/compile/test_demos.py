@@ -229,3 +229,19 @@ async def test_a_compile_with_retrieval_never_shows_a_row_its_own_input(
         assert set(shown) - {json.loads(own)["text"]} <= pool_texts
         retrieved += len(shown) > 1
     assert retrieved
+
+
+@pytest.mark.parametrize(("length", "most"), [(10, 6), (1000, 2)])
+def test_demo_sets_fit_the_character_budget_so_long_rows_give_fewer(length: int, most: int) -> None:
+    """Six short rows fit 2,400 characters of demos; rows of about 1,000 characters fit two.
+    Retrieval options carry the same budget, which the runtime applies per input."""
+    pool = [
+        r.model_copy(update={"input": {"message": f"{r.example_id} " + "x" * length}})
+        for r in POOL
+    ]
+    space = SearchSpace(max_demos=6, demo_chars=2400, stratified_demos=True, retrieval_ks=(6,))
+    options = demo_options(context(space, pool=pool), random.Random(0), 16)
+    sizes = [len(o["few_shot"]) for o in options.values() if o["few_shot"]]
+    assert max(sizes) == most and min(sizes) >= 1
+    (retrieval,) = [o["demo_retrieval"] for o in options.values() if o["demo_retrieval"]]
+    assert retrieval.k == 6 and retrieval.max_chars == 2400

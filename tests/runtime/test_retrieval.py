@@ -58,6 +58,18 @@ def fresh_index_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_nearest_pool_demos_come_first_and_k_is_respected() -> None:
     assert ids(retrieval(k=2), "what is the weather in Paris") == ["weather-1", "weather-2"]
+
+
+def test_max_chars_keeps_the_best_ranked_demos_that_fit_and_always_one() -> None:
+    """weather-1 is 49 characters as compact JSON and weather-2 53: 110 fits both, 100 only
+    the first, and 10 still shows the best match."""
+    assert [retrieve.demo_chars(d) for d in POOL[:3:2]] == [49, 53]
+    question = "what is the weather in Paris"
+    assert ids(retrieval(k=2, max_chars=110), question) == ["weather-1", "weather-2"]
+    assert ids(retrieval(k=2, max_chars=100), question) == ["weather-1"]
+    assert ids(retrieval(k=2, max_chars=10), question) == ["weather-1"]
+    # Left out of the hash while unset, so policies made before it keep their ids.
+    assert "max_chars" not in DemoRetrieval(pool=POOL).model_dump()
     assert ids(retrieval(k=1), "please email Bob") == ["email-1"]
     assert len(ids(retrieval(k=4), "please email Bob")) == 4
     assert ids(retrieval(k=32), "calendar") == [

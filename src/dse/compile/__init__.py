@@ -37,7 +37,6 @@ from dse.compile._space import (
     DEFAULT_DECODE,
     InstructionVariant,
     SearchSpace,
-    default_max_demos,
     default_space,
     split_train,
 )
@@ -66,7 +65,6 @@ __all__ = [
     "StopReason",
     "build_job_spec",
     "compile_signature",
-    "default_max_demos",
     "default_space",
     "eval_hash",
     "evaluate_artifact",

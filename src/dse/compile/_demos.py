@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from dse.compile._search import SearchContext
 from dse.eval import value_key
+from dse.runtime import demo_chars, within_chars
 from dse.signature import Demo, DemoRetrieval
 from dse.store import ExampleRow
 
@@ -47,22 +48,25 @@ def demo_options(
     random_sets: dict[str, dict[str, Any]] = {}
     for index in range(count):
         size = rng.randint(1, min(space.max_demos, len(rows)))
-        picks = rng.sample(rows, size)
-        random_sets[f"pool set {index + 1} ({size})"] = _fixed(_demos(ctx, picks))
+        picks = _within(ctx, rng.sample(rows, size))
+        random_sets[f"pool set {index + 1} ({len(picks)})"] = _fixed(_demos(ctx, picks))
     retrieval_pool = _demos(ctx, rows)
     for k in sorted({min(k, space.max_demos, len(rows)) for k in space.retrieval_ks}):
         options[f"retrieve {k} (bm25)"] = {
             "few_shot": (),
-            "demo_retrieval": DemoRetrieval(pool=retrieval_pool, k=k),
+            "demo_retrieval": DemoRetrieval(
+                pool=retrieval_pool, k=k, max_chars=space.demo_chars
+            ),
         }
     groups = label_groups(ctx, rows) if space.stratified_demos else {}
     if len(groups) >= 2:
         seen: set[tuple[str, ...]] = set()
         for index in range(max(1, count // 4)):
-            for kind, picks in (
+            for kind, drawn in (
                 ("stratified", stratified_set(groups, space.max_demos, rng)),
                 ("balanced", balanced_set(groups, space.max_demos, rng)),
             ):
+                picks = _within(ctx, drawn)
                 ids = tuple(e.example_id for e in picks)
                 if ids not in seen:
                     seen.add(ids)
@@ -127,6 +131,11 @@ def _normalized(ctx: SearchContext, row: ExampleRow) -> Any:
         return ctx.signature.output_model.model_validate(row.expected).model_dump(mode="json")
     except ValidationError:
         return row.expected
+
+
+def _within(ctx: SearchContext, rows: Sequence[ExampleRow]) -> list[ExampleRow]:
+    """The leading rows that fit the space's ``demo_chars`` as demos (at least one)."""
+    return within_chars(rows, lambda row: demo_chars(ctx.demo(row)), ctx.space.demo_chars)
 
 
 def _fixed(few_shot: tuple[Demo, ...] | None) -> dict[str, Any]:

@@ -29,8 +29,10 @@ class SearchSpace(BaseModel):
 
     ``stratified_demos`` adds fixed demo sets that show every expected output value the pool
     has (and class-balanced ones); ``retrieval_ks`` adds demos retrieved per input from the
-    pool, one option per k (empty: off). Both are left out of the hash while off, so a space
-    that does not use them keeps the hash it had before they existed.
+    pool, one option per k (empty: off). ``demo_chars`` bounds the prompt a demo set takes
+    (inputs and outputs as compact JSON; every set keeps at least one demo), so short labels
+    can show many demos and long documents few. All three are left out of the hash while off,
+    so a space that does not use them keeps the hash it had before they existed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +47,7 @@ class SearchSpace(BaseModel):
     retrieval_ks: tuple[Annotated[int, Field(ge=1, le=32)], ...] = Field(
         default=(), exclude_if=lambda ks: not ks
     )
+    demo_chars: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
     grid_cap: int = Field(default=48, ge=1)
 
     def hash(self) -> str:
@@ -61,8 +64,12 @@ DEFAULT_DECODE: tuple[DecodeParams, ...] = (
 
 
 # Retrieved demos per input worth trying: a few nearest rows, or as many as a prompt may carry
-# (each capped by the space's max_demos and the pool's size).
+# (each capped by the space's max_demos, its demo_chars and the pool's size).
 DEFAULT_RETRIEVAL_KS: tuple[int, ...] = (3, 6)
+DEFAULT_MAX_DEMOS = 6
+# About 700 tokens of demos: room for six short routing rows, or one or two long documents,
+# beside the rest of the prompt in a small local model's 4,096-token context.
+DEFAULT_DEMO_CHARS = 2400
 
 
 def default_space(signature: Signature[Any, Any]) -> SearchSpace:
@@ -70,30 +77,22 @@ def default_space(signature: Signature[Any, Any]) -> SearchSpace:
 
     It varies what helps any signature: the authored instruction (the optimizer may add ones an
     LM proposes from train rows and failures, as ``tpe`` does), demo sets drawn from the train
-    pool (random, label-stratified, and retrieved per input with k of 3 or 6), and
-    :data:`DEFAULT_DECODE`; the authored demos only when the signature has some. A 30% demo pool
-    leaves about 20 of 28 train rows to score candidates on.
+    pool (random, label-stratified, and retrieved per input with k of 3 or 6; up to six demos
+    within :data:`DEFAULT_DEMO_CHARS`), and :data:`DEFAULT_DECODE`; the authored demos only when
+    the signature has some. A 30% demo pool leaves about 20 of 28 train rows to score
+    candidates on.
     """
     return SearchSpace(
         instructions=(InstructionVariant(id="authored"),),
         decode=DEFAULT_DECODE,
         temperatures=(0.0,),
-        max_demos=default_max_demos(signature),
+        max_demos=DEFAULT_MAX_DEMOS,
         demo_pool_share=0.3,
         include_authored_demos=bool(signature.prompt.demos),
         stratified_demos=True,
         retrieval_ks=DEFAULT_RETRIEVAL_KS,
+        demo_chars=DEFAULT_DEMO_CHARS,
     )
-
-
-def default_max_demos(signature: Signature[Any, Any]) -> int:
-    """How many demos one prompt may carry: 2 when the output has free text (each demo is long,
-    and a small model's context fills fast), else one per choice of the widest choice field,
-    between 3 and 6, so each label can be shown once."""
-    free_text, widest = _output_shape(signature.output_schema, signature.output_schema)
-    if free_text:
-        return 2
-    return min(6, max(3, widest))
 
 
 def split_train(
@@ -122,31 +121,3 @@ class SearchSpaces:
             return self._by_id[signature_id]
         except KeyError:
             raise RegistryError(f"no search space is registered for {signature_id}") from None
-
-
-def _output_shape(schema: dict[str, Any], root: dict[str, Any]) -> tuple[bool, int]:
-    """(has a free-text string, most choices of one enum) over a JSON Schema and its ``$defs``."""
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
-        return _output_shape(target, root) if isinstance(target, dict) else (False, 0)
-    if "enum" in schema:
-        return False, len(schema["enum"])
-    if "const" in schema:
-        return False, 1
-    parts: list[dict[str, Any]] = [
-        *(schema.get("properties") or {}).values(),
-        *(schema.get("anyOf") or []),
-        *(schema.get("oneOf") or []),
-        *(schema.get("allOf") or []),
-    ]
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            parts.append(schema[key])
-    free_text = schema.get("type") == "string"
-    widest = 0
-    for part in parts:
-        text, choices = _output_shape(part, root)
-        free_text = free_text or text
-        widest = max(widest, choices)
-    return free_text, widest

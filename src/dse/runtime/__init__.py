@@ -17,6 +17,7 @@ from dse.runtime._limits import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
 from dse.runtime._receipt import Receipt
 from dse.runtime._render import PromptTemplate, build_template, render_messages
+from dse.runtime._retrieve import demo_chars, within_chars
 from dse.runtime._strategy import (
     CallLog,
     Strategy,
@@ -48,6 +49,7 @@ __all__ = [
     "canary_bucket",
     "choice_set",
     "decode_output",
+    "demo_chars",
     "enumerate_outputs",
     "first_balanced_object",
     "input_size_problem",
@@ -59,4 +61,5 @@ __all__ = [
     "render_messages",
     "resolve_strategy",
     "strip_fences",
+    "within_chars",
 ]

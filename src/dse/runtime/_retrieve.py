@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import bm25s
 
@@ -29,6 +29,7 @@ class DemoRetriever:
         self.spec = spec
         self.pool: tuple[Demo, ...] = spec.pool
         self._inputs = [compact_json(demo.input) for demo in spec.pool]
+        self._sizes = [demo_chars(demo) for demo in spec.pool]
         documents = tokenize([query_text(demo.input, spec.query_fields) for demo in spec.pool])
         self._index: bm25s.BM25 | None = None
         if any(documents):
@@ -39,7 +40,8 @@ class DemoRetriever:
     def select(self, input_json: str) -> tuple[int, ...]:
         """Pool indices of the demos to show for an input (its :func:`input_json`): the ``k``
         best BM25 matches (ties by pool order), topped up by the fallback order when fewer
-        match. A demo whose input is this very input is never chosen."""
+        match, then cut to ``max_chars``. A demo whose input is this very input is never
+        chosen."""
         k = min(self.spec.k, len(self.pool))
         allowed = [text != input_json for text in self._inputs]
         picks: list[int] = []
@@ -56,10 +58,32 @@ class DemoRetriever:
                     break
                 if i not in chosen and allowed[i]:
                     picks.append(i)
-        return tuple(picks)
+        return tuple(within_chars(picks, self._sizes.__getitem__, self.spec.max_chars))
 
     def demos(self, indices: Sequence[int]) -> tuple[Demo, ...]:
         return tuple(self.pool[i] for i in indices)
+
+
+def demo_chars(demo: Demo) -> int:
+    """What a demo adds to a prompt, measured as its input and output in compact JSON."""
+    return len(compact_json(demo.input)) + len(compact_json(demo.output))
+
+
+T = TypeVar("T")
+
+
+def within_chars(items: Sequence[T], size: Callable[[T], int], limit: int | None) -> list[T]:
+    """The leading ``items`` whose sizes add up to at most ``limit`` (at least the first)."""
+    if limit is None:
+        return list(items)
+    kept: list[T] = []
+    total = 0
+    for item in items:
+        total += size(item)
+        if kept and total > limit:
+            break
+        kept.append(item)
+    return kept
 
 
 def retriever_for(spec: DemoRetrieval) -> DemoRetriever:

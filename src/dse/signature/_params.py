@@ -29,13 +29,16 @@ class DemoRetrieval(_Frozen):
     the pool by BM25 over the string leaves of each demo's input (only the top-level
     ``query_fields`` when given); ties keep pool order, and an input that matches fewer than
     ``k`` demos is topped up from the pool (one demo per output value first). A pool demo whose
-    input equals the input is never shown to it.
+    input equals the input is never shown to it. ``max_chars`` bounds the prompt the demos
+    take: the chosen demos are shown in rank order while their inputs and outputs, as compact
+    JSON, add up to at most this many characters (the first is always shown).
     """
 
     pool: tuple[Demo, ...] = Field(min_length=1)
     k: int = Field(default=3, ge=1, le=32)
     method: Literal["bm25"] = "bm25"
     query_fields: tuple[str, ...] | None = None
+    max_chars: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
 
 
 class DecodeParams(_Frozen):
