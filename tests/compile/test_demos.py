@@ -236,8 +236,7 @@ def test_demo_sets_fit_the_character_budget_so_long_rows_give_fewer(length: int,
     """Six short rows fit 2,400 characters of demos; rows of about 1,000 characters fit two.
     Retrieval options carry the same budget, which the runtime applies per input."""
     pool = [
-        r.model_copy(update={"input": {"message": f"{r.example_id} " + "x" * length}})
-        for r in POOL
+        r.model_copy(update={"input": {"message": f"{r.example_id} " + "x" * length}}) for r in POOL
     ]
     space = SearchSpace(max_demos=6, demo_chars=2400, stratified_demos=True, retrieval_ks=(6,))
     options = demo_options(context(space, pool=pool), random.Random(0), 16)

@@ -54,9 +54,7 @@ def demo_options(
     for k in sorted({min(k, space.max_demos, len(rows)) for k in space.retrieval_ks}):
         options[f"retrieve {k} (bm25)"] = {
             "few_shot": (),
-            "demo_retrieval": DemoRetrieval(
-                pool=retrieval_pool, k=k, max_chars=space.demo_chars
-            ),
+            "demo_retrieval": DemoRetrieval(pool=retrieval_pool, k=k, max_chars=space.demo_chars),
         }
     groups = label_groups(ctx, rows) if space.stratified_demos else {}
     if len(groups) >= 2:
