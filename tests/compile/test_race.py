@@ -221,3 +221,62 @@ def test_sign_test_rungs_and_plan() -> None:
     assert rungs_for(100, 8, 2) == [8, 16, 32, 64, 100]
     assert rungs_for(5, 8, 2) == [5]
     assert plan_cost(4, [8, 16, 20], 2) == 4 * 8 + 2 * 8 + 1 * 4
+
+
+async def test_single_knob_candidates_come_first_and_winners_are_combined(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted instruction alone fixes a third of the rows, chat-rendered demos alone
+    another third, both together every row. Given only single-knob candidates, the race must
+    build the pair itself and choose it."""
+    monkeypatch.setitem(
+        DEFAULT_OPTIMIZER_CONFIG,
+        "race",
+        {**DEFAULT_OPTIMIZER_CONFIG["race"], "ensemble_samples": 0},
+    )
+    monkeypatch.setattr(race_module, "choice_options", lambda ctx: {})
+    seed_dataset(sqlite_store, n_train=60)
+
+    def correct(request: LMRequest, text: str) -> bool:
+        planted = "PLANTED" in prompt_of(request)
+        chat = len(request.messages) > 2
+        number = number_of(text)
+        return (planted and chat) or (planted and number % 3 == 1) or (chat and number % 3 == 2)
+
+    search_space = SearchSpace(
+        instructions=(
+            InstructionVariant(id="authored"),
+            InstructionVariant(id="planted", text="PLANTED: answer."),
+        ),
+        decode=(
+            DecodeParams(mode="tolerant", demos_as="inline"),
+            DecodeParams(mode="tolerant", demos_as="chat"),
+        ),
+        max_demos=1,
+        demo_pool_share=0.35,
+    )
+    singles_first: list[list[bool]] = []
+
+    def singles_only(ctx: SearchContext) -> list[tuple[Params, str]]:
+        proposals = race_module.initial_candidates(ctx)
+        singles_first.append(
+            [len(race_module._changed(ctx.baseline, p)) == 1 for p, _ in proposals]
+        )
+        demo = ctx.with_demos(ctx.baseline, ctx.demo_pool[:1])
+        return [
+            (ctx.baseline.model_copy(update={"instruction": "PLANTED: answer."}), "planted"),
+            (demo, "one demo"),
+            (demo.model_copy(update={"decode": search_space.decode[1]}), "one demo, as chat"),
+        ]
+
+    factory: Callable[[], RaceOptimizer] = lambda: RaceOptimizer(initial=singles_only)  # noqa: E731
+    monkeypatch.setitem(OPTIMIZERS, "race", factory)
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, planted_lm(correct), race_profile(search_space), concurrency=4
+    )
+    (flags,) = singles_first
+    assert any(flags) and not all(flags)
+    assert flags == sorted(flags, reverse=True), "every single-knob candidate comes first"
+    report = outcome.report
+    assert set(report.best_label.split(" + ")) == {"planted", "one demo, as chat"}
+    assert report.holdout.paired.ci_low > 0

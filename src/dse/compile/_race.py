@@ -15,7 +15,9 @@ any two candidates share their first rows and every comparison is paired.
 3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
    out. With budget left the search goes on with new candidates: first each logprob-choice
    finalist with its abstention bias calibrated (free: the choice scores are cached), then the
-   adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the leaders), then untried
+   changes of the racers that beat the baseline so far combined (:func:`combined_candidates`),
+   then the adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the
+   leaders), then untried
    combinations from the queue, then one ensemble of the leader (``ensemble_samples`` votes at
    ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
    ``time_budget``) or there is nothing new to try: ``converged`` when the leader is proven
@@ -26,7 +28,8 @@ confidence on the whole scoring set, i.e. a higher mean and a one-sided sign tes
 P(Bin(w + l, 1/2) >= w) < ``select_alpha`` / F, with F the number of finalists other than the
 baseline (Bonferroni for picking the best of F). Among the candidates that pass, the highest mean
 wins (ties go to the earliest). Candidate generation is :func:`initial_candidates` (instructions
-x demo sets x decode modes x temperatures) and :func:`more_candidates` (the adaptive hook).
+x demo sets x decode modes x choices x temperatures, those changing one knob first) and
+:func:`more_candidates` (the adaptive hook).
 """
 
 from __future__ import annotations
@@ -51,8 +54,49 @@ MoreFn = Callable[[SearchContext, list[CandidateRecord]], Awaitable[list[Proposa
 
 
 def initial_candidates(ctx: SearchContext) -> list[Proposal]:
-    """Every combination the space offers: instructions x demo sets x decode modes (x
-    temperatures when the space lists more than one)."""
+    """Every combination the space offers: instructions x demo sets x decode modes x choice
+    variants (x temperatures when the space lists more than one). First, in seeded random
+    order, the ones that change a single knob of the baseline (what each knob alone is worth is
+    what the race learns first); then the rest, in seeded random order."""
+    rng = random.Random(ctx.seed)
+    proposals = _product(ctx)
+    rng.shuffle(proposals)
+    singles = [p for p in proposals if len(_changed(ctx.baseline, p[0])) == 1]
+    return singles + [p for p in proposals if len(_changed(ctx.baseline, p[0])) != 1]
+
+
+def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list[Proposal]:
+    """The baseline with the changes of two or more ``winners`` (best first) applied together:
+    every pair, then all of them, skipping any whose changes touch the same knob."""
+    groups: list[tuple[Proposal, ...]] = [
+        *itertools.combinations(winners, 2),
+        *([tuple(winners)] if len(winners) > 2 else []),
+    ]
+    combined: list[Proposal] = []
+    for group in groups:
+        changes = [_changed(ctx.baseline, params) for params, _ in group]
+        if sum(len(c) for c in changes) != len(set().union(*changes)):
+            continue
+        update = {
+            name: getattr(params, name)
+            for params, _ in group
+            for name in _changed(ctx.baseline, params)
+        }
+        label = " + ".join(label for _, label in group)
+        combined.append((ctx.baseline.model_copy(update=update), label))
+    return combined
+
+
+def _changed(baseline: Params, params: Params) -> set[str]:
+    """The Params fields (knobs) where ``params`` differs from ``baseline``."""
+    return {
+        name
+        for name in type(params).model_fields
+        if getattr(params, name) != getattr(baseline, name)
+    }
+
+
+def _product(ctx: SearchContext) -> list[Proposal]:
     demo_sets = demo_options(ctx, random.Random(ctx.seed), int(ctx.config.get("demo_sets", 8)))
     choices: dict[str, dict[str, Any]] = {"": {}, **choice_options(ctx)}
     temperatures = ctx.space.temperatures
@@ -177,9 +221,7 @@ class RaceOptimizer:
 
         seen = {baseline.compiled_id}
         queue: list[_Racer] = []
-        proposals = self.initial(ctx)
-        random.Random(ctx.seed).shuffle(proposals)
-        _enqueue(ctx, queue, seen, proposals)
+        _enqueue(ctx, queue, seen, self.initial(ctx))
         ensembled: set[str] = set()
         calibrated: set[str] = set()
         batch = race.take(queue, share)
@@ -193,6 +235,8 @@ class RaceOptimizer:
                 break
             fresh: list[_Racer] = []
             _enqueue(ctx, fresh, seen, await _calibrated(ctx, [leader, *tied], calibrated))
+            if not fresh:
+                _enqueue(ctx, fresh, seen, combined_candidates(ctx, race.winners()))
             front = [r.record for r in [leader, *tied] if r.record is not None]
             if not fresh:
                 _enqueue(ctx, fresh, seen, await self.more(ctx, front))
@@ -371,6 +415,20 @@ class _Race:
             return False
         wins, losses = _wins_losses(racer, leader, rows)
         return sign_test(wins, losses) < self.alpha_look
+
+    def winners(self, most: int = 3) -> list[Proposal]:
+        """Up to ``most`` racers that beat the baseline on the rows they share with it, by how
+        much (eliminated ones included: a knob can help even where its racer was cut)."""
+        baseline = self.baseline
+        ahead: list[tuple[float, _Racer]] = []
+        for racer in self.racers[1:]:
+            rows = [r for r in self.ids if r in racer.rewards]
+            if rows:
+                lead = racer.mean(rows) - baseline.mean(rows)
+                if lead > 0:
+                    ahead.append((lead, racer))
+        ahead.sort(key=lambda item: -item[0])
+        return [(racer.params, racer.label) for _, racer in ahead[:most]]
 
     def finalists(self) -> list[_Racer]:
         return [r for r in self.racers if r.alive and len(r.rewards) == len(self.ids)]
