@@ -17,9 +17,8 @@ any two candidates share their first rows and every comparison is paired.
    finalist with its abstention bias calibrated (free: the choice scores are cached), then the
    changes of the racers that beat the baseline so far combined (:func:`combined_candidates`),
    then the adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the
-   leaders), then untried
-   combinations from the queue, then one ensemble of the leader (``ensemble_samples`` votes at
-   ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
+   leaders), then untried combinations from the queue, then one ensemble of the leader
+   (``ensemble_samples`` votes at ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
    ``time_budget``) or there is nothing new to try: ``converged`` when the leader is proven
    better than every other finalist, ``tied_best_proven`` when some are still tied with it.
 
