@@ -18,9 +18,10 @@ any two candidates share their first rows and every comparison is paired.
    changes of the racers that beat the baseline so far combined (:func:`combined_candidates`),
    then the adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the
    leaders), then untried combinations from the queue, then one ensemble of the leader
-   (``ensemble_samples`` votes at ``ensemble_temperature``). It stops when the budget is spent (``budget_spent`` /
-   ``time_budget``) or there is nothing new to try: ``converged`` when the leader is proven
-   better than every other finalist, ``tied_best_proven`` when some are still tied with it.
+   (``ensemble_samples`` votes at ``ensemble_temperature``). It stops when the budget is spent
+   (``budget_spent`` / ``time_budget``) or there is nothing new to try: ``converged`` when the
+   leader is proven better than every other finalist, ``tied_best_proven`` when some are still
+   tied with it.
 
 Selection resists the winner's curse: the baseline is kept unless a finalist beats it with
 confidence on the whole scoring set, i.e. a higher mean and a one-sided sign test
