@@ -244,3 +244,20 @@ def test_demo_sets_fit_the_character_budget_so_long_rows_give_fewer(length: int,
     assert max(sizes) == most and min(sizes) >= 1
     (retrieval,) = [o["demo_retrieval"] for o in options.values() if o["demo_retrieval"]]
     assert retrieval.k == 6 and retrieval.max_chars == 2400
+
+
+def test_varied_outputs_are_stratified_by_the_values_that_repeat() -> None:
+    """Labels drawn from each input's own list are too varied to group by value; the repeated
+    ones (here the abstention) still get a group, so stratified sets show "none"."""
+
+    class Pick(BaseModel):
+        tool: str
+
+    picks = Signature(id="test/Pick.v1", input_model=AskIn, output_model=Pick, prompt=ASK.prompt)
+    rows = [row(i, {"tool": "none" if i % 3 == 0 else f"tool_{i}"}) for i in range(24)]
+    options = demo_options(context(STRATIFIED, picks, rows), random.Random(0), 4)
+    stratified = [v for k, v in options.items() if k.startswith("stratified")]
+    assert stratified
+    for option in stratified:
+        shown = [d.output["tool"] for d in option["few_shot"]]
+        assert "none" in shown and any(t != "none" for t in shown)

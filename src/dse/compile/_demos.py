@@ -9,11 +9,13 @@ used to score candidates, so a scored row can neither be a fixed demo nor retrie
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from dse._canonical import canonical_str
 from dse.compile._search import SearchContext
 from dse.eval import value_key
 from dse.runtime import demo_chars, within_chars
@@ -74,16 +76,31 @@ def demo_options(
 
 def label_groups(ctx: SearchContext, rows: Sequence[ExampleRow]) -> dict[str, list[ExampleRow]]:
     """Pool rows by expected output value, grouped as the holdout report groups them (the whole
-    output, or its most informative categorical field); empty for free-text outputs."""
+    output, or its most informative categorical field). Where the outputs are too varied for
+    that (e.g. a label the input lists), each output repeated in the pool is a group, such as
+    the abstention, and the rest one more; empty when nothing repeats (free text)."""
     outputs = [_normalized(ctx, row) for row in rows]
     key = value_key(ctx.signature, outputs)
     if key is None:
-        return {}
+        return _repeated_groups(rows, outputs)
     groups: dict[str, list[ExampleRow]] = {}
     for row, output in zip(rows, outputs, strict=True):
         label = key.label(output)
         if label is not None:
             groups.setdefault(label, []).append(row)
+    return groups
+
+
+def _repeated_groups(
+    rows: Sequence[ExampleRow], outputs: Sequence[Any]
+) -> dict[str, list[ExampleRow]]:
+    texts = [canonical_str(output) for output in outputs]
+    counts = Counter(texts)
+    if not any(n >= 2 for n in counts.values()):
+        return {}
+    groups: dict[str, list[ExampleRow]] = {}
+    for row, text in zip(rows, texts, strict=True):
+        groups.setdefault(text if counts[text] >= 2 else "(other)", []).append(row)
     return groups
 
 
