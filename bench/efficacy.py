@@ -243,6 +243,7 @@ def run(args: argparse.Namespace) -> None:
                             "holdout": len(task.split("holdout")),
                         },
                         abstain=task.abstain,
+                        commit=_commit(),
                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     )
                     with results.open("a", encoding="utf-8") as handle:
@@ -253,6 +254,18 @@ def run(args: argparse.Namespace) -> None:
                         f"{time.monotonic() - started:.0f} s)",
                         flush=True,
                     )
+
+
+def _commit() -> str | None:
+    """The code a result was measured on (None outside a git checkout)."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return done.stdout.strip() or None
 
 
 def _pct(value: float | None) -> str:
