@@ -71,11 +71,16 @@ def infer_choices(
     return _from_input(signature, rows) or _from_schema(signature, rows)
 
 
-async def calibrate(ctx: SearchContext, params: Params, label: str) -> tuple[Params, str] | None:
+async def calibrate(
+    ctx: SearchContext,
+    params: Params,
+    label: str,
+    examples: Sequence[ExampleRow] | None = None,
+) -> tuple[Params, str] | None:
     """The logprob variant with the abstention bias that maximizes mean reward on the scoring
-    rows, each row's reward recomputed for the alternative pick; scored through ``ctx`` (cache
-    hits, so free) so the report lists it. ``None``, with the reason in ``ctx.notes``, when it
-    cannot be calibrated."""
+    rows (or ``examples``, rows it was already scored on), each row's reward recomputed for
+    the alternative pick; scored through ``ctx`` (cache hits, so free) so the report lists it.
+    ``None``, with the reason in ``ctx.notes``, when it cannot be calibrated."""
     choices = params.choices
     if choices is None or choices.pick != "logprob" or choices.abstain is None:
         _note(ctx, f"calibrate {label}: not a logprob choice with an abstention")
@@ -84,9 +89,11 @@ async def calibrate(ctx: SearchContext, params: Params, label: str) -> tuple[Par
     if reward.judge_compiled_id:
         _note(ctx, f"calibrate {label}: a judged reward would need new judge calls per pick")
         return None
-    (record,) = await ctx.score([(params, label)])
-    rows = _results(ctx, record.compiled_id)
-    by_id = {e.example_id: e for e in ctx.scoring}
+    rows_used = list(ctx.scoring if examples is None else examples)
+    partial = len(rows_used) < len(ctx.scoring)
+    (record,) = await ctx.score([(params, label)], rows_used, minibatch=partial)
+    by_id = {e.example_id: e for e in rows_used}
+    rows = [r for r in _results(ctx, record.compiled_id) if r.example_id in by_id]
     fixed: list[float] = []
     rows_with_scores: list[tuple[list[float], int, int, float, float]] = []
     for row in rows:
@@ -114,7 +121,7 @@ async def calibrate(ctx: SearchContext, params: Params, label: str) -> tuple[Par
         update={"choices": choices.model_copy(update={"abstain_bias": bias})}
     )
     calibrated_label = f"{label} | abstain bias {bias:+.3f}"
-    await ctx.score([(calibrated, calibrated_label)])
+    await ctx.score([(calibrated, calibrated_label)], rows_used, minibatch=partial)
     return calibrated, calibrated_label
 
 

@@ -13,8 +13,10 @@ any two candidates share their first rows and every comparison is paired.
    (successive halving). The first round starts as many candidates as fit ``race_share`` of the
    budget left; the rest wait in a queue.
 3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
-   out. With budget left the search goes on with new candidates: first each logprob-choice
-   finalist with its abstention bias calibrated (free: the choice scores are cached), then the
+   out. (A logprob-choice racer also gets, at its first look, a twin with its abstention bias
+   tuned on the rows it was scored on; the twin joins the race there, for free.) With budget
+   left the search goes on with new candidates: first each logprob-choice finalist with its
+   abstention bias calibrated on every row (free: the choice scores are cached), then the
    changes of the racers that beat the baseline so far combined (:func:`combined_candidates`),
    then the adaptive hook (:func:`more_candidates`, e.g. reflective proposals from the
    leaders), then untried combinations from the queue, then one ensemble of the leader
@@ -219,7 +221,8 @@ class RaceOptimizer:
             ctx.stop_for_budget("before the baseline was scored on every row")
             return
 
-        seen = {baseline.compiled_id}
+        seen = race.seen
+        seen.add(baseline.compiled_id)
         queue: list[_Racer] = []
         _enqueue(ctx, queue, seen, self.initial(ctx))
         ensembled: set[str] = set()
@@ -337,6 +340,9 @@ class _Race:
         self.eta = eta
         self.alpha_look = alpha_look
         self.racers: list[_Racer] = []
+        # Compiled ids raced so far, and those whose bias was tuned at their first look.
+        self.seen: set[str] = set()
+        self.calibrated: set[str] = set()
         self.eliminated = 0
         self.cut = 0
         self._start_calls = ctx.budget.charged_calls
@@ -387,8 +393,39 @@ class _Race:
                     return False
             if size == len(self.ids):
                 return True
+            joined = await self._calibrated_early(batch, size)
+            batch.extend(joined)
+            self.racers.extend(joined)
             self._look(batch, rows, size)
         return True
+
+    async def _calibrated_early(self, batch: list[_Racer], size: int) -> list[_Racer]:
+        """At its first look, each logprob-choice racer's twin with the abstention bias tuned on
+        the rows it was scored on, joining the race at this rung: at bias 0 a small model's
+        picks can look poor and be cut before it ever reaches the finalists' calibration. Free:
+        the per-choice scores are cached."""
+        joined: list[_Racer] = []
+        for racer in list(batch):
+            choices = racer.params.choices
+            if not racer.alive or choices is None or choices.pick != "logprob":
+                continue
+            if racer.compiled_id in self.calibrated:
+                continue
+            self.calibrated.add(racer.compiled_id)
+            found = await calibrate(self.ctx, racer.params, racer.label, self.order[:size])
+            if found is None:
+                continue
+            twin = _Racer(found[0], found[1], self.ctx.signature.compiled_id(found[0]))
+            if twin.compiled_id in self.seen:
+                continue
+            self.seen.add(twin.compiled_id)
+            self.calibrated.add(twin.compiled_id)
+            (record,) = await self.ctx.score(
+                [(twin.params, twin.label)], self.order[:size], minibatch=size < len(self.ids)
+            )
+            twin.rewards, twin.record = dict(record.rewards), record
+            joined.append(twin)
+        return joined
 
     def _look(self, batch: list[_Racer], rows: list[str], size: int) -> None:
         """Eliminate the batch's racers proven worse than the leader on ``rows``, then, when the
