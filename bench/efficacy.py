@@ -90,6 +90,10 @@ async def run_dse(
         "holdout_lm_calls": report.holdout_spend["lm_calls"],
         "wall_seconds": round(wall, 1),
         "stop_reason": extra.get("stop_reason"),
+        # What the search scored, for reading the result: label, train reward, rows scored.
+        "candidates": [
+            [c["label"], round(c["train_reward"], 4), c["n"], c["of"]] for c in report.candidates
+        ],
         "teacher": extra.get("teacher"),
     }
 
