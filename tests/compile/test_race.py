@@ -174,7 +174,7 @@ async def test_a_proven_leader_converges_and_is_chosen(
     assert report.holdout.paired.ci_low > 0
 
 
-@pytest.mark.parametrize("limit", [30, 45])
+@pytest.mark.parametrize("limit", [30, 38])
 async def test_a_budget_bound_race_spends_its_budget_and_the_baseline_finishes(
     sqlite_store: Store, limit: int
 ) -> None:
@@ -186,7 +186,10 @@ async def test_a_budget_bound_race_spends_its_budget_and_the_baseline_finishes(
         sqlite_store, ROUTE, lm, race_profile(search_space, max_calls=limit), concurrency=4
     )
     report = outcome.report
-    assert report.spend["lm_calls"] == limit
+    assert report.spend["lm_calls"] == limit, (
+        report.stop_reason,
+        [(c["label"], c["n"]) for c in report.candidates],
+    )
     assert report.stop_reason is not None
     assert report.stop_reason.code == "budget_spent"
     assert report.budget_left == {"lm_calls": 0, "seconds": pytest.approx(600, abs=60)}
@@ -259,9 +262,7 @@ async def test_single_knob_candidates_come_first_and_winners_are_combined(
 
     def singles_only(ctx: SearchContext) -> list[tuple[Params, str]]:
         proposals = race_module.initial_candidates(ctx)
-        singles_first.append(
-            [len(race_module._changed(ctx.baseline, p)) == 1 for p, _ in proposals]
-        )
+        singles_first.append([len(race_module._changed(ctx, p)) == 1 for p, _ in proposals])
         demo = ctx.with_demos(ctx.baseline, ctx.demo_pool[:1])
         return [
             (ctx.baseline.model_copy(update={"instruction": "PLANTED: answer."}), "planted"),

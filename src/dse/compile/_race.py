@@ -57,14 +57,26 @@ MoreFn = Callable[[SearchContext, list[CandidateRecord]], Awaitable[list[Proposa
 
 def initial_candidates(ctx: SearchContext) -> list[Proposal]:
     """Every combination the space offers: instructions x demo sets x decode modes x choice
-    variants (x temperatures when the space lists more than one). First, in seeded random
-    order, the ones that change a single knob of the baseline (what each knob alone is worth is
-    what the race learns first); then the rest, in seeded random order."""
+    variants (x temperatures when the space lists more than one). First the ones that change a
+    single knob of the baseline (what each knob alone is worth is what the race learns first),
+    taking the knobs in turn (in seeded random order) so every knob is tried early, each knob's
+    options in the order the space lists them (demo options: the most distinct first); then
+    the rest, in seeded random order."""
     rng = random.Random(ctx.seed)
-    proposals = _product(ctx)
-    rng.shuffle(proposals)
-    singles = [p for p in proposals if len(_changed(ctx.baseline, p[0])) == 1]
-    return singles + [p for p in proposals if len(_changed(ctx.baseline, p[0])) != 1]
+    by_knob: dict[str, list[Proposal]] = {}
+    rest: list[Proposal] = []
+    for proposal in _product(ctx):
+        changed = _changed(ctx, proposal[0])
+        if len(changed) == 1:
+            by_knob.setdefault(next(iter(changed)), []).append(proposal)
+        else:
+            rest.append(proposal)
+    knobs = sorted(by_knob)
+    rng.shuffle(knobs)
+    turns = itertools.zip_longest(*(by_knob[k] for k in knobs))
+    singles = [proposal for turn in turns for proposal in turn if proposal is not None]
+    rng.shuffle(rest)
+    return singles + rest
 
 
 def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list[Proposal]:
@@ -76,26 +88,36 @@ def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list
     ]
     combined: list[Proposal] = []
     for group in groups:
-        changes = [_changed(ctx.baseline, params) for params, _ in group]
+        changes = [_changed(ctx, params) for params, _ in group]
         if sum(len(c) for c in changes) != len(set().union(*changes)):
             continue
-        update = {
-            name: getattr(params, name)
-            for params, _ in group
-            for name in _changed(ctx.baseline, params)
-        }
+        update: dict[str, Any] = {}
+        for (params, _), changed in zip(group, changes, strict=True):
+            for knob in changed:
+                for name in _DEMO_FIELDS if knob == "demos" else (knob,):
+                    update[name] = getattr(params, name)
         label = " + ".join(label for _, label in group)
         combined.append((ctx.baseline.model_copy(update=update), label))
     return combined
 
 
-def _changed(baseline: Params, params: Params) -> set[str]:
-    """The Params fields (knobs) where ``params`` differs from ``baseline``."""
-    return {
-        name
-        for name in type(params).model_fields
-        if getattr(params, name) != getattr(baseline, name)
-    }
+_DEMO_FIELDS = ("few_shot", "demo_retrieval")
+
+
+def _knobs(ctx: SearchContext, params: Params) -> dict[str, Any]:
+    """Params as the knobs a person would name: the Params fields, except that the demos shown
+    (fixed ones, the authored ones when unset, and retrieved ones) are one knob."""
+    values = {name: getattr(params, name) for name in type(params).model_fields}
+    fixed = values.pop("few_shot")
+    shown = ctx.signature.prompt.demos if fixed is None else fixed
+    values["demos"] = (shown, values.pop("demo_retrieval"))
+    return values
+
+
+def _changed(ctx: SearchContext, params: Params) -> set[str]:
+    """The knobs (see :func:`_knobs`) where ``params`` differs from the baseline."""
+    base, mine = _knobs(ctx, ctx.baseline), _knobs(ctx, params)
+    return {name for name, value in mine.items() if value != base[name]}
 
 
 def _product(ctx: SearchContext) -> list[Proposal]:
