@@ -334,10 +334,7 @@ def _resolve(waiters: list[tuple[asyncio.Future[bool], bool]]) -> None:
 
 
 def to_row(receipt: Receipt) -> ReceiptRow:
-    """The stored row of a receipt. Built without validation: every field comes from a validated
-    Receipt, and validating its body again (a deep walk of the dict) cost the writer thread more
-    than the insert, in CPU the predicting threads then wait for."""
-    return ReceiptRow.model_construct(
+    return ReceiptRow(
         receipt_id=receipt.receipt_id,
         created_at=receipt.created_at,
         signature_id=receipt.signature_id,

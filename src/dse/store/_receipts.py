@@ -32,9 +32,7 @@ class ReceiptsMixin(_StoreBase):
         """
         if not rows:
             return
-        # Shallow: the body goes to the driver as it is (model_dump would copy it deeply).
-        columns = [name for name in ReceiptRow.model_fields if name != "reward"]
-        values = [{name: getattr(row, name) for name in columns} for row in rows]
+        values = [row.model_dump(exclude={"reward"}) for row in rows]
         for row in rows:
             try:
                 json_dumps(row.body)
