@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["client"] = ALLOWED["service"] | {"service"}
 ALLOWED["jobs"] = ALLOWED["service"] | {"service"}
 ALLOWED["ops"] = ALLOWED["jobs"] | {"jobs"}
+ALLOWED["interop"] = {"lm", "signature", "store", "runtime", "rollout"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

@@ -5,6 +5,7 @@ from dse.cli import (  # noqa: F401  (each module registers its commands on the 
     _compile,
     _data,
     _feedback,
+    _interop,
     _loop,
     _models,
     _registry,
