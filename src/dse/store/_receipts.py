@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -180,4 +181,14 @@ def _receipt_row(row: m.Receipt) -> ReceiptRow:
         model_used=row.model_used,
         duration_ms=row.duration_ms,
         body=row.body,
+        reward=_label_reward(row.body),
     )
+
+
+def _label_reward(body: dict[str, Any]) -> float | None:
+    """The receipt's label reward, kept in its body (the table has no column for it): without
+    reading it back, every row read from the store had ``reward=None``."""
+    reward = body.get("reward")
+    if isinstance(reward, int | float) and not isinstance(reward, bool) and math.isfinite(reward):
+        return float(reward)
+    return None
