@@ -252,8 +252,11 @@ def create_app(
         default=settings.max_body_bytes,
         limits=((IMPORT_PATH, settings.max_import_body_bytes),),
     )
+    from dse.server._login import login_page
+
     service.add_middleware(
         AuthMiddleware,
+        login_page=login_page,
         admin_token=settings.admin_token.get_secret_value(),
         viewer_token=settings.viewer_token.get_secret_value(),
         predict_token=(
@@ -267,10 +270,11 @@ def create_app(
 def _include_routers(service: FastAPI, app: App) -> None:
     """Routers are added by their own modules so each area stays in one file; the app's own
     routes (e.g. Autopilot's chat) come last and cannot shadow dse's."""
-    from dse.server import _api, _feedback, _pages
+    from dse.server import _api, _feedback, _login, _pages
 
     service.include_router(_api.router)
     service.include_router(_feedback.router)
+    service.include_router(_login.router)
     service.include_router(_pages.router)
     _pages.use_app_pages(app)
     for factory in app.routers:

@@ -13,18 +13,22 @@ cookie with every request, including one a foreign site forges (cross-site reque
 - the ``dse_token`` cookie: reads of any kind, and the app's own form posts (the chat) when the
   request comes from this same origin; never a change under ``/api/dse``;
 - ``?token=`` on a page link: only the viewer token, which the page then turns into the cookie.
-  The admin and predict tokens are refused in a URL, where history, proxies and logs keep it.
+  The admin and predict tokens are refused in a URL, where history, proxies and logs keep it;
+- the login form (``POST /dse/login``), which sets the cookie: a browser that opens a page
+  without a token is shown that form instead of the API's JSON error.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import unquote_plus, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dse.server._errors import error_response
@@ -32,7 +36,8 @@ from dse.server._errors import error_response
 Access = Literal["public", "viewer", "predict", "admin"]
 Role = Literal["admin", "viewer", "predict"]
 TOKEN_COOKIE = "dse_token"
-PUBLIC_PATHS = frozenset({"/healthz"})
+LOGIN_PATH = "/dse/login"
+PUBLIC_PATHS = frozenset({"/healthz", LOGIN_PATH})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 QUERY_TOKEN = "token"
 #: The scope state key the middleware sets when a page link carried the viewer token, so the
@@ -45,6 +50,8 @@ PREDICT_PATHS = (
     re.compile(r"/api/dse/signatures/.+/predict"),
     re.compile(r"/api/dse/receipts/[^/]+/feedback"),
 )
+#: Renders the login form for a page request refused for want of a token: (scope, why).
+LoginPage = Callable[[Scope, str], Response]
 ALLOWED_ROLES: dict[Access, frozenset[Role]] = {
     "viewer": frozenset({"admin", "viewer"}),
     "predict": frozenset({"admin", "predict"}),
@@ -113,8 +120,10 @@ class AuthMiddleware:
         admin_token: str,
         viewer_token: str,
         predict_token: str | None = None,
+        login_page: LoginPage | None = None,
     ) -> None:
         self.app = app
+        self._login_page = login_page
         self._admin = admin_token.encode()
         self._viewer = viewer_token.encode()
         self._predict = predict_token.encode() if predict_token else None
@@ -170,6 +179,10 @@ class AuthMiddleware:
                     await response(scope, receive, send)
                     return
         if role is None:
+            if self._login_page is not None and not bearer and wants_page(scope):
+                why = "That token was not accepted." if in_url or _has_cookie(connection) else ""
+                await self._login_page(scope, why)(scope, receive, send)
+                return
             await self._refuse(scope, receive, send, "a bearer token is required")
             return
         if role not in ALLOWED_ROLES[need]:
@@ -201,6 +214,27 @@ class AuthMiddleware:
         if predict:
             return "predict"
         return None
+
+
+def wants_page(scope: Scope) -> bool:
+    """A browser opening a page (a GET or HEAD outside the API that accepts HTML): it is shown
+    the login form, where any other client keeps the JSON error."""
+    accept = Headers(scope=scope).get("accept", "")
+    return _page_request(scope) and "text/html" in accept
+
+
+def set_token_cookie(response: Response, token: str, *, secure: bool) -> None:
+    """The ``dse_token`` cookie as every sign-in sets it: HttpOnly (no script reads it),
+    SameSite=Strict (no other site's request carries it), for the whole server."""
+    response.set_cookie(
+        TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/"
+    )
+    response.headers["cache-control"] = "no-store"
+    response.headers["referrer-policy"] = "no-referrer"
+
+
+def _has_cookie(connection: HTTPConnection) -> bool:
+    return bool(connection.cookies.get(TOKEN_COOKIE))
 
 
 def _page_request(scope: Scope) -> bool:

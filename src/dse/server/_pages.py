@@ -21,7 +21,7 @@ from dse.app import App
 from dse.errors import DseError
 from dse.eval import ValueBreakdown
 from dse.rollout import canary_decision
-from dse.server._auth import TOKEN_COOKIE, TOKEN_IN_URL, query_token, query_without_token
+from dse.server._auth import TOKEN_IN_URL, query_token, query_without_token, set_token_cookie
 from dse.server._charts import (
     Bar,
     Interval,
@@ -33,11 +33,23 @@ from dse.server._charts import (
     line_chart,
 )
 from dse.server._context import ServerContext, get_context
+from dse.server._evidence import canary_sources, flipped_rows, policy_params
+from dse.server._outcomes import run_headline, run_outcome, tone
+from dse.server._params_diff import (
+    ParamsDiff,
+    demo_entries,
+    instruction_of,
+    param_rows,
+    params_diff,
+    shown,
+)
+from dse.signature import PromptBlocks
 from dse.store import (
     OPS_RUN_STATUSES,
     SPLITS,
     CanaryHistoryRow,
     CanaryState,
+    CompileReportRow,
     OpsEventRow,
     ReceiptRow,
     Store,
@@ -144,6 +156,8 @@ _ENV.filters.update(
     pretty=pretty_json,
     compact=compact_json,
     q=path_part,
+    tone=tone,
+    plain=shown,
 )
 _ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS, app_nav=())
 
@@ -184,16 +198,7 @@ class TokenCookieRoute(APIRoute):
                 rest = query_without_token(request.scope.get("query_string", b""))
                 target = request.url.path + (f"?{rest}" if rest else "")
                 response = RedirectResponse(target, status_code=303)
-                response.set_cookie(
-                    TOKEN_COOKIE,
-                    token,
-                    httponly=True,
-                    samesite="strict",
-                    secure=request.url.scheme == "https",
-                    path="/",
-                )
-                response.headers["cache-control"] = "no-store"
-                response.headers["referrer-policy"] = "no-referrer"
+                set_token_cookie(response, token, secure=request.url.scheme == "https")
                 return response
             return await handler(request)
 
@@ -260,7 +265,7 @@ def _run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
     return [
         {
             "run": run,
-            "outcome": (run.summary or {}).get("outcome") or run.state.get("outcome") or "",
+            "outcome": run_outcome(run),
             "duration": _duration(run.started_at, run.ended_at),
         }
         for run in runs
@@ -303,12 +308,18 @@ def run_detail(run_id: str, ctx: Ctx) -> HTMLResponse:
     if isinstance(holdout, dict) and isinstance(holdout.get("ci"), list):
         charts.append(_holdout_interval(holdout))
     charts.extend(canary_charts(events))
+    report = store.get_compile_report(str(compile_result.get("report_id") or ""))
+    diff, sources = _report_diff(ctx, report) if report is not None else (None, {})
     return render(
         "run.html",
         title=f"Run {run.id}",
         run=run,
         duration=_duration(run.started_at, run.ended_at),
-        outcome=(run.summary or {}).get("outcome") or run.state.get("outcome") or "",
+        headline=run_headline(run),
+        diff=diff,
+        diff_sources=sources,
+        flips=flipped_rows(store, report) if report is not None else None,
+        sources=canary_sources(store, run),
         events=events,
         truncated_events=len(events) >= MAX_EVENTS,
         steps=step_rows,
@@ -316,6 +327,31 @@ def run_detail(run_id: str, ctx: Ctx) -> HTMLResponse:
         value_rows=_headline_values(compile_result),
         charts=charts,
     )
+
+
+def _report_diff(
+    ctx: ServerContext, report: CompileReportRow
+) -> tuple[ParamsDiff | None, dict[str, str]]:
+    """The params diff of a compile report's control and best candidate, and where each side's
+    params were read (``artifact``, or the report's shortened summary)."""
+    holdout = report.body.get("holdout") or {}
+    control_id = holdout.get("control_compiled_id") or report.body.get("baseline_compiled_id")
+    best_id = holdout.get("best_compiled_id") or report.body.get("best_compiled_id")
+    if not (control_id and best_id):
+        return None, {}
+    control = policy_params(ctx.store, report.body, str(control_id))
+    best = policy_params(ctx.store, report.body, str(best_id))
+    sources = {"control": control.source, "candidate": best.source}
+    return params_diff(control.params, best.params, _authored(ctx, report.signature_id)), sources
+
+
+def _authored(ctx: ServerContext, signature_id: str) -> PromptBlocks | None:
+    """The signature's authored prompt, which an unset instruction or demo list falls back to
+    (None for a signature this server's app does not register)."""
+    try:
+        return ctx.app.signatures.get(signature_id).prompt
+    except DseError:
+        return None
 
 
 def _headline_values(compile_result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -623,10 +659,14 @@ def compile_report_page(report_id: str, ctx: Ctx) -> HTMLResponse:
     value_rows = _value_rows(by_value)
     if value_rows:
         charts.append(_value_intervals(value_rows))
+    diff, sources = _report_diff(ctx, row)
     return render(
         "compile_report.html",
         title=f"Compile report {row.id}",
         row=row,
+        diff=diff,
+        diff_sources=sources,
+        flips=flipped_rows(ctx.store, row),
         body=body,
         candidates=ranked,
         baseline=baseline,
@@ -815,6 +855,9 @@ def artifact_page(compiled_id: str, ctx: Ctx) -> HTMLResponse:
                 serving.append(f"canary candidate ({canary.rollout_pct}%)")
             if canary.control_id == compiled_id:
                 serving.append("canary control")
+    stored = body.get("params")
+    params: dict[str, Any] = stored if isinstance(stored, dict) else {}
+    authored = _authored(ctx, signature_id) if signature_id else None
     return render(
         "artifact.html",
         title=f"Artifact {short_id(compiled_id)}",
@@ -822,6 +865,11 @@ def artifact_page(compiled_id: str, ctx: Ctx) -> HTMLResponse:
         body=body,
         signature_id=signature_id,
         serving=serving,
+        instruction=instruction_of(params, authored),
+        instruction_authored=params.get("instruction") is None,
+        demos=demo_entries(params, authored),
+        demos_authored=params.get("few_shot") is None,
+        knobs=param_rows(params),
     )
 
 
