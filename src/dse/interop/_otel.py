@@ -287,14 +287,21 @@ def _send(exporter: SpanExporter, spans: Sequence[ReadableSpan], shown: str, sen
     with _exporter_log() as log:
         result = exporter.export(spans)
     if result is not SpanExportResult.SUCCESS:
-        said = f": {log[-1]}" if log else ""
         raise OtelExportError(
-            f"the collector at {shown} did not accept {len(spans)} span(s){said}; "
+            f"the collector at {shown} did not accept {len(spans)} span(s){_why(log)}; "
             f"{sent} span(s) were delivered before this batch",
             endpoint=shown,
             delivered=sent,
         )
     return len(spans)
+
+
+def _why(log: Sequence[str]) -> str:
+    """The exporter's first message (the cause: a status, a refused connection) and its last
+    (how it gave up), as the tail of our one-line error."""
+    if not log:
+        return ""
+    return ": " + "; ".join(dict.fromkeys(message.rstrip(". ") for message in (log[0], log[-1])))
 
 
 @contextmanager
