@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import random
 import re
+import statistics
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from dse.compile import SearchSpace, split_train
-from dse.compile._choices import calibrate, choice_options
-from dse.compile._race import RaceOptimizer
+from dse.compile._choices import _best_bias, _cross_fitted, _Pick, calibrate, choice_options
+from dse.compile._race import RaceOptimizer, combined_candidates
 from dse.compile._search import SearchContext
 from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
 from dse.lm import LMRequest, ScriptedLM
@@ -159,7 +160,7 @@ async def test_calibration_raises_abstention_recall_without_new_lm_calls(
     result = await calibrate(ctx, params, label)
 
     assert result is not None
-    calibrated, calibrated_label = result
+    calibrated, calibrated_label = result.params, result.label
     assert calibrated.choices is not None
     assert 0.2 < calibrated.choices.abstain_bias < 0.5
     assert lm.calls == calls  # every score came from stored results and the cache
@@ -169,6 +170,62 @@ async def test_calibration_raises_abstention_recall_without_new_lm_calls(
     recall = await _none_recall(ctx, best.compiled_id)
     assert recall == 1.0
     assert await _none_recall(ctx, plain.compiled_id) == 0.0
+    # The shy model's gap is the same on every row: a bias fitted without a row still gets it
+    # right, so the cross-fitted rewards are as good as the fitted ones.
+    assert sorted(result.honest_rewards) == sorted(e.example_id for e in ctx.scoring)
+    assert set(result.honest_rewards.values()) == {1.0}
+
+    again = await calibrate(ctx, calibrated, calibrated_label)
+    assert again is not None and again.label.count("abstain bias") == 1
+
+
+def test_cross_fitted_rewards_do_not_credit_a_bias_fitted_to_noise() -> None:
+    """Coin-flip labels that the scores know nothing about: every bias is worth 0.5, yet the one
+    tuned on all rows always looks better than that. Cross-fitting, which judges each row by a
+    bias fitted without it, takes the credit back (on average over many draws)."""
+    flattery, honest_means = [], []
+    for seed in range(30):
+        rng = random.Random(seed)
+        picks = []
+        for i in range(80):
+            abstain_right = rng.random() < 0.5
+            picks.append(
+                _Pick(
+                    f"r{i}",
+                    [0.0, rng.gauss(0.0, 1.0)],
+                    0,
+                    1,
+                    float(abstain_right),
+                    float(not abstain_right),
+                )
+            )
+        fitted = _best_bias(picks, 0.0)
+        in_sample = sum(p.reward(fitted) for p in picks) / len(picks)
+        honest = _cross_fitted(picks, 0.0, seed=seed)
+        assert sorted(honest) == sorted(p.example_id for p in picks)
+        honest_means.append(sum(honest.values()) / len(picks))
+        flattery.append(in_sample - honest_means[-1])
+
+    assert statistics.mean(flattery) > 0.04
+    assert abs(statistics.mean(honest_means) - 0.5) < 0.03
+
+
+def test_combined_candidates_tune_a_borrowed_bias_again(sqlite_store: Store) -> None:
+    """A bias tuned for one prompt on the scoring rows is not carried into a combination (a
+    different prompt) as if it were fitted for it: the combination starts at zero."""
+    ctx = _context(sqlite_store, _rows(), _lm(), exact_match_reward())
+    label, update = next((k, v) for k, v in choice_options(ctx).items() if k.endswith("logprob"))
+    tuned = update["choices"].model_copy(update={"abstain_bias": 2.5})
+    logprob = ctx.baseline.model_copy(update={"choices": tuned})
+    worded = ctx.baseline.model_copy(update={"instruction": "Say none when unsure."})
+
+    (combined,) = combined_candidates(
+        ctx, [(logprob, f"{label} | abstain bias +2.500"), (worded, "worded")]
+    )
+    params, combined_label = combined
+    assert params.choices is not None and params.choices.pick == "logprob"
+    assert params.choices.abstain_bias == 0.0 and params.instruction == "Say none when unsure."
+    assert "abstain bias" not in combined_label
 
 
 async def test_calibration_is_skipped_with_a_reason_for_a_judged_reward(

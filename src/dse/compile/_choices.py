@@ -4,13 +4,16 @@
 lists (a router's tool among the listed tools, with one consistent answer, the abstention, when
 none fits), or is the output space finite by schema? It offers the grammar and logprob variants.
 :func:`calibrate` reads the per-choice scores a logprob variant left in its results and picks the
-abstention bias that maximizes mean reward on the scoring rows, without new LM calls.
+abstention bias that maximizes mean reward on the scoring rows, without new LM calls, and says
+what that tuned policy is honestly worth on those rows: each row's reward under a bias fitted
+without it (K-fold cross-fitting), since a bias tuned and judged on the same rows flatters itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -32,6 +35,8 @@ MIN_ABSTAIN_SHARE = 0.1
 _ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_action|no_tool)$", re.I)
 _MISSING = object()
 _MAX_DEPTH = 4
+CROSS_FIT_FOLDS = 5
+_BIAS_SUFFIX = re.compile(r"( \| abstain bias [+-][0-9.]+)+$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,16 @@ class ChoiceInference:
     choices: ChoiceParams
     scorable: bool
     summary: str
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A logprob variant with its tuned abstention bias, and its cross-fitted reward per row
+    (example id -> reward under a bias fitted on the other folds), the fair figure to compare."""
+
+    params: Params
+    label: str
+    honest_rewards: dict[str, float]
 
 
 def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
@@ -76,7 +91,7 @@ async def calibrate(
     params: Params,
     label: str,
     examples: Sequence[ExampleRow] | None = None,
-) -> tuple[Params, str] | None:
+) -> Calibration | None:
     """The logprob variant with the abstention bias that maximizes mean reward on the scoring
     rows (or ``examples``, rows it was already scored on), each row's reward recomputed for
     the alternative pick; scored through ``ctx`` (cache hits, so free) so the report lists it.
@@ -94,51 +109,79 @@ async def calibrate(
     (record,) = await ctx.score([(params, label)], rows_used, minibatch=partial)
     by_id = {e.example_id: e for e in rows_used}
     rows = [r for r in _results(ctx, record.compiled_id) if r.example_id in by_id]
-    fixed: list[float] = []
-    rows_with_scores: list[tuple[list[float], int, int, float, float]] = []
+    picks: list[_Pick] = []
     for row in rows:
         trace = (row.body.get("trace") or {}).get("choices") or {}
         scores, abstain = trace.get("scores"), trace.get("abstain_index")
         if trace.get("pick") != "logprob" or not scores or abstain is None:
-            fixed.append(row.reward)
             continue
         other = _best_other(scores, abstain)
+        if other is None:
+            continue
         example = by_id[row.example_id]
         outputs = trace["outputs"]
-        if other is None:
-            fixed.append(row.reward)
-            continue
         rewards = [
             await _reward_for(ctx, example, row, json.loads(outputs[index]))
             for index in (abstain, other)
         ]
-        rows_with_scores.append((scores, abstain, other, rewards[0], rewards[1]))
-    if not rows_with_scores:
+        picks.append(_Pick(row.example_id, scores, abstain, other, rewards[0], rewards[1]))
+    if not picks:
         _note(ctx, f"calibrate {label}: its results hold no per-choice scores")
         return None
-    bias = _best_bias(rows_with_scores, choices.abstain_bias)
+    bias = _best_bias(picks, choices.abstain_bias)
     calibrated = params.model_copy(
         update={"choices": choices.model_copy(update={"abstain_bias": bias})}
     )
-    calibrated_label = f"{label} | abstain bias {bias:+.3f}"
+    calibrated_label = f"{without_bias(label)} | abstain bias {bias:+.3f}"
     await ctx.score([(calibrated, calibrated_label)], rows_used, minibatch=partial)
-    return calibrated, calibrated_label
+    return Calibration(
+        calibrated, calibrated_label, _cross_fitted(picks, choices.abstain_bias, ctx.seed)
+    )
 
 
-def _best_bias(rows: list[tuple[list[float], int, int, float, float]], current: float) -> float:
+def without_bias(label: str) -> str:
+    """A candidate's label without the tuned-bias suffixes, so tuning again replaces them."""
+    return _BIAS_SUFFIX.sub("", label)
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """One row's choice scores and the reward of each of the two picks a bias decides between."""
+
+    example_id: str
+    scores: list[float]
+    abstain: int
+    other: int
+    reward_abstain: float
+    reward_other: float
+
+    def reward(self, bias: float) -> float:
+        abstains = pick_index(self.scores, self.abstain, bias) == self.abstain
+        return self.reward_abstain if abstains else self.reward_other
+
+
+def _cross_fitted(picks: list[_Pick], current: float, seed: int) -> dict[str, float]:
+    """Each row's reward under the bias fitted on the other folds (rows dealt to
+    ``CROSS_FIT_FOLDS`` folds in a seeded order); with a single row, the current bias."""
+    order = sorted(picks, key=lambda p: p.example_id)
+    random.Random(seed).shuffle(order)
+    folds = min(CROSS_FIT_FOLDS, len(order))
+    honest: dict[str, float] = {}
+    for fold in range(folds):
+        held = order[fold::folds]
+        rest = [p for i, p in enumerate(order) if i % folds != fold]
+        bias = _best_bias(rest, current) if rest else current
+        honest.update((p.example_id, p.reward(bias)) for p in held)
+    return honest
+
+
+def _best_bias(rows: list[_Pick], current: float) -> float:
     """The bias with the highest total reward; among equals the one nearest zero. Candidates sit
     midway between the points where some row's pick flips, so a small shift changes nothing."""
-    flips = sorted({scores[other] - scores[abstain] for scores, abstain, other, _, _ in rows})
+    flips = sorted({p.scores[p.other] - p.scores[p.abstain] for p in rows})
     candidates = {0.0, current, flips[0] - 1.0, flips[-1] + 1.0}
     candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
-
-    def total(bias: float) -> float:
-        return sum(
-            r_abstain if pick_index(scores, abstain, bias) == abstain else r_other
-            for scores, abstain, _, r_abstain, r_other in rows
-        )
-
-    best = max(sorted(candidates, key=abs), key=total)
+    best = max(sorted(candidates, key=abs), key=lambda bias: sum(p.reward(bias) for p in rows))
     return round(best, 4)
 
 

@@ -14,7 +14,9 @@ any two candidates share their first rows and every comparison is paired.
    budget left; the rest wait in a queue.
 3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
    out. (A logprob-choice racer also gets, at its first look, a twin with its abstention bias
-   tuned on the rows it was scored on; the twin joins the race there, for free.) With budget
+   tuned on the rows it was scored on; the twin joins the race there, for free. A tuned twin
+   is judged on those rows by its cross-fitted rewards, each row's reward under a bias fitted
+   without it, since a bias tuned and judged on the same rows flatters itself.) With budget
    left the search goes on with new candidates: first each logprob-choice finalist with its
    abstention bias calibrated on every row (free: the choice scores are cached), then the
    changes of the racers that beat the baseline so far combined (:func:`combined_candidates`),
@@ -43,7 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dse.compile._choices import calibrate, choice_options
+from dse.compile._choices import Calibration, calibrate, choice_options, without_bias
 from dse.compile._demos import demo_options
 from dse.compile._reflect import reflect
 from dse.compile._search import CandidateRecord, SearchContext
@@ -96,7 +98,11 @@ def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list
             for knob in changed:
                 for name in _DEMO_FIELDS if knob == "demos" else (knob,):
                     update[name] = getattr(params, name)
-        label = " + ".join(label for _, label in group)
+        choices = update.get("choices")
+        if choices is not None and choices.abstain_bias:
+            # Tuned for another prompt on these very rows: tuned again, honestly, at first look.
+            update["choices"] = choices.model_copy(update={"abstain_bias": 0.0})
+        label = " + ".join(without_bias(label) for _, label in group)
         combined.append((ctx.baseline.model_copy(update=update), label))
     return combined
 
@@ -174,6 +180,12 @@ class _Racer:
     rewards: dict[str, float] = field(default_factory=dict)
     record: CandidateRecord | None = None
     alive: bool = True
+    # Cross-fitted rewards of a tuned abstention bias, which replace the scored ones on its rows.
+    honest: dict[str, float] = field(default_factory=dict)
+
+    def take(self, record: CandidateRecord) -> None:
+        self.record = record
+        self.rewards = {row: self.honest.get(row, reward) for row, reward in record.rewards.items()}
 
     def mean(self, rows: Sequence[str]) -> float:
         return sum(self.rewards[r] for r in rows) / len(rows) if rows else 0.0
@@ -236,7 +248,7 @@ class RaceOptimizer:
 
         (base_record,) = await ctx.score([(ctx.baseline, "baseline")], order)
         baseline = _Racer(ctx.baseline, "baseline", base_record.compiled_id)
-        baseline.rewards, baseline.record = dict(base_record.rewards), base_record
+        baseline.take(base_record)
         race.count_pairs(len(base_record.rewards))
         race.racers.append(baseline)
         if not base_record.complete:
@@ -258,8 +270,7 @@ class RaceOptimizer:
             if ctx.exhausted:
                 ctx.stop_for_budget(race.summary())
                 break
-            fresh: list[_Racer] = []
-            _enqueue(ctx, fresh, seen, await _calibrated(ctx, [leader, *tied], calibrated))
+            fresh = _tuned(ctx, seen, await _calibrated(ctx, [leader, *tied], calibrated))
             if not fresh:
                 _enqueue(ctx, fresh, seen, combined_candidates(ctx, race.winners()))
             front = [r.record for r in [leader, *tied] if r.record is not None]
@@ -317,20 +328,33 @@ class RaceOptimizer:
 
 async def _calibrated(
     ctx: SearchContext, finalists: Sequence[_Racer], done: set[str]
-) -> list[Proposal]:
+) -> list[Calibration]:
     """Each logprob-choice finalist with its abstention bias tuned on the scoring rows (see
     :func:`calibrate`): free, since the per-choice scores are already cached, so it goes first."""
-    proposals: list[Proposal] = []
+    found: list[Calibration] = []
     for racer in finalists:
         choices = racer.params.choices
         if choices is None or choices.pick != "logprob" or racer.compiled_id in done:
             continue
         done.add(racer.compiled_id)
-        found = await calibrate(ctx, racer.params, racer.label)
-        if found is not None:
-            done.add(ctx.signature.compiled_id(found[0]))
-            proposals.append(found)
-    return proposals
+        calibration = await calibrate(ctx, racer.params, racer.label)
+        if calibration is not None:
+            done.add(ctx.signature.compiled_id(calibration.params))
+            found.append(calibration)
+    return found
+
+
+def _tuned(ctx: SearchContext, seen: set[str], calibrations: Sequence[Calibration]) -> list[_Racer]:
+    """Racers for tuned variants not raced yet, carrying their cross-fitted rewards."""
+    racers: list[_Racer] = []
+    for calibration in calibrations:
+        compiled_id = ctx.signature.compiled_id(calibration.params)
+        if compiled_id not in seen:
+            seen.add(compiled_id)
+            racer = _Racer(calibration.params, calibration.label, compiled_id)
+            racer.honest = dict(calibration.honest_rewards)
+            racers.append(racer)
+    return racers
 
 
 def _enqueue(
@@ -409,8 +433,7 @@ class _Race:
                 )
                 for racer, record in zip(todo, records, strict=True):
                     self._pairs += len(record.rewards) - len(racer.rewards)
-                    racer.rewards = dict(record.rewards)
-                    racer.record = record
+                    racer.take(record)
                 if not all(r.complete for r in records):
                     return False
             if size == len(self.ids):
@@ -437,16 +460,13 @@ class _Race:
             found = await calibrate(self.ctx, racer.params, racer.label, self.order[:size])
             if found is None:
                 continue
-            twin = _Racer(found[0], found[1], self.ctx.signature.compiled_id(found[0]))
-            if twin.compiled_id in self.seen:
-                continue
-            self.seen.add(twin.compiled_id)
-            self.calibrated.add(twin.compiled_id)
-            (record,) = await self.ctx.score(
-                [(twin.params, twin.label)], self.order[:size], minibatch=size < len(self.ids)
-            )
-            twin.rewards, twin.record = dict(record.rewards), record
-            joined.append(twin)
+            for twin in _tuned(self.ctx, self.seen, [found]):
+                self.calibrated.add(twin.compiled_id)
+                (record,) = await self.ctx.score(
+                    [(twin.params, twin.label)], self.order[:size], minibatch=size < len(self.ids)
+                )
+                twin.take(record)
+                joined.append(twin)
         return joined
 
     def _look(self, batch: list[_Racer], rows: list[str], size: int) -> None:
