@@ -107,7 +107,7 @@ def test_overnight_shows_its_steps_on_a_terminal(tmp_path: Path) -> None:
         "60",
         env={"DSE_PROGRESS": "1"},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # refused at the gate (0 is promoted only)
     assert json.loads(done.stdout)["outcome"] == "refused_at_gate"
     shown = done.stderr
     for phase in ("preflight", "import", "snapshot", "compile", "gate", "finish"):

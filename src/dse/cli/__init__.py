@@ -9,6 +9,7 @@ from dse.cli import (  # noqa: F401  (each module registers its commands on the 
     _loop,
     _models,
     _registry,
+    _report,
     _serve,
     _worker,
 )

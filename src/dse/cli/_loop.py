@@ -37,6 +37,7 @@ from dse.ops import (
     EmbeddedLoop,
     OvernightConfig,
     admin_token_from_env,
+    exit_code,
     run_overnight,
     run_remote_overnight,
 )
@@ -106,7 +107,8 @@ def overnight(
 ) -> None:
     """Run the whole loop: import, compile, gate, canary, decide, promote or stop.
 
-    Prints one JSON summary; the exit code is 0 only when the run is ok.
+    Prints one JSON summary. Exit code: 0 promoted, 1 failed, 3 refused at the gate, 4 rolled
+    back, 5 kept control (inconclusive or futile).
     """
     opts = _opts(ctx)
     summary: dict[str, Any]
@@ -305,7 +307,7 @@ def _print_and_exit(summary: dict[str, Any]) -> None:
             f"look at it: dse runs {summary['run_id']}  |  dse receipts --signature "
             f"{summary.get('signature_id', '')}  |  dse history {summary.get('signature_id', '')}"
         )
-    raise typer.Exit(0 if summary.get("ok") else 1)
+    raise typer.Exit(exit_code(summary))
 
 
 def _failure_line(summary: dict[str, Any]) -> str | None:

@@ -5,6 +5,14 @@ from dse._http import RemoteError
 from dse.ops._config import OvernightConfig
 from dse.ops._embedded import EmbeddedLoop, EmbeddedTransport
 from dse.ops._http import DseClient, admin_token_from_env, signature_path
+from dse.ops._outcome import (
+    EXIT_CODES,
+    OUTCOME_LABELS,
+    RunOutcome,
+    exit_code,
+    run_outcome,
+    summary_outcome,
+)
 from dse.ops._policy import (
     E2ECheck,
     LoopTransport,
@@ -15,6 +23,18 @@ from dse.ops._policy import (
 )
 from dse.ops._remote import RemoteLoop, RemoteTransport, run_remote_overnight
 from dse.ops._remote_runs import RemoteRunStore
+from dse.ops._report import (
+    PAGES_URL_ENV,
+    HoldoutDelta,
+    NightReport,
+    RunReport,
+    build_report,
+    describe_run,
+    pages_url_from_env,
+    parse_window,
+    render_markdown,
+    store_report,
+)
 from dse.ops._runner import (
     FAULT_ENV,
     STEPS,
@@ -25,14 +45,19 @@ from dse.ops._runner import (
 )
 
 __all__ = [
+    "EXIT_CODES",
     "FAULT_ENV",
+    "OUTCOME_LABELS",
+    "PAGES_URL_ENV",
     "STEPS",
     "DseClient",
     "E2ECheck",
     "EmbeddedLoop",
     "EmbeddedTransport",
+    "HoldoutDelta",
     "LoopBackend",
     "LoopTransport",
+    "NightReport",
     "Outcome",
     "OvernightConfig",
     "OvernightPolicy",
@@ -42,10 +67,21 @@ __all__ = [
     "RemoteRunStore",
     "RemoteTransport",
     "RunContext",
+    "RunOutcome",
     "RunRecords",
+    "RunReport",
     "Settings",
     "admin_token_from_env",
+    "build_report",
+    "describe_run",
+    "exit_code",
+    "pages_url_from_env",
+    "parse_window",
+    "render_markdown",
+    "run_outcome",
     "run_overnight",
     "run_remote_overnight",
     "signature_path",
+    "store_report",
+    "summary_outcome",
 ]
