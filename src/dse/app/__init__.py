@@ -9,6 +9,7 @@ from dse.app._app import (
     WebLink,
 )
 from dse.app._load import APP_ENV, DEFAULT_APP, LoadedApp, app_spec, load_app
+from dse.app._webhook import Webhook, WebhookFormat
 
 __all__ = [
     "APP_ENV",
@@ -20,6 +21,8 @@ __all__ = [
     "Registration",
     "RouterFactory",
     "WebLink",
+    "Webhook",
+    "WebhookFormat",
     "app_spec",
     "load_app",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dse.app._webhook import Webhook, WebhookFormat
 from dse.compile import (
     DEFAULT_BUDGET,
     OPTIMIZERS,
@@ -78,6 +79,7 @@ class App:
         self.nav: list[WebLink] = []
         self.template_dirs: list[Path] = []
         self.browser_probes: dict[str, BrowserProbe] = {}
+        self.webhooks: list[Webhook] = []
         self._entries: dict[str, Registration] = {}
 
     def __repr__(self) -> str:
@@ -138,6 +140,15 @@ class App:
         page); without one, the check predicts through the API and opens the receipt page."""
         self.signatures.get(signature_id)
         self.browser_probes[signature_id] = probe
+
+    def add_webhook(
+        self, url: str, *, format: WebhookFormat = "generic", secret: str | None = None
+    ) -> Webhook:
+        """POST to ``url`` when an ops run of this app finishes (besides ``DSE_WEBHOOK_URL``);
+        ``format`` is ``slack`` (an incoming-webhook body) or ``generic`` (the run as JSON)."""
+        webhook = Webhook.model_validate({"url": url, "format": format, "secret": secret})
+        self.webhooks.append(webhook)
+        return webhook
 
     def registration(self, signature_id: str) -> Registration:
         self.signatures.get(signature_id)

@@ -14,7 +14,7 @@ from rich.progress import TaskID
 from rich.table import Table
 from rich.text import Text
 
-from dse.app import App
+from dse.app import App, Webhook
 from dse.cli._app import (
     MaxValueRegression,
     MinEffect,
@@ -37,7 +37,9 @@ from dse.ops import (
     EmbeddedLoop,
     OvernightConfig,
     admin_token_from_env,
+    configured_webhooks,
     exit_code,
+    pages_url_from_env,
     run_overnight,
     run_remote_overnight,
 )
@@ -108,7 +110,8 @@ def overnight(
     """Run the whole loop: import, compile, gate, canary, decide, promote or stop.
 
     Prints one JSON summary. Exit code: 0 promoted, 1 failed, 3 refused at the gate, 4 rolled
-    back, 5 kept control (inconclusive or futile).
+    back, 5 kept control (inconclusive or futile). When it ends, POSTs to the app's webhooks and
+    DSE_WEBHOOK_URL (format DSE_WEBHOOK_FORMAT, signed with DSE_WEBHOOK_SECRET).
     """
     opts = _opts(ctx)
     summary: dict[str, Any]
@@ -144,6 +147,7 @@ def overnight(
             e2e=e2e,
             actor=_actor(),
         )
+        webhooks = configured_webhooks(app_obj)
         if base_url is not None and teacher:
             raise DseError(
                 "--teacher applies to the loop run here; with --base-url the server's "
@@ -162,10 +166,12 @@ def overnight(
                         commit_sha=_commit_sha(),
                         e2e_check=_remote_check(base_url, token, app_obj) if e2e else None,
                         on_event=progress.event,
+                        webhooks=webhooks,
+                        pages_url=pages_url_from_env(),
                     )
                 )
             else:
-                summary = _run_embedded(opts, app_obj, config, resume, progress, teacher)
+                summary = _run_embedded(opts, app_obj, config, resume, progress, teacher, webhooks)
     except DseError as exc:
         summary = {"ok": False, "error": {"name": exc.name, "message": str(exc)}}
     _print_and_exit(summary)
@@ -194,6 +200,7 @@ def _run_embedded(
     resume: str | None,
     progress: _LoopProgress,
     teacher: str | None = None,
+    webhooks: list[Webhook] | None = None,
 ) -> dict[str, Any]:
     store = _open_store(opts)
     try:
@@ -222,6 +229,8 @@ def _run_embedded(
                     resume=resume,
                     commit_sha=_commit_sha(),
                     on_event=progress.event,
+                    webhooks=webhooks or (),
+                    pages_url=pages_url_from_env(),
                 )
             finally:
                 await lm.aclose()

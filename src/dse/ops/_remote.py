@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from dse._http import RemoteError
+from dse.app import Webhook
 from dse.compile import CompileReport
 from dse.errors import DatasetError, DseError
 from dse.ops._config import OvernightConfig
@@ -328,15 +329,26 @@ async def run_remote_overnight(
     poll_s: float = 1.0,
     e2e_check: E2ECheck | None = None,
     on_event: EventSink | None = None,
+    webhooks: Sequence[Webhook] = (),
+    pages_url: str | None = None,
 ) -> dict[str, Any]:
-    """``dse overnight --base-url``: the same state machine, its record in the server's store."""
+    """``dse overnight --base-url``: the same state machine, its record in the server's store
+    (the webhooks are told from here, linking to the run's page under ``pages_url``, by default
+    the server's own URL)."""
     secret = token or admin_token_from_env()
     client = DseClient(base_url, secret)
     runs = RemoteRunStore(base_url, secret)
     try:
         backend = RemoteLoop(client, poll_s=poll_s, e2e_check=e2e_check)
         summary = await run_overnight(
-            runs, backend, config, resume=resume, commit_sha=commit_sha, on_event=on_event
+            runs,
+            backend,
+            config,
+            resume=resume,
+            commit_sha=commit_sha,
+            on_event=on_event,
+            webhooks=webhooks,
+            pages_url=pages_url or client.base_url,
         )
         summary.setdefault("server", client.base_url)
         return summary

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from dse.app import Webhook
 from dse.errors import DseError
 from dse.ops._config import OvernightConfig
+from dse.ops._webhook import notify_run_finished
 from dse.store import OpsEventLevel, OpsEventRow, OpsRunRow, OpsRunStatus
 
 STEPS: tuple[str, ...] = (
@@ -152,9 +154,14 @@ async def run_overnight(
     resume: str | None = None,
     commit_sha: str | None = None,
     on_event: EventSink | None = None,
+    webhooks: Sequence[Webhook] = (),
+    pages_url: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the loop and return its summary; the run record is always finished.
-    ``on_event(level, phase, message)`` sees every timeline event (a terminal's progress)."""
+    ``on_event(level, phase, message)`` sees every timeline event (a terminal's progress).
+
+    Once the record is finished, each of ``webhooks`` is told (links point under ``pages_url``);
+    a delivery that fails is a ``warn`` event, never a failed run."""
     started = time.monotonic()
     if resume is None:
         try:
@@ -243,7 +250,7 @@ async def run_overnight(
         except Exception as exc:
             errors.append({"step": "cleanup", "error": type(exc).__name__, "message": str(exc)})
     summary = _summary(run, errors, started)
-    store.update_ops_run(
+    finished = store.update_ops_run(
         run.run_id, status="failed" if failed else "finished", summary=summary, state=run.state
     )
     run.event(
@@ -252,6 +259,12 @@ async def run_overnight(
         level="error" if failed else "info",
         data={"ok": summary["ok"]},
         key="finish",
+    )
+    await notify_run_finished(
+        finished,
+        webhooks,
+        pages_url=pages_url,
+        record=lambda level, message, data: run.event("notify", message, level=level, data=data),
     )
     return summary
 
