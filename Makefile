@@ -37,11 +37,13 @@ test: install system-deps lint
 	$(VENV)/bin/pytest -q
 
 # The main job: the overnight loop on the embedded default (SQLite in ./.dse + the local model).
+# A night that ends refused, rolled back or keeping control (exit 3, 4, 5) is a finished demo.
 demo: install
 	$(DSE) models install qwen2.5-coder-0.5b
 	$(DSE) init
 	$(DSE) --lm $(DEMO_LM) overnight --signature $(SELECT_TOOL) \
-		--dataset "$$($(PY) -c 'from dse.autopilot import dataset_path; print(dataset_path())')"
+		--dataset "$$($(PY) -c 'from dse.autopilot import dataset_path; print(dataset_path())')" \
+		|| [ $$? -ge 3 ]
 
 # DSPy, the peer we measure against, lives in its own virtualenv so its pins never touch ours.
 .venv-dspy/.stamp:
