@@ -43,7 +43,7 @@ demo: install
 	$(DSE) init
 	$(DSE) --lm $(DEMO_LM) overnight --signature $(SELECT_TOOL) \
 		--dataset "$$($(PY) -c 'from dse.autopilot import dataset_path; print(dataset_path())')" \
-		|| [ $$? -ge 3 ]
+		|| [ $$? -ge 3 -a $$? -le 5 ]
 
 # DSPy, the peer we measure against, lives in its own virtualenv so its pins never touch ours.
 .venv-dspy/.stamp:
