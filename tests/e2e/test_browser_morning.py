@@ -167,3 +167,32 @@ def test_a_promoted_run_shows_the_diff_the_value_deltas_and_the_flipped_rows(
     assert page.locator("[data-testid=artifact-knobs] tr").count() > 5
     assert not page.locator("details pre").first.is_visible()  # raw JSON stays folded
     screenshot(page, shots, "artifact", height=1100)
+
+
+def test_across_nights_the_chart_the_filter_and_the_comparison(
+    context: BrowserContext, base_url: str, nights: Nights, shots: Path
+) -> None:
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, base_url, "/dse/runs")
+    page.select_option("select[name=outcome]", "rolled_back")
+    with page.expect_navigation():
+        page.click("form.search button[type=submit]")
+    assert "outcome=rolled_back" in page.url
+    assert page.locator("table.runs tbody tr").count() == 1
+    assert nights.rolled_back_run[:20] in page.locator("table.runs").inner_text()
+
+    page.goto(f"{base_url}/dse/runs")
+    page.locator(f"a[href*='b={nights.promoted_run}']").click()
+    table = page.locator("[data-testid=compare]")
+    assert "rolled_back" in table.inner_text() and "promoted" in table.inner_text()
+    assert page.locator("table.compare tr.differs").count() >= 3
+    screenshot(page, shots, "compare", height=1000)
+
+    page.click("main a[href^='/dse/runs/']")
+    page.click("main a[href^='/dse/signatures/']")
+    chart = page.locator("[data-testid=nights-chart] svg.chart")
+    assert chart.is_visible()
+    assert "Across nights" in (chart.get_attribute("aria-label") or "")
+    page.locator("[data-testid=nights-chart]").scroll_into_view_if_needed()
+    screenshot(page, shots, "signature_nights", height=900)

@@ -191,3 +191,58 @@ def test_the_api_and_non_browsers_keep_the_json_refusal(base_url: str) -> None:
             headers={"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
         )
         assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+def test_the_signature_page_charts_its_nights_with_promotions_and_rollbacks_marked(
+    viewer: httpx.Client,
+) -> None:
+    html = viewer.get(f"/dse/signatures/{SELECT_TOOL_ID}").text
+    chart = html[html.index('data-testid="nights-chart"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert "Across nights: holdout score and canary reward (3 runs)" in chart
+    for series in ("holdout control", "holdout candidate", "canary control", "canary candidate"):
+        assert f">{series}</text>" in chart, series
+    marks = re.findall(r'fill="(#[0-9a-f]{6})" font-size="11">([a-z ]+)</text>', chart)
+    assert marks == [
+        ("#d9682b", "rolled back"),
+        ("#1f8a4c", "promoted"),
+        ("#d9682b", "refused at gate"),
+    ]
+
+
+def test_the_runs_list_filters_by_outcome_and_searches(
+    viewer: httpx.Client, nights: Nights
+) -> None:
+    every = (nights.rolled_back_run, nights.promoted_run, nights.refused_run)
+
+    def listed(**params: str) -> set[str]:
+        html = viewer.get("/dse/runs", params=params).text
+        return {run for run in every if f'href="/dse/runs/{run}"' in html}
+
+    assert listed() == set(every)
+    assert listed(outcome="rolled_back") == {nights.rolled_back_run}
+    assert listed(outcome="promoted", signature_id=SELECT_TOOL_ID) == {nights.promoted_run}
+    assert listed(q="significantly worse") == {nights.rolled_back_run}
+    assert listed(q=nights.refused_run[-8:].upper()) == {nights.refused_run}
+    assert listed(outcome="kept_control") == set()
+    assert viewer.get("/dse/runs", params={"outcome": "<nope>"}).status_code == 404
+
+
+def test_two_runs_compare_side_by_side(viewer: httpx.Client, nights: Nights) -> None:
+    runs = viewer.get("/dse/runs").text
+    link = f"/dse/compare?a={nights.rolled_back_run}&amp;b={nights.promoted_run}"
+    assert f'href="{link}">vs previous</a>' in runs
+    html = viewer.get(
+        "/dse/compare", params={"a": nights.rolled_back_run, "b": nights.promoted_run}
+    ).text
+    rows = {
+        text_of("<main>" + cells[0]): (text_of("<main>" + cells[1]), text_of("<main>" + cells[2]))
+        for cells in re.findall(r"<tr[^>]*>\s*<td>(.*?)</td>\s*(<td.*?</td>)(<td.*?</td>)", html)
+    }
+    assert rows["outcome"] == ("rolled_back", "promoted")
+    assert rows["canary verdict"] == ("rollback", "promote")
+    assert rows["serving after the run"] == ("defaults", nights.candidate_id)
+    assert rows["holdout delta [CI]"][0] == rows["holdout delta [CI]"][1]
+    assert '<tr class="differs">\n      <td>canary verdict</td>' in html
+    missing = viewer.get("/dse/compare", params={"a": "opsrun_missing", "b": nights.promoted_run})
+    assert missing.status_code == 404

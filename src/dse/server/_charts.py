@@ -20,6 +20,12 @@ PALETTE = {
     "control": "#3b6fb6",
     "candidate": "#d9822b",
     "bad": "#c0392b",
+    # the outcome tones of dse.server._outcomes
+    "good": "#1f8a4c",
+    "stopped": "#d9682b",
+    "broken": "#c0392b",
+    "neutral": "#7c7c7c",
+    "running": "#3b6fb6",
 }
 _AXIS = "#9aa0a6"
 _GRID = "#e3e6ea"
@@ -43,6 +49,17 @@ class Interval:
     low: float
     high: float
     kind: str = "normal"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A moment on a line chart's x axis (a promotion, a rollback): a vertical line in its
+    kind's color with ``text`` above it and ``note`` as its tooltip."""
+
+    x: float
+    text: str
+    kind: str = "normal"
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,9 +267,11 @@ def line_chart(
     x_format: Callable[[float], str] = lambda v: f"{v:g}",
     y_format: str = "{:g}",
     reference: float | None = None,
+    markers: Sequence[Marker] = (),
 ) -> Markup:
-    """Lines with markers over a shared x axis, with a legend (counters per arm over time)."""
-    xs = [x for s in series for x, _ in s.points]
+    """Lines with markers over a shared x axis, with a legend (counters per arm over time),
+    and optional moments marked across the plot (a signature's promotions and rollbacks)."""
+    xs = [x for s in series for x, _ in s.points] + [m.x for m in markers]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)]
     if not xs:
         return empty_chart(title, "no data yet")
@@ -263,7 +282,8 @@ def line_chart(
     hi = y_max if y_max is not None else max([*ys, lo + 1.0])
     if hi <= lo:
         hi = lo + 1.0
-    left, right, top, plot_h = 56.0, 24.0, 30.0, 180.0
+    left, right, plot_h = 56.0, 24.0, 180.0
+    top = 46.0 if markers else 30.0
     plot_w = WIDTH - left - right
     height = top + plot_h + 58
 
@@ -282,8 +302,10 @@ def line_chart(
         )
         body.append(_text(left - 6, y + 4, y_format.format(tick), anchor="end", fill=_MUTED))
     for tick in _nice_ticks(x_lo, x_hi, 6):
-        x = px(tick)
-        body.append(_text(x, top + plot_h + 16, x_format(tick), anchor="middle", fill=_MUTED))
+        x, label = px(tick), x_format(tick)
+        # A long label (a date) at the plot's edge would be cut off; a short one stays centered.
+        anchor = _edge_anchor(x, left, left + plot_w) if len(label) > 6 else "middle"
+        body.append(_text(x, top + plot_h + 16, label, anchor=anchor, fill=_MUTED))
     body.append(
         f'<line x1="{_num(left)}" y1="{_num(top + plot_h)}" x2="{_num(left + plot_w)}" '
         f'y2="{_num(top + plot_h)}" stroke="{_AXIS}"/>'
@@ -305,6 +327,17 @@ def line_chart(
             f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" '
             f'stroke="{_AXIS}" stroke-dasharray="4 3"/>'
         )
+    for marker in markers:
+        x, color = px(marker.x), PALETTE.get(marker.kind, PALETTE["normal"])
+        body.append(
+            f'<line x1="{_num(x)}" y1="{_num(top)}" x2="{_num(x)}" y2="{_num(top + plot_h)}" '
+            f'stroke="{color}" stroke-width="1.5" stroke-dasharray="3 3">'
+            f"<title>{escape(marker.note or marker.text)}</title></line>"
+        )
+        anchor = _edge_anchor(x, left, left + plot_w)
+        body.append(
+            _text(x, top - 4, marker.text, anchor=anchor, fill=color, extra='font-size="11"')
+        )
     for index, s in enumerate(series):
         color = PALETTE.get(s.kind, PALETTE["normal"])
         # The first line is drawn wider, so a later one on top of it leaves it visible.
@@ -325,6 +358,16 @@ def line_chart(
             )
     body.append(_legend([(s.name, s.kind) for s in series], height - 6))
     return _svg(height, title, body)
+
+
+def _edge_anchor(x: float, lo: float, hi: float, room: float = 50.0) -> str:
+    """Text centered on ``x``, except near an edge of the plot, where it runs inward instead of
+    being cut off."""
+    if x < lo + room:
+        return "start"
+    if x > hi - room:
+        return "end"
+    return "middle"
 
 
 def empty_chart(title: str, message: str) -> Markup:

@@ -36,6 +36,18 @@ TONES: dict[str, Tone] = {
     "continue": "running",
 }
 
+#: What a run can end in (or be in), for the runs list's outcome filter.
+OUTCOMES = (
+    "promoted",
+    "rolled_back",
+    "refused_at_gate",
+    "refused_at_promote_gate",
+    "kept_control",
+    "failed",
+    "running",
+    "unknown",
+)
+
 #: A sentence per outcome for the run page's first line.
 HEADLINES: dict[str, str] = {
     "promoted": "Promoted: the candidate now serves all traffic",

@@ -21,10 +21,12 @@ from dse.app import App
 from dse.errors import DseError
 from dse.eval import ValueBreakdown
 from dse.rollout import canary_decision
+from dse.server._across_nights import Night, compare, matches, nights
 from dse.server._auth import TOKEN_IN_URL, query_token, query_without_token, set_token_cookie
 from dse.server._charts import (
     Bar,
     Interval,
+    Marker,
     Series,
     bar_chart,
     duration_text,
@@ -34,7 +36,7 @@ from dse.server._charts import (
 )
 from dse.server._context import ServerContext, get_context
 from dse.server._evidence import canary_sources, flipped_rows, policy_params
-from dse.server._outcomes import run_headline, run_outcome, tone
+from dse.server._outcomes import OUTCOMES, run_headline, run_outcome, tone
 from dse.server._params_diff import (
     ParamsDiff,
     demo_entries,
@@ -51,11 +53,18 @@ from dse.store import (
     CanaryState,
     CompileReportRow,
     OpsEventRow,
+    OpsRunRow,
     ReceiptRow,
     Store,
 )
 
 PAGE_SIZE = 50
+RUNS_SHOWN = 200
+#: A search or an outcome filter reads this many newest runs (the outcome is in the summary
+#: JSON, matched here rather than in SQL) and the page says so when it reached the window.
+SEARCHED_RUNS = 2000
+NIGHTS_CHARTED = 60
+
 MAX_EVENTS = 2000
 DATASET_PAGE_ROWS = 50
 RECEIPT_COUNT_CAP = 10_000
@@ -244,32 +253,59 @@ def runs_list(
     ctx: Ctx,
     status: str | None = None,
     signature_id: str | None = None,
+    outcome: str | None = None,
+    q: str | None = None,
 ) -> HTMLResponse:
     if status not in (None, "", *OPS_RUN_STATUSES):
         return not_found(f"run status {status!r}")
+    if outcome not in (None, "", *OUTCOMES):
+        return not_found(f"run outcome {outcome!r}")
+    searched = bool(outcome or (q or "").strip())
     runs = ctx.store.list_ops_runs(
         status=status or None,  # type: ignore[arg-type]
         signature_id=signature_id or None,
-        limit=200,
+        limit=SEARCHED_RUNS if searched else RUNS_SHOWN,
     )
+    found = [r for r in runs if matches(r, outcome=outcome or "", text=(q or "").strip())]
     return render(
         "runs.html",
         title="Ops runs",
-        runs=_run_rows(runs),
+        runs=_run_rows(found[:RUNS_SHOWN], compare_links=True),
         status=status or "",
         signature_id=signature_id or "",
+        outcome=outcome or "",
+        q=(q or "").strip(),
+        outcomes=OUTCOMES,
+        searched_window=SEARCHED_RUNS if searched and len(runs) == SEARCHED_RUNS else None,
+        more=len(found) > RUNS_SHOWN,
     )
 
 
-def _run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "run": run,
-            "outcome": run_outcome(run),
-            "duration": _duration(run.started_at, run.ended_at),
-        }
-        for run in runs
-    ]
+def _run_rows(runs: Iterable[OpsRunRow], *, compare_links: bool = False) -> list[dict[str, Any]]:
+    """Table rows, newest first; with ``compare_links`` each names the next older run of the
+    same signature, the night a person compares it with."""
+    listed = list(runs)
+    rows = []
+    for index, run in enumerate(listed):
+        before = None
+        if compare_links:
+            before = next(
+                (
+                    r.id
+                    for r in listed[index + 1 :]
+                    if set(r.signature_ids) & set(run.signature_ids)
+                ),
+                None,
+            )
+        rows.append(
+            {
+                "run": run,
+                "outcome": run_outcome(run),
+                "duration": _duration(run.started_at, run.ended_at),
+                "previous": before,
+            }
+        )
+    return rows
 
 
 @router.get("/dse/runs/{run_id}", response_class=HTMLResponse)
@@ -479,6 +515,7 @@ def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLRespons
     if canary is not None and canary.counters.control.n + canary.counters.candidate.n > 0:
         decision = canary_decision(canary)
     charts = _signature_canary_charts(ctx, canary, canary_history)
+    history = nights(store.list_ops_runs(signature_id=signature.id, limit=NIGHTS_CHARTED))
     if decision is not None:
         delta = decision.stats.delta_reward
         if delta.estimate is not None:
@@ -513,6 +550,7 @@ def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLRespons
         decision=decision,
         canary_history=list(reversed(canary_history)),
         charts=charts,
+        nights_chart=nights_chart(history) if history else None,
         compile_reports=store.list_compile_reports(signature_id=signature.id, limit=20),
         eval_reports=store.list_eval_reports(signature_id=signature.id, limit=20),
         # One page of the dataset, paged by offset: every row stays reachable, and a view renders
@@ -525,6 +563,53 @@ def signature_page(signature_id: str, ctx: Ctx, request: Request) -> HTMLRespons
         receipts=store.list_receipts(signature_id=signature.id, limit=25),
         n_receipts=receipt_count(store, signature.id),
         runs=_run_rows(store.list_ops_runs(signature_id=signature.id, limit=10)),
+    )
+
+
+_MARKED = {"good": "▲", "stopped": "▼", "broken": "✕"}
+
+
+def nights_chart(history: list[Night]) -> Markup:
+    """Holdout scores and canary rewards night by night, with each promotion, rollback,
+    refusal and failure marked in its outcome's tone."""
+    xs = {night.run_id: float(i) for i, night in enumerate(history, start=1)}
+
+    def line(name: str, kind: str, value: Callable[[Night], float | None]) -> Series:
+        points = [(xs[n.run_id], v) for n in history if (v := value(n)) is not None]
+        return Series(name, points, kind)
+
+    def day(x: float) -> str:
+        index = int(x)
+        if x != index or not 1 <= index <= len(history):
+            return ""
+        return history[index - 1].started_at.strftime("%m-%d %H:%M")
+
+    few = len(history) <= 8
+    markers = [
+        Marker(
+            xs[n.run_id],
+            n.outcome.replace("_", " ") if few else _MARKED[tone(n.outcome)],
+            tone(n.outcome),
+            f"{n.outcome}: {n.run_id}",
+        )
+        for n in history
+        if tone(n.outcome) in _MARKED
+    ]
+    return line_chart(
+        [
+            line("holdout control", "baseline", lambda n: n.holdout_control),
+            line("holdout candidate", "best", lambda n: n.holdout_candidate),
+            line("canary control", "control", lambda n: n.canary_control),
+            line("canary candidate", "candidate", lambda n: n.canary_candidate),
+        ],
+        title=f"Across nights: holdout score and canary reward ({len(history)} runs)",
+        x_label="night (run start)",
+        y_label="mean reward",
+        y_min=0.0,
+        y_max=1.0,
+        x_format=day,
+        y_format="{:g}",
+        markers=markers,
     )
 
 
@@ -870,6 +955,48 @@ def artifact_page(compiled_id: str, ctx: Ctx) -> HTMLResponse:
         demos=demo_entries(params, authored),
         demos_authored=params.get("few_shot") is None,
         knobs=param_rows(params),
+    )
+
+
+@router.get("/dse/compare", response_class=HTMLResponse)
+def compare_runs(ctx: Ctx, a: str = "", b: str = "") -> HTMLResponse:
+    """Two runs side by side, and what differs between their candidates' params."""
+    first = ctx.store.get_ops_run(a) if a else None
+    second = ctx.store.get_ops_run(b) if b else None
+    if (a and first is None) or (b and second is None):
+        return not_found(f"ops run {a if first is None else b}")
+    facts = compare(first, second) if first and second else []
+    diff = None
+    if first and second and first.signature_ids:
+        old, new = _best_id(first), _best_id(second)
+        diff = _artifacts_diff(ctx, old, new, first.signature_ids[0]) if old and new else None
+    return render(
+        "compare.html",
+        title="Compare runs",
+        a=first,
+        b=second,
+        a_id=a,
+        b_id=b,
+        facts=facts,
+        diff=diff,
+        recent=_run_rows(ctx.store.list_ops_runs(limit=20)),
+    )
+
+
+def _best_id(run: OpsRunRow) -> str:
+    compiled = (run.state.get("steps") or {}).get("compile") or {}
+    return str((compiled.get("result") or {}).get("best_compiled_id") or "")
+
+
+def _artifacts_diff(
+    ctx: ServerContext, control_id: str, candidate_id: str, signature_id: str
+) -> ParamsDiff | None:
+    """The params diff of two stored artifacts (None when either is not stored)."""
+    old, new = ctx.store.get_artifact(control_id), ctx.store.get_artifact(candidate_id)
+    if old is None or new is None:
+        return None
+    return params_diff(
+        old.get("params") or {}, new.get("params") or {}, _authored(ctx, signature_id)
     )
 
 
