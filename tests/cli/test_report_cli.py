@@ -73,3 +73,32 @@ def test_an_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--db", db, "report", "--format", "html"])
     assert result.exit_code == 2
     assert "--format" in result.stderr
+
+
+async def test_base_url_reports_the_runs_a_server_recorded(tmp_path: Path) -> None:
+    """A remote night is recorded in the server's store: --base-url reads it there and links the
+    server's run page."""
+    from dse.lm import ScriptedLM
+    from dse.ops import run_remote_overnight
+    from tests.ops._child import config
+    from tests.server._live import ADMIN, VIEWER, live_server
+
+    def flat() -> ScriptedLM:
+        return ScriptedLM([], default='{"action":"none"}')
+
+    with live_server(tmp_path, flat) as server:
+        night = await run_remote_overnight(server.base_url, config(), token=ADMIN, poll_s=0.05)
+        env = {"DSE_VIEWER_TOKEN": VIEWER, "DSE_ADMIN_TOKEN": None}
+        args = ["--json", "report", "--base-url", server.base_url]
+        result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    [run] = NightReport.model_validate_json(result.stdout).runs
+    assert (run.run_id, run.outcome) == (night["run_id"], "refused_at_gate")
+    assert run.url == f"{server.base_url}/dse/runs/{night['run_id']}"
+
+
+def test_base_url_without_a_token_is_one_clear_line() -> None:
+    env = {"DSE_VIEWER_TOKEN": None, "DSE_ADMIN_TOKEN": None}
+    result = runner.invoke(app, ["report", "--base-url", "http://127.0.0.1:9"], env=env)
+    assert result.exit_code == 1
+    assert "error: --base-url needs the server's viewer token in DSE_VIEWER_TOKEN" in result.stderr

@@ -33,6 +33,7 @@ from dse.ops._report import (
     pages_url_from_env,
     parse_window,
     render_markdown,
+    server_report,
     store_report,
 )
 from dse.ops._runner import (
@@ -94,6 +95,7 @@ __all__ = [
     "run_outcome",
     "run_overnight",
     "run_remote_overnight",
+    "server_report",
     "sign",
     "signature_path",
     "store_report",

@@ -103,6 +103,11 @@ class RemoteRunStore:
             raise
         return self.get_ops_run(runs[0]["id"]) if runs else None
 
+    def list_ops_runs(self, *, limit: int = 50) -> list[OpsRunRow]:
+        """Newest first, as the server lists them (without their runner state)."""
+        runs = self._call("GET", "/ops/runs", params={"limit": limit})["runs"]
+        return [OpsRunRow.model_validate({**run, "state": {}}) for run in runs]
+
     def update_ops_run(
         self,
         run_id: str,

@@ -21,6 +21,7 @@ from dse.ops._outcome import (
     outcome_reason,
     run_outcome,
 )
+from dse.ops._remote_runs import RemoteRunStore
 from dse.store import OpsRunRow, OpsRunStatus, Store
 
 #: Where the server's pages are (e.g. https://dse.example.org), so reports and webhooks link runs.
@@ -177,6 +178,25 @@ def store_report(
     parse_window(window)
     runs: list[OpsRunRow] = store.list_ops_runs(limit=REPORT_RUN_LIMIT)
     return build_report(runs, window=window, now=now, pages_url=pages_url)
+
+
+def server_report(
+    base_url: str,
+    token: str,
+    *,
+    window: str,
+    now: datetime | None = None,
+    pages_url: str | None = None,
+) -> NightReport:
+    """The report over the runs in a dse server's store (where remote runs are recorded),
+    linking to that server's pages unless told otherwise."""
+    parse_window(window)
+    runs = RemoteRunStore(base_url, token)
+    try:
+        listed = runs.list_ops_runs(limit=REPORT_RUN_LIMIT)
+    finally:
+        runs.close()
+    return build_report(listed, window=window, now=now, pages_url=pages_url or base_url)
 
 
 def render_markdown(report: NightReport) -> str:
