@@ -5,7 +5,9 @@
    the sequential decision rolls the candidate back;
 2. ``promoted``: the same model without drift; the compile report is reused and the canary
    promotes the candidate;
-3. ``refused_at_gate``: nothing new to find, the best candidate is the active one.
+3. ``refused_at_gate``: nothing new to find, the best candidate is the active one;
+
+then an eval report of the promoted artifact.
 
 Every step runs through the real loop (EmbeddedLoop, Predict, store); only the LM is scripted.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from dse.autopilot import SELECT_TOOL_ID
 from dse.autopilot import app as autopilot_app
+from dse.compile import evaluate_artifact
 from dse.lm import LMRequest, ScriptedLM
 from dse.ops import EmbeddedLoop, run_overnight
 from dse.ops._runner import RunContext, StepResult
@@ -41,6 +44,7 @@ class Nights:
     candidate_id: str
     labeled_receipt: str
     labeled_reward: float
+    eval_hash: str
 
 
 class DriftingModel:
@@ -90,6 +94,15 @@ def build_nights(path: Path) -> Nights:
         assert third["outcome"] == "refused_at_gate", third
         compile_result: dict[str, Any] = second["steps"]["compile"]["result"]
         receipt = _labeled_receipt(store)
+        evaluation = asyncio.run(
+            evaluate_artifact(
+                store,
+                autopilot_app.signatures.get(SELECT_TOOL_ID),
+                oracle,
+                autopilot_app.profile(SELECT_TOOL_ID),
+                None,
+            )
+        )
         return Nights(
             url=url,
             rolled_back_run=first["run_id"],
@@ -100,6 +113,7 @@ def build_nights(path: Path) -> Nights:
             candidate_id=compile_result["best_compiled_id"],
             labeled_receipt=receipt[0],
             labeled_reward=receipt[1],
+            eval_hash=evaluation.eval_hash,
         )
     finally:
         store.close()

@@ -246,3 +246,14 @@ def test_two_runs_compare_side_by_side(viewer: httpx.Client, nights: Nights) -> 
     assert '<tr class="differs">\n      <td>canary verdict</td>' in html
     missing = viewer.get("/dse/compare", params={"a": "opsrun_missing", "b": nights.promoted_run})
     assert missing.status_code == 404
+
+
+def test_the_eval_report_shows_what_was_answered_on_each_example(
+    viewer: httpx.Client, nights: Nights
+) -> None:
+    html = viewer.get(f"/dse/eval-reports/{nights.eval_hash}").text
+    assert "<th>answered</th>" in html
+    row = re.search(r"selecttool\.holdout\.character_emojis_banned.*?</tr>", html, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="mono">([^<]*)</td>', row.group(0))
+    assert unescape(cells[1]) == '{"action":"tool","tool":"character_update"}'

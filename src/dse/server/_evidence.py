@@ -115,8 +115,8 @@ def flipped_rows(store: Store, report: CompileReportRow) -> Flips:
             example_id=example_id,
             input=example.input,
             expected=example.expected,
-            control_predicted=_answer(before.body),
-            candidate_predicted=_answer(after.body),
+            control_predicted=stored_answer(before.body),
+            candidate_predicted=stored_answer(after.body),
             control_reward=before.reward,
             candidate_reward=after.reward,
         )
@@ -169,7 +169,8 @@ def canary_sources(store: Store, run: OpsRunRow) -> list[SourceEvidence]:
     return rows
 
 
-def _answer(body: Mapping[str, Any]) -> Any:
+def stored_answer(body: Mapping[str, Any]) -> Any:
+    """An eval result's answer: the prediction, or the error that stood in for one."""
     if body.get("predicted") is not None:
         return body["predicted"]
     return {"error": body.get("error")} if body.get("error") else None

@@ -35,7 +35,7 @@ from dse.server._charts import (
     line_chart,
 )
 from dse.server._context import ServerContext, get_context
-from dse.server._evidence import canary_sources, flipped_rows, policy_params
+from dse.server._evidence import canary_sources, flipped_rows, policy_params, stored_answer
 from dse.server._outcomes import OUTCOMES, run_headline, run_outcome, tone
 from dse.server._params_diff import (
     ParamsDiff,
@@ -52,6 +52,7 @@ from dse.store import (
     CanaryHistoryRow,
     CanaryState,
     CompileReportRow,
+    EvalReportRow,
     OpsEventRow,
     OpsRunRow,
     ReceiptRow,
@@ -840,8 +841,9 @@ def eval_report_page(eval_hash: str, ctx: Ctx) -> HTMLResponse:
                 label_chars=48,
             )
         )
+    answers = _stored_answers(ctx.store, row, list(rewards)[:1000])
     examples = [
-        {"example_id": k, "reward": v, "expected": expected.get(k, "")}
+        {"example_id": k, "reward": v, "expected": expected.get(k, ""), "predicted": answers.get(k)}
         for k, v in sorted(rewards.items(), key=lambda kv: (_float(kv[1]) or 0.0, kv[0]))
     ]
     return render(
@@ -853,6 +855,22 @@ def eval_report_page(eval_hash: str, ctx: Ctx) -> HTMLResponse:
         examples=examples[:1000],
         n_examples=len(examples),
     )
+
+
+def _stored_answers(store: Store, row: EvalReportRow, example_ids: list[str]) -> dict[str, Any]:
+    """What the evaluated artifact answered on each example, from its stored eval results
+    (an error as ``{"error": ...}``; nothing for an example whose result is not stored)."""
+    if store.get_dataset_version(row.dataset_version_id) is None:
+        return {}
+    results = store.get_eval_results(
+        dataset_version_id=row.dataset_version_id,
+        reward_id=row.reward_id,
+        reward_version=row.reward_version,
+        judge_compiled_id=row.judge_compiled_id or "",
+        compiled_ids=[row.compiled_id],
+        example_ids=example_ids,
+    )
+    return {r.example_id: stored_answer(r.body) for r in results}
 
 
 # -- receipts, artifacts, blobs -----------------------------------------------------------------
