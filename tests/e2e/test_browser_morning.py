@@ -4,7 +4,8 @@ and finds first the outcome and its reason, then what changed (the params diff) 
 per-value deltas and the flipped holdout rows).
 
 The store holds three real scripted nights (tests/server/_nights.py). Set DSE_SCREENSHOTS=1 to
-refresh docs/screenshots/login.png, run_rolled_back.png, run_promoted.png and artifact.png.
+refresh docs/screenshots/login.png, run_rolled_back.png, run_promoted.png, run_promoted_why.png,
+artifact.png, compare.png and signature_nights.png.
 """
 
 from __future__ import annotations
@@ -63,13 +64,21 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     opened.close()
 
 
-def screenshot(page: Page, folder: Path, name: str, height: int = 1400) -> None:
+def screenshot(
+    page: Page, folder: Path, name: str, height: int = 1400, from_selector: str = ""
+) -> None:
+    """The page from its top (or from ``from_selector``'s heading) down ``height`` pixels."""
     path = folder / f"{name}.png"
-    full = page.evaluate("document.documentElement.scrollHeight")
+    full = int(page.evaluate("document.documentElement.scrollHeight"))
+    top = 0
+    if from_selector:
+        box = page.locator(from_selector).first.bounding_box()
+        assert box is not None, from_selector
+        top = max(0, int(box["y"]) - 20)
     page.screenshot(
         path=str(path),
         full_page=True,
-        clip={"x": 0, "y": 0, "width": 1280, "height": min(int(full), height)},
+        clip={"x": 0, "y": top, "width": 1280, "height": min(full - top, height)},
     )
     assert path.stat().st_size < MAX_SCREENSHOT_BYTES, f"{path.name} is too large"
 
@@ -158,6 +167,7 @@ def test_a_promoted_run_shows_the_diff_the_value_deltas_and_the_flipped_rows(
     assert cells[3] != cells[4], cells  # control's and candidate's answers, side by side
     assert page.locator("[data-testid=canary-sources]").is_visible()
     screenshot(page, shots, "run_promoted")
+    screenshot(page, shots, "run_promoted_why", height=1300, from_selector="h2:text-is('Why')")
 
     page.click(f"[data-testid=params-diff] a[href='/dse/artifacts/{nights.candidate_id}']")
     assert (

@@ -105,7 +105,7 @@ def test_the_promoted_run_shows_what_changed_and_why(viewer: httpx.Client, night
     row = re.search(r"selecttool\.holdout\.character_emojis_banned.*?</tr>", flips, re.S)
     assert row is not None
     cells = text_of("<main>" + row.group(0))
-    assert '"tool":"user_update"' in cells and '"tool":"character_update"' in cells
+    assert '"tool": "user_update"' in cells and '"tool": "character_update"' in cells
     assert "0.00 → 1.00" in cells
     # The canary's evidence per arm, for the reward source that decided it.
     sources = text_of("<main>" + html[html.index('data-testid="canary-sources"') :])

@@ -137,6 +137,12 @@ def compact_json(value: object, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def inline_json(value: object, limit: int = 160) -> str:
+    """JSON on one line with a space after each comma and colon, so a table cell can wrap it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def path_part(value: object) -> str:
     """Quote an id for a URL path (signature ids keep their slashes)."""
     return quote(str(value), safe="/:")
@@ -165,6 +171,7 @@ _ENV.filters.update(
     ms=fmt_ms,
     pretty=pretty_json,
     compact=compact_json,
+    inline=inline_json,
     q=path_part,
     tone=tone,
     plain=shown,
