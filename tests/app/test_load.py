@@ -64,7 +64,7 @@ def test_add_fills_in_a_generic_space_reward_and_budget() -> None:
     registration = _tiny.app.registration(_tiny.MOOD.id)
     assert registration.profile.space == default_space(_tiny.MOOD)
     assert registration.profile.budget == DEFAULT_BUDGET
-    assert registration.profile.optimizer == "tpe"
+    assert registration.profile.optimizer == "race"
     assert registration.profile.reward(None, None).id == "exact_match"  # type: ignore[arg-type]
     # A relative dataset path is read next to the module that called add().
     assert registration.dataset == Path(_tiny.__file__).parent / "rows.jsonl"

@@ -115,7 +115,10 @@ async def test_a_new_signature_compiles_from_40_rows_with_only_the_defaults(
     assert len(pool) >= space.max_demos and len(scoring) >= 15
 
     profile = CompileProfile(
-        space=space, reward=lambda store, lm: exact_match_reward(), budget=DEFAULT_BUDGET
+        space=space,
+        reward=lambda store, lm: exact_match_reward(),
+        budget=DEFAULT_BUDGET,
+        optimizer="tpe",
     )
     lm = proposing_lm()
     outcome = await compile_signature(sqlite_store, REVIEW, lm, profile, concurrency=4)

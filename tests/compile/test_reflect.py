@@ -43,6 +43,8 @@ def profile() -> CompileProfile:
         space=default_space(REVIEW),
         reward=lambda store, lm: exact_match_reward(),
         budget=DEFAULT_BUDGET,
+        # TPE proposes instructions with or without a teacher: these tests are about who writes.
+        optimizer="tpe",
     )
 
 

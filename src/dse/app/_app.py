@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dse.app._webhook import Webhook, WebhookFormat
 from dse.compile import (
     DEFAULT_BUDGET,
+    DEFAULT_OPTIMIZER,
     OPTIMIZERS,
     CompileBudget,
     CompileProfile,
@@ -98,7 +99,7 @@ class App:
         label_of: LabelFn | None = None,
     ) -> Signature[Any, Any]:
         """Register ``signature``; what is left out gets a generic default (search space,
-        exact-match reward, a budget sized for a starter set, the TPE optimizer). ``reward`` is a
+        exact-match reward, a budget sized for a starter set, the race optimizer). ``reward`` is a
         :class:`~dse.eval.RewardBundle` or a factory ``(store, lm) -> RewardBundle``.
 
         A relative ``dataset`` path is read from the folder of the module that calls ``add``.
@@ -117,7 +118,7 @@ class App:
             space=space if space is not None else default_space(signature),
             reward=_reward_factory(reward),
             budget=budget if budget is not None else DEFAULT_BUDGET,
-            optimizer=optimizer or "tpe",
+            optimizer=optimizer or DEFAULT_OPTIMIZER,
             label_of=label_of,
         )
         self._entries[signature.id] = Registration(

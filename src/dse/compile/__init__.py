@@ -1,6 +1,7 @@
 """Compile: search params against a reward, prove the winner on holdout, store a report."""
 
 from dse.compile._compile import (
+    DEFAULT_OPTIMIZER,
     OPTIMIZERS,
     CompileOutcome,
     CompileProfile,
@@ -13,7 +14,7 @@ from dse.compile._compile import (
     resolve_control,
 )
 from dse.compile._eval_report import eval_hash, evaluate_artifact
-from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, build_job_spec
+from dse.compile._job import DEFAULT_BUDGET, CompileBudget, JobSpec, OptimizerId, build_job_spec
 from dse.compile._race import RaceOptimizer, initial_candidates, more_candidates
 from dse.compile._reflect import (
     ReflectOptimizer,
@@ -44,6 +45,7 @@ from dse.compile._space import (
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_DECODE",
+    "DEFAULT_OPTIMIZER",
     "OPTIMIZERS",
     "CandidateRecord",
     "CompileBudget",
@@ -55,6 +57,7 @@ __all__ = [
     "InstructionVariant",
     "JobSpec",
     "Optimizer",
+    "OptimizerId",
     "ProgressFn",
     "RaceOptimizer",
     "ReflectOptimizer",

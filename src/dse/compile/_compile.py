@@ -44,6 +44,9 @@ from dse.store import DatasetVersion, Store
 RewardFactory = Callable[[Store, LM], RewardBundle]
 ProgressFn = Callable[[dict[str, Any]], None]
 
+# The zero-config choice: it races candidates on paired rows instead of small fixed minibatches,
+# tunes logprob abstention, combines the knobs that won, and says why it stopped.
+DEFAULT_OPTIMIZER = "race"
 OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "grid": GridOptimizer,
     "fewshot_greedy": FewShotGreedyOptimizer,
@@ -66,7 +69,7 @@ class CompileProfile:
     space: SearchSpace
     reward: RewardFactory
     budget: CompileBudget
-    optimizer: str = "tpe"
+    optimizer: str = DEFAULT_OPTIMIZER
     label_of: LabelFn | None = None
     seed: int = 0
 

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from dse._canonical import json_problem
-from dse.compile import CompileReport
+from dse.compile import CompileReport, OptimizerId
 from dse.rollout import Decision, DecisionConfig, GateResult
 from dse.runtime import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.store import (
@@ -39,7 +39,6 @@ from dse.store import (
     Split,
 )
 
-Optimizer = Literal["grid", "fewshot_greedy", "bootstrap_random_search", "tpe"]
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
 
 _IN = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -248,7 +247,7 @@ class PredictOut(BaseModel):
 class BudgetOverride(_Input):
     model_config = _IN
 
-    optimizer: Optimizer | None = Field(default=None, description="Default: the profile's.")
+    optimizer: OptimizerId | None = Field(default=None, description="Default: the profile's.")
     budget_calls: int | None = Field(default=None, ge=1, le=10_000_000)
     budget_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
 
