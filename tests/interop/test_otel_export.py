@@ -12,7 +12,6 @@ from dse.interop import (
     OtelExportError,
     OtelExportOptions,
     export_receipts,
-    parse_since,
     traces_endpoint,
 )
 from dse.lm import ScriptedLM
@@ -221,14 +220,3 @@ def test_the_endpoint_comes_from_the_option_then_the_standard_variables(
     assert traces_endpoint(None) == "http://full:4318/custom"
     with pytest.raises(InvalidInputError, match="http"):
         traces_endpoint("ftp://user:pw@h/x")
-
-
-def test_since_takes_a_duration_or_an_iso_time_with_a_zone() -> None:
-    now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
-    assert parse_since("24h", now) == now - timedelta(hours=24)
-    assert parse_since("30m", now) == now - timedelta(minutes=30)
-    assert parse_since("2026-11-30T00:00:00Z", now) == datetime(2026, 11, 30, tzinfo=UTC)
-    with pytest.raises(InvalidInputError, match="timezone"):
-        parse_since("2026-11-30T00:00:00", now)
-    with pytest.raises(InvalidInputError, match="24h"):
-        parse_since("yesterday", now)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dse.autopilot import SELECT_TOOL_ID
-from dse.errors import DseError
-from dse.ops import NightReport, parse_window, render_markdown, store_report
+from dse.ops import NightReport, render_markdown, store_report
 from dse.store import Store
 
 from ._nights import Nights, three_nights
@@ -87,16 +86,3 @@ def test_runs_that_ended_before_the_window_are_left_out(nights: Nights) -> None:
     empty = render_markdown(_report(nights, "90m", now=later))
     assert "No ops run ended in this window." in empty
     assert _report(nights, "90m", now=later).exit_code == 0
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("90m", 5400), ("24h", 86400), ("7d", 604800), (" 1.5h ", 5400)]
-)
-def test_windows_are_a_number_and_a_unit(text: str, seconds: int) -> None:
-    assert parse_window(text) == timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["24", "h", "0h", "-1d", "24x", "1w", ""])
-def test_a_bad_window_names_the_option(text: str) -> None:
-    with pytest.raises(DseError, match=r"^--since .* expected a positive number followed by m"):
-        parse_window(text)

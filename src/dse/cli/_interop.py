@@ -57,10 +57,10 @@ def export_otel(
     """Send receipts to an OTLP collector as GenAI spans (Langfuse, Phoenix, ...): one span each."""
     opts = _opts(ctx)
     with _errors(opts):
+        from dse._since import parse_since
         from dse.interop import (
             OtelExportOptions,
             export_receipts,
-            parse_since,
             provider_for_lm_spec,
         )
 

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 import typer
 
+from dse._since import parse_window
 from dse.cli._app import _errors, _open_store, _opts, app
 from dse.errors import DseError
-from dse.ops import PAGES_URL_ENV, parse_window, server_report, store_report
+from dse.ops import PAGES_URL_ENV, server_report, store_report
 from dse.ops import render_markdown as report_markdown
 
 TOKEN_ENVS = ("DSE_VIEWER_TOKEN", "DSE_ADMIN_TOKEN")

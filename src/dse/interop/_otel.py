@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -40,8 +39,6 @@ TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 _PAGE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
-_SINCE_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # The backend kinds of an ``--lm`` spec, as ``gen_ai.provider.name`` values (openai is a
 # well-known value of the convention; the others are custom, which the convention allows).
 _PROVIDERS = {
@@ -92,23 +89,6 @@ def provider_for_lm_spec(spec: str) -> str:
     """The ``gen_ai.provider.name`` for receipts served by the backend an ``--lm`` spec names."""
     kind = spec.strip().partition(":")[0]
     return _PROVIDERS.get(kind, kind or "dse")
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """``24h``, ``30m``, ``7d``, ``90s`` before ``now``, or an ISO date-time with a zone."""
-    match = _SINCE_RE.match(text)
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        return now - timedelta(**{_SINCE_UNITS[unit]: amount})
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(
-            f"--since must be a duration like 24h, 30m, 7d or an ISO date-time, got {text!r}"
-        ) from None
-    if when.tzinfo is None:
-        raise InvalidInputError(f"--since needs a timezone (e.g. {text}Z), got {text!r}")
-    return when
 
 
 def traces_endpoint(endpoint: str | None) -> str:

@@ -5,14 +5,13 @@ webhook describe a run with the same fields."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from dse.errors import DseError
+from dse._since import parse_window
 from dse.ops._outcome import (
     EXIT_CODES,
     OUTCOME_LABELS,
@@ -28,8 +27,6 @@ from dse.store import OpsRunRow, OpsRunStatus, Store
 PAGES_URL_ENV = "DSE_PAGES_URL"
 #: Runs read from the store per report; far more than one window of nightly runs holds.
 REPORT_RUN_LIMIT = 500
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 
 class StoredRun(Protocol):
@@ -100,18 +97,6 @@ class NightReport(BaseModel):
         """Non-zero (1) only when a run in the window failed or was aborted: a refused or
         rolled-back night is the loop working, which the report shows but does not fail on."""
         return 0 if self.ok else EXIT_CODES["failed"]
-
-
-def parse_window(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d`` (a positive number and a unit) as a duration."""
-    match = _WINDOW.match(text)
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0.0
-    if seconds <= 0:
-        raise DseError(
-            f"--since {text!r} is not a window: expected a positive number followed by m, h or d "
-            "(e.g. 90m, 24h, 7d)"
-        )
-    return timedelta(seconds=seconds)
 
 
 def pages_url_from_env() -> str | None:
