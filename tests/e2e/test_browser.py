@@ -12,19 +12,16 @@ a message saying so. Set DSE_SCREENSHOTS=1 to refresh the screenshots under docs
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from dse.autopilot import SELECT_TOOL_ID
 from dse.autopilot import app as autopilot_app
 from dse.e2e import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ServerThread,
     remote_check,
     require_chromium,
@@ -32,11 +29,10 @@ from dse.e2e import (
 from dse.ops import run_remote_overnight
 from dse.rollout import promote
 from dse.store import Store
+from tests.e2e._chromium import chromium, screenshot_dir
 from tests.ops._child import config
 from tests.server._data import ADMIN, VIEWER, Built, app_for, build_store
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 MAX_SCREENSHOT_BYTES = 300_000
 
 
@@ -55,23 +51,13 @@ def base_url(built: Built) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(built: Built) -> Iterator[Browser]:
-    """Started after the data is built: Playwright's sync API keeps an event loop running in
-    this thread, and building the data uses asyncio.run."""
-    require_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), timeout=30_000
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    if os.environ.get("DSE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        return SCREENSHOTS
-    return tmp_path
+    return screenshot_dir(tmp_path)
 
 
 def screenshot(page: Page, folder: Path, name: str, height: int = 1400) -> None:

@@ -10,19 +10,17 @@ artifact.png, compare.png and signature_nights.png.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from dse.e2e import CHROMIUM, CHROMIUM_ARGS, ServerThread, require_chromium
+from dse.e2e import ServerThread, require_chromium
+from tests.e2e._chromium import chromium, screenshot_dir
 from tests.server._data import VIEWER, app_for
 from tests.server._nights import Nights, build_nights
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 MAX_SCREENSHOT_BYTES = 300_000
 
 
@@ -40,21 +38,13 @@ def base_url(nights: Nights) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(nights: Nights) -> Iterator[Browser]:
-    """Started after the nights are built (they use asyncio.run; sync Playwright keeps a loop)."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), timeout=30_000
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    if os.environ.get("DSE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        return SCREENSHOTS
-    return tmp_path
+    return screenshot_dir(tmp_path)
 
 
 @pytest.fixture
