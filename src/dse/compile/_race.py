@@ -28,12 +28,15 @@ any two candidates share their first rows and every comparison is paired.
    tied with it.
 
 Selection resists the winner's curse: the baseline is kept unless a finalist beats it with
-confidence on the whole scoring set, i.e. a higher mean and a one-sided sign test
-P(Bin(w + l, 1/2) >= w) < ``select_alpha`` / F, with F the number of finalists other than the
-baseline (Bonferroni for picking the best of F). Among the candidates that pass, the highest mean
-wins (ties go to the earliest). Candidate generation is :func:`initial_candidates` (instructions
-x demo sets x decode modes x choices x temperatures, those changing one knob first) and
-:func:`more_candidates` (the adaptive hook).
+confidence on the whole scoring set, i.e. a higher mean and a p-value below ``select_alpha``
+adjusted for the F finalists it was picked from (:func:`~dse.eval.max_t_p_values`: sign flips of
+each row's differences to the baseline for all finalists at once, so a finalist and its tuned
+twins, which mostly agree, are not paid for as F independent tries the way Bonferroni would).
+Among the candidates that pass, the highest mean wins (ties go to the earliest).
+
+Candidate generation is :func:`initial_candidates` (instructions x demo sets x decode modes x
+choices x temperatures, those changing one knob first) and :func:`more_candidates` (the
+adaptive hook).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from dse.compile._choices import Calibration, calibrate, choice_options, without
 from dse.compile._demos import demo_options
 from dse.compile._reflect import reflect
 from dse.compile._search import CandidateRecord, SearchContext
+from dse.eval import max_t_p_values
 from dse.signature import EnsembleParams, Params
 from dse.store import ExampleRow
 
@@ -534,21 +538,25 @@ class _Race:
         baseline = self.baseline
         rivals = [r for r in self.finalists() if r is not baseline]
         base_mean = baseline.mean(self.ids)
-        winners: list[tuple[_Racer, int, int]] = []
-        for racer in rivals:
-            wins, losses = _wins_losses(racer, baseline, self.ids)
-            proven = sign_test(losses, wins) < select_alpha / len(rivals)
-            if racer.mean(self.ids) > base_mean and proven:
-                winners.append((racer, wins, losses))
+        differences = [[r.rewards[i] - baseline.rewards[i] for i in self.ids] for r in rivals]
+        p_values = max_t_p_values(differences, seed=self.ctx.seed)
+        winners = [
+            (racer, p)
+            for racer, p in zip(rivals, p_values, strict=True)
+            if racer.mean(self.ids) > base_mean and p < select_alpha
+        ]
         if not winners:
+            closest = f" (best adjusted p = {min(p_values):.3f})" if p_values else ""
             return baseline, (
                 f"the baseline: none of {len(rivals)} finalist(s) beats it with confidence "
-                f"on {len(self.ids)} rows"
+                f"on {len(self.ids)} rows{closest}"
             )
-        best, wins, losses = max(winners, key=lambda w: w[0].mean(self.ids))
+        best, p = max(winners, key=lambda w: w[0].mean(self.ids))
+        wins, losses = _wins_losses(best, baseline, self.ids)
         return best, (
             f"{best.label}: {best.mean(self.ids):.3f} vs baseline {base_mean:.3f} on "
-            f"{len(self.ids)} rows ({wins} rows won, {losses} lost)"
+            f"{len(self.ids)} rows ({wins} rows won, {losses} lost; p = {p:.3f} adjusted "
+            f"for {len(rivals)} finalist(s))"
         )
 
     def summary(self) -> str:

@@ -34,7 +34,7 @@ from dse.eval._reward import (
     SignalScore,
     exact_match_reward,
 )
-from dse.eval._stats import PairedDelta, paired_bootstrap
+from dse.eval._stats import PairedDelta, max_t_p_values, paired_bootstrap
 from dse.eval._values import (
     MAX_VALUES,
     LabelFn,
@@ -82,6 +82,7 @@ __all__ = [
     "import_dataset_text",
     "import_mined",
     "jsonl_lines",
+    "max_t_p_values",
     "mine_corrections",
     "mine_receipts",
     "paired_bootstrap",

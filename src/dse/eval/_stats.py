@@ -69,3 +69,30 @@ def paired_bootstrap(
         wins=int((diff > 0).sum()),
         losses=int((diff < 0).sum()),
     )
+
+
+def max_t_p_values(
+    differences: Sequence[Sequence[float]], *, draws: int = 4000, seed: int = 0
+) -> list[float]:
+    """One-sided p-values, adjusted for picking among several rivals, that each rival beats a
+    shared control: ``differences[i][r]`` is rival ``i``'s reward minus the control's on row ``r``
+    (every rival scored on the same rows). Westfall-Young single-step max-T by sign flips: each
+    draw flips the sign of a row's differences for all rivals at once, so rivals that mostly
+    agree (a policy and its tuned twin) cost far less than a Bonferroni factor, while the chance
+    that the best of them looks this good by luck stays below the p-value (strong control of the
+    family-wise error when every row's differences are symmetric under no difference)."""
+    if not differences:
+        return []
+    if len({len(row) for row in differences}) != 1:
+        raise ValueError("every rival needs a difference on the same rows")
+    diff = np.asarray(differences, dtype=float)
+    observed = diff.sum(axis=1)
+    moving = diff[:, np.any(diff != 0.0, axis=0)]
+    if moving.shape[1] == 0:
+        return [1.0] * len(observed)
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(draws, moving.shape[1]))
+    maxima = (signs @ moving.T).max(axis=1)
+    # The observed labelling is one of the draws, so no p-value is ever zero.
+    exceed = (maxima[None, :] >= observed[:, None] - 1e-9).sum(axis=1)
+    return [float((count + 1) / (draws + 1)) for count in exceed]
