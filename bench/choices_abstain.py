@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
-from dse.compile._choices import _best_bias
+from dse.compile._choices import _best_rule, _Pick, _Rule
 from dse.lm import LM, lm_from_spec
 from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext
 from dse.signature import ChoiceParams, Params
@@ -78,19 +78,9 @@ async def main() -> None:
         body = trace["choices"]
         outputs = [json.loads(t) for t in body["outputs"]]
         abstain = body["abstain_index"]
-        other = max(
-            (i for i in range(len(outputs)) if i != abstain), key=lambda i: body["scores"][i]
-        )
-        calibration.append(
-            (
-                body["scores"],
-                abstain,
-                other,
-                float(outputs[abstain] == row["expected"]),
-                float(outputs[other] == row["expected"]),
-            )
-        )
-    bias = _best_bias(calibration, 0.0) if args.bias is None else args.bias
+        rewards = [float(output == row["expected"]) for output in outputs]
+        calibration.append(_Pick(row["example_id"], body["scores"], None, abstain, rewards))
+    bias = _best_rule(calibration, _Rule(0.0, None)).bias if args.bias is None else args.bias
     print(f"abstain_bias {bias:+.3f} ({len(calibration)} train rows calibrated)", flush=True)
     calibrated = SELECT_TOOL.defaults.model_copy(
         update={"choices": choices.model_copy(update={"abstain_bias": bias})}

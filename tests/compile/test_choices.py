@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from dse.compile import SearchSpace, split_train
-from dse.compile._choices import _best_bias, _cross_fitted, _Pick, calibrate, choice_options
+from dse.compile._choices import _best_rule, _cross_fitted, _Pick, _Rule, calibrate, choice_options
 from dse.compile._race import RaceOptimizer, combined_candidates
 from dse.compile._search import SearchContext
 from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
@@ -125,6 +125,7 @@ def test_choices_named_by_the_input_are_inferred_with_their_abstention(
     assert sorted(options) == [
         'choices /tool in tools[*].name or {"tool":"none"} | grammar',
         'choices /tool in tools[*].name or {"tool":"none"} | logprob',
+        'choices /tool in tools[*].name or {"tool":"none"} | logprob | blank contrast',
     ]
     grammar = options['choices /tool in tools[*].name or {"tool":"none"} | grammar']["choices"]
     assert grammar.source == "input" and grammar.pick == "grammar"
@@ -179,6 +180,57 @@ async def test_calibration_raises_abstention_recall_without_new_lm_calls(
     assert again is not None and again.label.count("abstain bias") == 1
 
 
+def _fond_scorer(request: LMRequest, text: str) -> float:
+    """A model fond of the first listed tool whatever the message says (a prior the blanked
+    input shows as well), whose evidence for a named tool only matches that fondness."""
+    message, listed = _message(request)
+    tool = json.loads(text)["tool"]
+    prior = -2.0 if tool == "none" else (-1.0 if tool == listed[0] else -2.5)
+    return prior + (1.5 if f"use {tool}" in message else 0.0)
+
+
+async def test_blank_contrast_finds_what_the_input_adds_where_a_bias_alone_cannot(
+    sqlite_store: Store,
+) -> None:
+    """Chit-chat and named-tool rows look alike to a bias (the top tool scores -1.0 on both);
+    subtracting the blanked input's scores leaves only the message's evidence, and the weight
+    and bias tuned offline from the two stored score lists answer every row right."""
+    prompts: set[str] = set()
+
+    def scorer(request: LMRequest, text: str) -> float:
+        prompts.add(request.messages[-1].content)
+        return _fond_scorer(request, text)
+
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=scorer)
+    ctx = _context(sqlite_store, _rows(60), lm, exact_match_reward())
+    options = choice_options(ctx)
+    plain_label = next(k for k in options if k.endswith("| logprob"))
+    contrast_label = next(k for k in options if k.endswith("| blank contrast"))
+    plain = ctx.baseline.model_copy(update=options[plain_label])
+    contrast = ctx.baseline.model_copy(update=options[contrast_label])
+
+    calls = lm.calls
+    (contrast_record,) = await ctx.score([(contrast, contrast_label)])
+    rows = len(ctx.scoring)
+    assert lm.calls - calls == 2 * rows  # the input's scores and the blanked input's
+    blanked = [p for p in prompts if '"message":""' in p]
+    assert len(blanked) == rows
+    assert all(re.search(r'"name":"\w+"', p) for p in blanked)  # the listed tools stay
+
+    plain_tuned = await calibrate(ctx, plain, plain_label)
+    calls = lm.calls
+    tuned = await calibrate(ctx, contrast, contrast_label)
+    assert lm.calls == calls
+    assert plain_tuned is not None and tuned is not None
+    assert tuned.params.choices is not None
+    assert tuned.params.choices.blank_weight is not None and tuned.params.choices.abstain_bias > 0
+    assert "| blank weight " in tuned.label and tuned.label.count("abstain bias") == 1
+    honest = sum(tuned.honest_rewards.values()) / rows
+    plain_honest = sum(plain_tuned.honest_rewards.values()) / rows
+    assert honest >= 0.95 and plain_honest <= 0.8
+    assert contrast_record.reward < honest
+
+
 def test_cross_fitted_rewards_do_not_credit_a_bias_fitted_to_noise() -> None:
     """Coin-flip labels that the scores know nothing about: every bias is worth 0.5, yet the one
     tuned on all rows always looks better than that. Cross-fitting, which judges each row by a
@@ -193,15 +245,14 @@ def test_cross_fitted_rewards_do_not_credit_a_bias_fitted_to_noise() -> None:
                 _Pick(
                     f"r{i}",
                     [0.0, rng.gauss(0.0, 1.0)],
+                    None,
                     0,
-                    1,
-                    float(abstain_right),
-                    float(not abstain_right),
+                    [float(abstain_right), float(not abstain_right)],
                 )
             )
-        fitted = _best_bias(picks, 0.0)
+        fitted = _best_rule(picks, _Rule(0.0, None))
         in_sample = sum(p.reward(fitted) for p in picks) / len(picks)
-        honest = _cross_fitted(picks, 0.0, seed=seed)
+        honest = _cross_fitted(picks, _Rule(0.0, None), seed=seed)
         assert sorted(honest) == sorted(p.example_id for p in picks)
         honest_means.append(sum(honest.values()) / len(picks))
         flattery.append(in_sample - honest_means[-1])
@@ -336,7 +387,10 @@ def test_a_finite_output_space_is_offered_with_its_frequent_abstention(
     )
     options = choice_options(ctx)
 
-    # The baseline already decodes under the (finite) schema, so only the logprob variant is new.
-    assert list(options) == ['choices 4 outputs by schema or {"action":"none"} | logprob']
+    # The baseline already decodes under the (finite) schema, so only the logprob variants are new.
+    assert list(options) == [
+        'choices 4 outputs by schema or {"action":"none"} | logprob',
+        'choices 4 outputs by schema or {"action":"none"} | logprob | blank contrast',
+    ]
     choices = next(iter(options.values()))["choices"]
     assert choices.source == "schema" and choices.abstain == {"action": "none"}

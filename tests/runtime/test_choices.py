@@ -16,6 +16,7 @@ from dse.runtime import (
     BudgetTracker,
     DirectStrategy,
     StrategyContext,
+    blank_input,
     choice_set,
     enumerate_outputs,
     input_values,
@@ -210,6 +211,62 @@ async def test_logprob_mode_picks_the_argmax_with_the_abstention_bias_in_one_cal
         _context(PICK, Params(choices=biased), _input("email", "maps"), lm)
     )
     assert result.output.model_dump() == {"tool": "none"}
+
+
+async def test_blank_contrast_scores_the_blanked_input_too_and_picks_on_the_difference() -> None:
+    """The second scoring call sees the same prompt with the message emptied and the listed
+    tools (descriptions too) kept; the pick is made on score - weight x blank score."""
+    seen: list[str] = []
+
+    def score(request: LMRequest, text: str) -> float:
+        content = request.messages[-1].content
+        seen.append(content)
+        tool = json.loads(text)["tool"]
+        favourite = {"email": -0.5, "maps": -2.0, "none": -2.0}[tool]
+        return favourite + (1.0 if "home" in content and tool == "maps" else 0.0)
+
+    lm = ScriptedLM(lambda r: "unused", scorer=score)
+    contrast = BY_INPUT.model_copy(update={"pick": "logprob", "blank_weight": 1.0})
+    value = PickIn(
+        message="route me home",
+        tools=[Tool(name="email", description="mail"), Tool(name="maps", description="routes")],
+    )
+    ctx = _context(PICK, Params(choices=contrast), value, lm)
+    result = await DirectStrategy().run(ctx)
+
+    assert result.output.model_dump() == {"tool": "maps"}
+    assert lm.calls == 2 and ctx.budget.lm_calls == 2
+    blank = seen[-1]
+    assert blank.endswith(
+        '{"message":"","tools":[{"description":"mail","name":"email"},'
+        '{"description":"routes","name":"maps"}]}'
+    )
+    assert blank[: blank.rindex("Input:")] == seen[0][: seen[0].rindex("Input:")]
+    trace = result.trace["choices"] if result.trace else {}
+    assert trace["raw_scores"] == [-0.5, -1.0, -2.0]
+    assert trace["blank_scores"] == [-0.5, -2.0, -2.0]
+    assert trace["scores"] == [0.0, 1.0, 0.0] and trace["blank_weight"] == 1.0
+    assert trace["picked"] == 1
+
+    plain = BY_INPUT.model_copy(update={"pick": "logprob"})
+    result = await DirectStrategy().run(_context(PICK, Params(choices=plain), value, lm))
+    assert result.output.model_dump() == {"tool": "email"}  # the favourite, without contrast
+
+
+def test_blank_input_keeps_only_the_list_the_choices_come_from() -> None:
+    document = {"q": "hi", "n": 3, "cfg": {"tools": [{"name": "a", "d": "x"}], "note": "y"}}
+    assert blank_input(document, "cfg.tools") == {
+        "q": "",
+        "n": 3,
+        "cfg": {"tools": [{"name": "a", "d": "x"}], "note": ""},
+    }
+    assert blank_input(document, "") == {
+        "q": "",
+        "n": 3,
+        "cfg": {"tools": [{"name": "", "d": ""}], "note": ""},
+    }
+    with pytest.raises(ValueError, match="blank_weight needs pick='logprob'"):
+        ChoiceParams.model_validate({**BY_INPUT.model_dump(), "blank_weight": 1.0})
 
 
 async def test_logprob_mode_counts_against_the_prediction_budget() -> None:

@@ -4,9 +4,10 @@
 lists (a router's tool among the listed tools, with one consistent answer, the abstention, when
 none fits), or is the output space finite by schema? It offers the grammar and logprob variants.
 :func:`calibrate` reads the per-choice scores a logprob variant left in its results and picks the
-abstention bias that maximizes mean reward on the scoring rows, without new LM calls, and says
-what that tuned policy is honestly worth on those rows: each row's reward under a bias fitted
-without it (K-fold cross-fitting), since a bias tuned and judged on the same rows flatters itself.
+abstention bias (and, for a blank-contrast variant, the blank weight) that maximizes mean reward
+on the scoring rows, without new LM calls, and says what that tuned policy is honestly worth on
+those rows: each row's reward under a rule fitted without it (K-fold cross-fitting), since a rule
+tuned and judged on the same rows flatters itself.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from dse._canonical import canonical_str
 from dse.compile._search import SearchContext
 from dse.eval import Outcome
-from dse.runtime import enumerate_outputs, input_values, pick_index, pointer_get
+from dse.runtime import contrasted, enumerate_outputs, input_values, pick_index, pointer_get
 from dse.signature import ChoiceParams, Params, Signature
 from dse.store import EvalResultRow, ExampleRow
 
@@ -36,7 +37,9 @@ _ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_actio
 _MISSING = object()
 _MAX_DEPTH = 4
 CROSS_FIT_FOLDS = 5
-_BIAS_SUFFIX = re.compile(r"( \| abstain bias [+-][0-9.]+)+$")
+_BIAS_SUFFIX = re.compile(r"( \| abstain bias [+-][0-9.]+( \| blank weight [0-9.]+)?)+$")
+# Blank weights calibration tries for a blank-contrast variant, besides its own.
+BLANK_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
     if found.scorable and ctx.evaluator.lm.supports_logprobs:
         logprob = found.choices.model_copy(update={"pick": "logprob"})
         options[f"choices {found.summary} | logprob"] = {"choices": logprob}
+        contrast = logprob.model_copy(update={"blank_weight": 1.0})
+        options[f"choices {found.summary} | logprob | blank contrast"] = {"choices": contrast}
     elif found.scorable:
         _note(ctx, "choices: the LM cannot score continuations; only grammar picking is offered")
     return options
@@ -92,10 +97,11 @@ async def calibrate(
     label: str,
     examples: Sequence[ExampleRow] | None = None,
 ) -> Calibration | None:
-    """The logprob variant with the abstention bias that maximizes mean reward on the scoring
-    rows (or ``examples``, rows it was already scored on), each row's reward recomputed for
-    the alternative pick; scored through ``ctx`` (cache hits, so free) so the report lists it.
-    ``None``, with the reason in ``ctx.notes``, when it cannot be calibrated."""
+    """The logprob variant with the abstention bias (and blank weight, when it contrasts with
+    the blanked input) that maximizes mean reward on the scoring rows (or ``examples``, rows it
+    was already scored on), each row's reward recomputed for every pick; scored through ``ctx``
+    (cache hits, so free) so the report lists it. ``None``, with the reason in ``ctx.notes``,
+    when it cannot be calibrated."""
     choices = params.choices
     if choices is None or choices.pick != "logprob" or choices.abstain is None:
         _note(ctx, f"calibrate {label}: not a logprob choice with an abstention")
@@ -112,57 +118,70 @@ async def calibrate(
     picks: list[_Pick] = []
     for row in rows:
         trace = (row.body.get("trace") or {}).get("choices") or {}
-        scores, abstain = trace.get("scores"), trace.get("abstain_index")
-        if trace.get("pick") != "logprob" or not scores or abstain is None:
-            continue
-        other = _best_other(scores, abstain)
-        if other is None:
+        raw = trace.get("raw_scores", trace.get("scores"))
+        abstain = trace.get("abstain_index")
+        if trace.get("pick") != "logprob" or not raw or abstain is None or len(raw) < 2:
             continue
         example = by_id[row.example_id]
-        outputs = trace["outputs"]
         rewards = [
-            await _reward_for(ctx, example, row, json.loads(outputs[index]))
-            for index in (abstain, other)
+            await _reward_for(ctx, example, row, json.loads(text)) for text in trace["outputs"]
         ]
-        picks.append(_Pick(row.example_id, scores, abstain, other, rewards[0], rewards[1]))
+        picks.append(_Pick(row.example_id, raw, trace.get("blank_scores"), abstain, rewards))
     if not picks:
         _note(ctx, f"calibrate {label}: its results hold no per-choice scores")
         return None
-    bias = _best_bias(picks, choices.abstain_bias)
+    rule = _best_rule(picks, _Rule(choices.abstain_bias, choices.blank_weight))
     calibrated = params.model_copy(
-        update={"choices": choices.model_copy(update={"abstain_bias": bias})}
+        update={
+            "choices": choices.model_copy(
+                update={"abstain_bias": rule.bias, "blank_weight": rule.weight}
+            )
+        }
     )
-    calibrated_label = f"{without_bias(label)} | abstain bias {bias:+.3f}"
+    calibrated_label = f"{without_bias(label)} | abstain bias {rule.bias:+.3f}"
+    if rule.weight is not None:
+        calibrated_label += f" | blank weight {rule.weight:g}"
     await ctx.score([(calibrated, calibrated_label)], rows_used, minibatch=partial)
-    return Calibration(
-        calibrated, calibrated_label, _cross_fitted(picks, choices.abstain_bias, ctx.seed)
-    )
+    return Calibration(calibrated, calibrated_label, _cross_fitted(picks, rule, ctx.seed))
 
 
 def without_bias(label: str) -> str:
-    """A candidate's label without the tuned-bias suffixes, so tuning again replaces them."""
+    """A candidate's label without the tuned-rule suffixes, so tuning again replaces them."""
     return _BIAS_SUFFIX.sub("", label)
 
 
 @dataclass(frozen=True)
+class _Rule:
+    """How a logprob pick is made: the abstention's bias and the blank weight (``None``: no
+    blank contrast)."""
+
+    bias: float
+    weight: float | None
+
+
+@dataclass(frozen=True)
 class _Pick:
-    """One row's choice scores and the reward of each of the two picks a bias decides between."""
+    """One row's choice scores (raw, and after the blanked input when contrasted) and the
+    reward of every allowed output."""
 
     example_id: str
-    scores: list[float]
+    raw: list[float]
+    blank: list[float] | None
     abstain: int
-    other: int
-    reward_abstain: float
-    reward_other: float
+    rewards: list[float]
 
-    def reward(self, bias: float) -> float:
-        abstains = pick_index(self.scores, self.abstain, bias) == self.abstain
-        return self.reward_abstain if abstains else self.reward_other
+    def scores(self, weight: float | None) -> list[float]:
+        if weight is None or self.blank is None:
+            return self.raw
+        return contrasted(self.raw, self.blank, weight)
+
+    def reward(self, rule: _Rule) -> float:
+        return self.rewards[pick_index(self.scores(rule.weight), self.abstain, rule.bias)]
 
 
-def _cross_fitted(picks: list[_Pick], current: float, seed: int) -> dict[str, float]:
-    """Each row's reward under the bias fitted on the other folds (rows dealt to
-    ``CROSS_FIT_FOLDS`` folds in a seeded order); with a single row, the current bias."""
+def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, float]:
+    """Each row's reward under the rule fitted on the other folds (rows dealt to
+    ``CROSS_FIT_FOLDS`` folds in a seeded order); with a single row, the current rule."""
     order = sorted(picks, key=lambda p: p.example_id)
     random.Random(seed).shuffle(order)
     folds = min(CROSS_FIT_FOLDS, len(order))
@@ -170,24 +189,36 @@ def _cross_fitted(picks: list[_Pick], current: float, seed: int) -> dict[str, fl
     for fold in range(folds):
         held = order[fold::folds]
         rest = [p for i, p in enumerate(order) if i % folds != fold]
-        bias = _best_bias(rest, current) if rest else current
-        honest.update((p.example_id, p.reward(bias)) for p in held)
+        rule = _best_rule(rest, current) if rest else current
+        honest.update((p.example_id, p.reward(rule)) for p in held)
     return honest
 
 
-def _best_bias(rows: list[_Pick], current: float) -> float:
-    """The bias with the highest total reward; among equals the one nearest zero. Candidates sit
-    midway between the points where some row's pick flips, so a small shift changes nothing."""
-    flips = sorted({p.scores[p.other] - p.scores[p.abstain] for p in rows})
-    candidates = {0.0, current, flips[0] - 1.0, flips[-1] + 1.0}
-    candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
-    best = max(sorted(candidates, key=abs), key=lambda bias: sum(p.reward(bias) for p in rows))
-    return round(best, 4)
+def _best_rule(rows: list[_Pick], current: _Rule) -> _Rule:
+    """The rule with the highest total reward: for each blank weight (the current one first,
+    then :data:`BLANK_WEIGHTS`; none without a contrast), the biases midway between the points
+    where some row's pick flips, so a small shift changes nothing. Among equals: the earlier
+    weight, then the bias nearest zero."""
+    weights: list[float | None] = [current.weight]
+    if current.weight is not None and all(p.blank is not None for p in rows):
+        weights = list(dict.fromkeys([current.weight, *BLANK_WEIGHTS]))
+    best: tuple[float, _Rule] | None = None
+    for weight in weights:
+        flips = sorted({_flip(p.scores(weight), p.abstain) for p in rows})
+        candidates = {0.0, current.bias, flips[0] - 1.0, flips[-1] + 1.0}
+        candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
+        for bias in sorted(candidates, key=abs):
+            rule = _Rule(round(bias, 4), weight)
+            total = sum(p.reward(rule) for p in rows)
+            if best is None or total > best[0]:
+                best = (total, rule)
+    assert best is not None
+    return best[1]
 
 
-def _best_other(scores: list[float], abstain: int) -> int | None:
-    others = [i for i in range(len(scores)) if i != abstain]
-    return max(others, key=lambda i: (scores[i], -i), default=None)
+def _flip(scores: list[float], abstain: int) -> float:
+    """The bias at which the pick turns from the best other output to the abstention."""
+    return max(s for i, s in enumerate(scores) if i != abstain) - scores[abstain]
 
 
 async def _reward_for(

@@ -3,7 +3,9 @@
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._choices import (
     ChoiceSet,
+    blank_input,
     choice_set,
+    contrasted,
     enumerate_outputs,
     input_values,
     narrow_schema,
@@ -45,9 +47,11 @@ __all__ = [
     "StrategyRegistry",
     "StrategyResult",
     "WriterStats",
+    "blank_input",
     "build_template",
     "canary_bucket",
     "choice_set",
+    "contrasted",
     "decode_output",
     "demo_chars",
     "enumerate_outputs",

@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dse._canonical import canonical_str
+from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError, LMError, StrategyError
 from dse.lm import Message
+from dse.runtime._render import input_json
 from dse.runtime._strategy import StrategyContext
 from dse.signature import ChoiceParams, Signature
 
@@ -129,6 +130,45 @@ def pick_index(scores: list[float], abstain_index: int | None, bias: float) -> i
         if adjusted > best_score:
             best, best_score = index, adjusted
     return best
+
+
+def contrasted(scores: list[float], blank: list[float], weight: float) -> list[float]:
+    """Each output's score minus ``weight`` times its score after the blanked input."""
+    return [score - weight * prior for score, prior in zip(scores, blank, strict=True)]
+
+
+def blank_input(document: Any, keep: str) -> Any:
+    """The input with every string emptied except under ``keep`` (a dotted path to the list the
+    choices come from, ``""`` to keep nothing): the same prompt saying nothing of its own."""
+
+    def walk(node: Any, path: str) -> Any:
+        if keep and path == keep:
+            return node
+        if isinstance(node, str):
+            return ""
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(item, path + "[]") for item in node]
+        return node
+
+    return walk(document, "")
+
+
+def blank_messages(
+    messages: tuple[Message, ...], value: BaseModel, choices: ChoiceParams
+) -> tuple[Message, ...]:
+    """``messages`` with the input in the last turn blanked (see :func:`blank_input`); every
+    demo and instruction stays, so the two scores differ only by what the input says."""
+    text = input_json(value)
+    last = messages[-1] if messages else None
+    if last is None or not last.content.endswith(text):
+        raise StrategyError("blank contrast: the prompt's last turn does not end with the input")
+    path = choices.input_path or ""
+    keep = path.split("[*]", 1)[0] if choices.source == "input" and "[*]" in path else ""
+    blank = compact_json(blank_input(value.model_dump(mode="json"), keep))
+    turn = last.model_copy(update={"content": last.content[: -len(text)] + blank})
+    return (*messages[:-1], turn)
 
 
 async def score_choices(
@@ -362,6 +402,16 @@ async def plan_choices(ctx: StrategyContext, messages: tuple[Message, ...]) -> C
         else:
             assert allowed.outputs is not None
             scores = await score_choices(ctx.call_lm, messages, allowed)
+            contrast: dict[str, Any] = {}
+            if choices.blank_weight is not None:
+                blank_prompt = blank_messages(messages, ctx.input, choices)
+                blank = await score_choices(ctx.call_lm, blank_prompt, allowed)
+                contrast = {
+                    "raw_scores": scores,
+                    "blank_scores": blank,
+                    "blank_weight": choices.blank_weight,
+                }
+                scores = contrasted(scores, blank, choices.blank_weight)
             index = pick_index(scores, allowed.abstain_index, choices.abstain_bias)
             trace = allowed.trace(
                 pick="logprob",
@@ -370,6 +420,7 @@ async def plan_choices(ctx: StrategyContext, messages: tuple[Message, ...]) -> C
                 abstain_index=allowed.abstain_index,
                 bias=choices.abstain_bias,
                 picked=index,
+                **contrast,
             )
             return ChoicePlan(allowed, None, trace, model.model_validate(allowed.outputs[index]))
     schema = allowed.schema if ctx.lm.supports_constrained else None

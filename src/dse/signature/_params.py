@@ -106,6 +106,11 @@ class ChoiceParams(_Frozen):
     ``pick="grammar"`` generates under a schema narrowed to the allowed values; ``"logprob"``
     scores every allowed output under the model and takes the argmax, ``abstain_bias`` added to
     the abstention's log-probability (compile tunes it: how a small model learns to say "none").
+    ``blank_weight`` (logprob only) also scores the outputs after the same prompt with the
+    input's own text blanked (every string emptied but the list the choices come from) and
+    subtracts that score times the weight: what this input says for each output rather than how
+    likely the model finds it anyway (a short or familiar name, "none" after any text). One
+    more LM call a prediction; compile tunes the weight with the bias.
     """
 
     source: Literal["schema", "input"] = "schema"
@@ -115,12 +120,15 @@ class ChoiceParams(_Frozen):
     abstain: dict[str, Any] | None = None
     pick: Literal["grammar", "logprob"] = "grammar"
     abstain_bias: float = 0.0
+    blank_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     max_outputs: int = Field(default=64, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _input_source_names_both_ends(self) -> ChoiceParams:
         if self.source == "input" and (self.output_field is None or self.input_path is None):
             raise ValueError("choices from the input need output_field and input_path")
+        if self.blank_weight is not None and self.pick != "logprob":
+            raise ValueError("blank_weight needs pick='logprob': it adjusts the scores")
         if self.output_field is not None and not self.output_field.startswith("/"):
             raise ValueError(
                 f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}"
