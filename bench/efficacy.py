@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from bench._efficacy_tasks import ROOT, TASKS, Task
-from dse.compile import CompileBudget, CompileProfile, compile_signature, default_space
+from dse.compile import (
+    DEFAULT_OPTIMIZER,
+    CompileBudget,
+    CompileProfile,
+    compile_signature,
+    default_space,
+)
 from dse.eval import RewardBundle, exact_match_reward
 from dse.lm import LM, lm_from_spec
 from dse.lm._packs import pack_path
@@ -327,7 +333,7 @@ def main() -> None:
         "--systems", nargs="+", choices=("dse", "dspy"), default=["dse", "dspy"]
     )
     run_parser.add_argument("--budget-calls", type=int, default=600)
-    run_parser.add_argument("--optimizer", default="tpe")
+    run_parser.add_argument("--optimizer", default=DEFAULT_OPTIMIZER)
     run_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
