@@ -33,9 +33,7 @@ QA = Signature(
 )
 
 
-def params(
-    budgets: Budgets | None = None, knobs: dict[str, Any] | None = None, **model: Any
-) -> Params:
+def params(budgets: Budgets | None = None, knobs: dict[str, Any] | None = None) -> Params:
     return QA.defaults.model_copy(
         update={"budgets": budgets or Budgets(), "rlm_lite": knobs}
     ).with_model_id("scripted")
