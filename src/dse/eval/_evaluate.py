@@ -19,7 +19,6 @@ from dse.eval._reward import Outcome, RewardBundle
 from dse.lm import LM, Completion, LMCache, LMRequest
 from dse.runtime import (
     BudgetTracker,
-    DirectStrategy,
     StrategyContext,
     StrategyRegistry,
     build_template,
@@ -110,7 +109,7 @@ class Evaluator:
         self.lm = BudgetedLM(lm, cache, self.budget, concurrency=concurrency)
         self.reward = reward
         self.dataset_version_id = dataset_version_id
-        self.strategies = strategies or StrategyRegistry([DirectStrategy()])
+        self.strategies = strategies or StrategyRegistry.default()
         # The LM-call limit is enforced inside BudgetedLM; this looser limit only bounds how
         # many pairs are in progress, so decoding and scoring overlap with other calls.
         self._limit = asyncio.Semaphore(concurrency * 4)
@@ -220,6 +219,7 @@ class Evaluator:
             lm=probe,
             budget=BudgetTracker(candidate.params.budgets),
             template=template,
+            blobs=self.store,
         )
         try:
             await resolve_strategy(self.strategies, candidate.params).run(ctx)
@@ -240,6 +240,7 @@ class Evaluator:
             lm=self.lm,
             budget=BudgetTracker(candidate.params.budgets),
             template=template,
+            blobs=self.store,
         )
         predicted: dict[str, Any] | None = None
         trace: dict[str, Any] | None = None

@@ -21,6 +21,7 @@ from dse.runtime._receipt import Receipt
 from dse.runtime._render import PromptTemplate, build_template, render_messages
 from dse.runtime._retrieve import demo_chars, within_chars
 from dse.runtime._strategy import (
+    BlobBackend,
     CallLog,
     Strategy,
     StrategyContext,
@@ -31,6 +32,7 @@ from dse.runtime._writer import ReceiptWriter, WriterStats
 
 __all__ = [
     "MAX_PREDICT_INPUT_BYTES",
+    "BlobBackend",
     "BudgetTracker",
     "CallLog",
     "ChoiceSet",

@@ -15,7 +15,6 @@ from dse._ids import random_hex
 from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, StoreError
 from dse.lm import LM, ModelConfig
 from dse.runtime._budget import BudgetTracker
-from dse.runtime._direct import DirectStrategy
 from dse.runtime._ensemble import resolve_strategy
 from dse.runtime._limits import check_input_size
 from dse.runtime._receipt import Receipt, ReceiptModel, ReceiptResult, ReceiptUsage
@@ -116,7 +115,7 @@ class Predictor:
         self.lm = lm
         self.signatures = signatures
         self.writer = writer
-        self.strategies = strategies or StrategyRegistry([DirectStrategy()])
+        self.strategies = strategies or StrategyRegistry.default()
         # (signature id, compiled_id or "" for the defaults) -> the policy worked out once.
         self._policies: dict[tuple[str, str], _Compiled] = {}
 
@@ -158,6 +157,7 @@ class Predictor:
                 budget=budget,
                 template=compiled.template,
                 model_configs=compiled.model_configs,
+                blobs=self.store,
             )
             result = await resolve_strategy(self.strategies, compiled.params).run(ctx)
         except Exception as exc:
@@ -178,6 +178,7 @@ class Predictor:
                     message=str(exc)[:2000],
                 ),
                 reward=None if expected is None else 0.0,
+                trace_blob_id=_trace_blob_id(error),
             )
             # The caller gets the original error; a receipt the writer drops is counted there.
             await self.writer.write(receipt)
@@ -203,6 +204,7 @@ class Predictor:
             },
             repairs=result.repairs,
             reward=None if expected is None else _exact_reward(sig, output, expected),
+            trace_blob_id=result.trace_blob_id,
         )
         if not await self.writer.write(receipt):
             raise StoreError(
@@ -314,6 +316,7 @@ class Predictor:
         extra_hashes: dict[str, str] | None = None,
         repairs: int = 0,
         reward: float | None = None,
+        trace_blob_id: str | None = None,
     ) -> Receipt:
         compiled = served.compiled if served else None
         params = compiled.params if compiled else sig.defaults
@@ -351,7 +354,14 @@ class Predictor:
             output=output,
             result=result,
             reward=reward,
+            trace_blob_id=trace_blob_id,
         )
+
+
+def _trace_blob_id(error: DseError | None) -> str | None:
+    """The trace a failed strategy stored before raising, if it names one."""
+    value = None if error is None else error.details.get("trace_blob_id")
+    return value if isinstance(value, str) else None
 
 
 def _check_thread_key(thread_key: str | None) -> None:

@@ -1,4 +1,4 @@
-"""The strategy interface: how a signature is run. ``direct.v1`` now; RLM strategies later."""
+"""The strategy interface: how a signature is run (``direct.v1``, ``rlm_lite.v1``, ...)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ class CallLog:
             self.models_used.append(completion.model_used)
 
 
+class BlobBackend(Protocol):
+    """Content-addressed text blobs (the store is one): strategies that keep long content out of
+    the prompt, like ``rlm_lite.v1``, read their inputs and write their traces here."""
+
+    def put_blob(self, text: str, mime: str = "text/plain") -> str: ...
+
+    def get_blob(self, blob_id: str) -> str | None: ...
+
+
 @dataclass
 class StrategyContext:
     """What a strategy may use; LM calls go through :meth:`call_lm` so budgets and usage hold."""
@@ -47,6 +56,7 @@ class StrategyContext:
     template: PromptTemplate | None = None
     # The LM settings per role; a caller running one policy many times shares one dict.
     model_configs: dict[ModelRole, ModelConfig] = field(default_factory=dict)
+    blobs: BlobBackend | None = None
 
     def prompt_template(self) -> PromptTemplate:
         """The policy's rendered template: given by the caller's cache, else built here."""
@@ -98,6 +108,9 @@ class StrategyResult:
     rendered_prompt_hash: str
     repairs: int = 0
     trace: dict[str, Any] | None = None
+    # A strategy that stores a full trace of its run names the blob here; on failure the error
+    # carries it as ``details["trace_blob_id"]``.
+    trace_blob_id: str | None = None
 
 
 class Strategy(Protocol):
@@ -109,6 +122,8 @@ class Strategy(Protocol):
 
 
 class StrategyRegistry:
+    """Strategies by id; :meth:`default` is what every runner uses unless given another."""
+
     def __init__(self, strategies: list[Strategy]) -> None:
         self._by_id = {s.id: s for s in strategies}
 
@@ -120,3 +135,12 @@ class StrategyRegistry:
             raise StrategyError(
                 f"unknown strategy {strategy_id!r}; available: {known}", strategy_id=strategy_id
             ) from None
+
+    @classmethod
+    def default(cls) -> StrategyRegistry:
+        """``direct.v1`` and ``rlm_lite.v1``. Imported here, not at the top: ``dse.rlm`` is
+        built on this module, so a top-level import would make a cycle."""
+        from dse.rlm import RlmLiteStrategy
+        from dse.runtime._direct import DirectStrategy
+
+        return cls([DirectStrategy(), RlmLiteStrategy()])

@@ -1,0 +1,60 @@
+"""RLM-lite: a controller LM works over long inputs kept in a var space and content-addressed
+blobs, one JSON action per turn, executed by a deterministic kernel (``rlm_lite.v1``)."""
+
+from dse.rlm._actions import (
+    Action,
+    ActionError,
+    Chunk,
+    ExtractOverChunks,
+    Final,
+    Load,
+    Preview,
+    Search,
+    SubLm,
+    WriteVar,
+    action_schema,
+    action_schema_for,
+    decode_action,
+)
+from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreBlobs
+from dse.rlm._errors import KernelError
+from dse.rlm._kernel import Kernel, SubModel
+from dse.rlm._knobs import RlmKnobs, knobs_from_params
+from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
+from dse.rlm._trace import RlmTrace, TraceEvent
+from dse.rlm._vars import BlobVar, ListVar, Span, TextVar, VarSpace
+
+__all__ = [
+    "STRATEGY_ID",
+    "Action",
+    "ActionError",
+    "BlobAccess",
+    "BlobRef",
+    "BlobVar",
+    "Chunk",
+    "ExtractOverChunks",
+    "Final",
+    "Kernel",
+    "KernelError",
+    "ListVar",
+    "Load",
+    "MemoryBlobs",
+    "Preview",
+    "RlmKnobs",
+    "RlmLiteStrategy",
+    "RlmTrace",
+    "ScopedBlobs",
+    "Search",
+    "Span",
+    "StoreBlobs",
+    "SubLm",
+    "SubModel",
+    "TextVar",
+    "TraceEvent",
+    "VarSpace",
+    "WriteVar",
+    "action_schema",
+    "action_schema_for",
+    "decode_action",
+    "knobs_from_params",
+]
