@@ -74,3 +74,25 @@ async def test_logprob_choices_on_select_tool_with_the_real_model(qwen: LM) -> N
         abstained, _ = await _run(qwen, eager, row)
         assert abstained == NONE
     assert tools >= 2 and agree >= tools - 1
+
+
+async def test_blank_contrast_on_select_tool_with_the_real_model(qwen: LM) -> None:
+    """The second scoring call is real: the blanked input's scores are a distribution over the
+    same six outputs, identical on every row (every string of a SelectTool input is emptied, so
+    every row's blank prompt is the same), and the pick is made on their difference."""
+    choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob", blank_weight=1.0)
+    contrast = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
+    blanks = []
+    for row in _rows(3):
+        _, trace = await _run(qwen, contrast, row)
+        body = trace["choices"]
+        raw, blank = body["raw_scores"], body["blank_scores"]
+        assert len(blank) == 6 and all(math.isfinite(s) and s < 0 for s in blank)
+        assert sum(math.exp(s) for s in blank) == pytest.approx(1.0, abs=0.02)
+        assert body["scores"] == pytest.approx([r - b for r, b in zip(raw, blank, strict=True)])
+        assert raw != pytest.approx(blank, abs=1e-3)
+        picked = max(range(6), key=lambda i: body["scores"][i])
+        assert body["picked"] == picked
+        blanks.append(blank)
+    assert blanks[1] == pytest.approx(blanks[0], abs=1e-3)
+    assert blanks[2] == pytest.approx(blanks[0], abs=1e-3)
