@@ -288,8 +288,8 @@ def report(args: argparse.Namespace) -> None:
     if args.budget_calls:
         rows = [r for r in rows if r["budget_calls"] == args.budget_calls]
     print(
-        f"{'task':<15} {'system':<6} {'seed':>4} {'before':>6} {'after':>6} {'delta [95% CI]':<22} "
-        f"{'abstain':>13} {'calls':>6} {'s/call':>6}  stop"
+        f"{'task':<15} {'system':<6} {'optimizer':<10} {'commit':<8} {'seed':>4} {'before':>6} "
+        f"{'after':>6} {'delta [95% CI]':<22} {'abstain':>13} {'calls':>6} {'s/call':>6}  stop"
     )
     for row in sorted(rows, key=lambda r: (r["task"], r["system"], r["seed"])):
         ci = row.get("ci")
@@ -305,12 +305,18 @@ def report(args: argparse.Namespace) -> None:
             else "   -  "
         )
         stop = (row.get("stop_reason") or {}).get("code", "") if row["system"] == "dse" else ""
+        optimizer = str(row.get("optimizer", ""))[:10]
+        commit = str(row.get("commit") or "")[:8]
         print(
-            f"{row['task']:<15} {row['system']:<6} {row['seed']:>4} {_pct(row['before']):>6} "
+            f"{row['task']:<15} {row['system']:<6} {optimizer:<10} {commit:<8} {row['seed']:>4} "
+            f"{_pct(row['before']):>6} "
             f"{_pct(row['after']):>6} {delta:<22} {recall:>13} {row['search_lm_calls']:>6} "
             f"{per_call}  {stop}"
         )
-    print()
+    # The comparison uses each (task, seed, system)'s latest result: earlier lines are history.
+    latest = {(r["task"], r["seed"], r["system"]): r for r in rows}
+    rows = list(latest.values())
+    print("\nLatest result per task, seed and system:")
     for task in sorted({r["task"] for r in rows}):
         means = {}
         for system in ("dse", "dspy"):
