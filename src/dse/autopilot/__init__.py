@@ -1,5 +1,5 @@
-"""Autopilot, the reference host: its routing and recap signatures, the recap judge, and the
-shipped datasets."""
+"""Autopilot, the reference host: its routing, recap and long-thread summary signatures, the
+recap judge, and the shipped datasets."""
 
 from dse.autopilot._app import app, build_app
 from dse.autopilot._blueprint import (
@@ -44,6 +44,17 @@ from dse.autopilot._select_tool import (
     dataset_path,
 )
 from dse.autopilot._select_tool_space import SELECT_TOOL_PROFILE, SELECT_TOOL_SPACE
+from dse.autopilot._summarize import (
+    RECAP_THREAD,
+    RECAP_THREAD_ID,
+    SUMMARIZE_THREAD,
+    SUMMARIZE_THREAD_ID,
+    THREAD_PROFILE,
+    THREAD_SPACE,
+    ThreadInput,
+    ThreadSummary,
+    summarize_thread_dataset_path,
+)
 
 __all__ = [
     "BLUEPRINT_TOOLS",
@@ -56,10 +67,16 @@ __all__ = [
     "RECAP_REWARD_ID",
     "RECAP_REWARD_VERSION",
     "RECAP_SPACE",
+    "RECAP_THREAD",
+    "RECAP_THREAD_ID",
     "SELECT_TOOL",
     "SELECT_TOOL_ID",
     "SELECT_TOOL_PROFILE",
     "SELECT_TOOL_SPACE",
+    "SUMMARIZE_THREAD",
+    "SUMMARIZE_THREAD_ID",
+    "THREAD_PROFILE",
+    "THREAD_SPACE",
     "Blueprint",
     "BlueprintHint",
     "NoAction",
@@ -70,6 +87,8 @@ __all__ = [
     "RecapQualityOutput",
     "SelectToolInput",
     "SelectToolOutput",
+    "ThreadInput",
+    "ThreadSummary",
     "ToolAction",
     "ToolOutcome",
     "app",
@@ -83,4 +102,5 @@ __all__ = [
     "pinned_judge_artifact",
     "recap_dataset_path",
     "recap_reward",
+    "summarize_thread_dataset_path",
 ]

@@ -13,6 +13,12 @@ from dse.autopilot._chat_probe import chat_probe
 from dse.autopilot._recap import RECAP, RECAP_PROFILE, recap_dataset_path
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
 from dse.autopilot._select_tool_space import SELECT_TOOL_PROFILE
+from dse.autopilot._summarize import (
+    RECAP_THREAD,
+    SUMMARIZE_THREAD,
+    THREAD_PROFILE,
+    summarize_thread_dataset_path,
+)
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -28,6 +34,8 @@ def build_app() -> App:
     for signature, profile, dataset in (
         (SELECT_TOOL, SELECT_TOOL_PROFILE, dataset_path()),
         (RECAP, RECAP_PROFILE, recap_dataset_path()),
+        (SUMMARIZE_THREAD, THREAD_PROFILE, summarize_thread_dataset_path()),
+        (RECAP_THREAD, THREAD_PROFILE, summarize_thread_dataset_path()),
     ):
         app.add(
             signature,

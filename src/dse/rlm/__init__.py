@@ -1,5 +1,6 @@
-"""RLM-lite: a controller LM works over long inputs kept in a var space and content-addressed
-blobs, one JSON action per turn, executed by a deterministic kernel (``rlm_lite.v1``)."""
+"""Long-context strategies. RLM-lite: a controller LM works over long inputs kept in a var space
+and content-addressed blobs, one JSON action per turn, executed by a deterministic kernel
+(``rlm_lite.v1``). ``search.v1``: the zero-LM lexical lookup beside it."""
 
 from dse.rlm._actions import (
     Action,
@@ -16,15 +17,24 @@ from dse.rlm._actions import (
     action_schema_for,
     decode_action,
 )
-from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreBlobs
+from dse.rlm._blobs import (
+    BLOB_ID_PATTERN,
+    BlobAccess,
+    BlobRef,
+    MemoryBlobs,
+    ScopedBlobs,
+    StoreBlobs,
+)
 from dse.rlm._errors import KernelError
 from dse.rlm._kernel import Kernel, SubModel
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
+from dse.rlm._lexical import SearchKnobs, SearchStrategy, answer_span, search_knobs
 from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
 from dse.rlm._trace import RlmTrace, TraceEvent
 from dse.rlm._vars import BlobVar, ListVar, Span, TextVar, VarSpace
 
 __all__ = [
+    "BLOB_ID_PATTERN",
     "STRATEGY_ID",
     "Action",
     "ActionError",
@@ -45,6 +55,8 @@ __all__ = [
     "RlmTrace",
     "ScopedBlobs",
     "Search",
+    "SearchKnobs",
+    "SearchStrategy",
     "Span",
     "StoreBlobs",
     "SubLm",
@@ -55,6 +67,8 @@ __all__ = [
     "WriteVar",
     "action_schema",
     "action_schema_for",
+    "answer_span",
     "decode_action",
     "knobs_from_params",
+    "search_knobs",
 ]

@@ -37,7 +37,7 @@ async def seed_input(
 ) -> Seeded:
     """Place the input's blob refs and long strings in ``vars``; grant the refs' blob ids."""
     by_path: dict[str, str] = {}
-    for path, leaf in _leaves(value, "input"):
+    for path, leaf in leaves(value, "input"):
         name = _name_for(path, by_path.values())
         if isinstance(leaf, BlobRef):
             blobs.grant(leaf.blob_id)
@@ -58,18 +58,19 @@ async def seed_input(
     return Seeded(shown=shown, vars=by_path)
 
 
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, BlobRef | str]]:
+def leaves(value: Any, path: str) -> Iterator[tuple[str, BlobRef | str]]:
+    """Each BlobRef and string inside ``value`` with its field path, in field order."""
     if isinstance(value, BlobRef):
         yield path, value
     elif isinstance(value, BaseModel):
         for field in type(value).model_fields:
-            yield from _leaves(getattr(value, field), f"{path}.{field}")
+            yield from leaves(getattr(value, field), f"{path}.{field}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
+            yield from leaves(item, f"{path}[{index}]")
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}")
+            yield from leaves(item, f"{path}.{key}")
     elif isinstance(value, str):
         yield path, value
 

@@ -1,12 +1,14 @@
-"""``direct.v1``: render, one LM call, decode, and up to ``max_repairs`` repair calls."""
+"""``direct.v1``: render, one LM call, decode, and up to ``max_repairs`` repair calls. Blob refs
+in the input are shown with their text, within a budget (see ``_inline.py``)."""
 
 from __future__ import annotations
 
-from dse._canonical import canonical_str
+from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError
 from dse.lm import Message
 from dse.runtime._choices import plan_choices
 from dse.runtime._decode import decode_output
+from dse.runtime._inline import inline_blobs
 from dse.runtime._render import input_json
 from dse.runtime._strategy import StrategyContext, StrategyResult
 
@@ -20,6 +22,11 @@ class DirectStrategy:
         signature, params = ctx.signature, ctx.params
         template = ctx.prompt_template()
         text = input_json(ctx.input)
+        if '"blob_id":' in text:
+            shown = inline_blobs(
+                ctx.input.model_dump(mode="json"), ctx.blobs, params.strategy.config
+            )
+            text = compact_json(shown)
         rendered = template.prompt(text)
         messages, rendered_hash = rendered.messages, rendered.hash
         mode = params.decode.mode

@@ -138,9 +138,9 @@ class StrategyRegistry:
 
     @classmethod
     def default(cls) -> StrategyRegistry:
-        """``direct.v1`` and ``rlm_lite.v1``. Imported here, not at the top: ``dse.rlm`` is
-        built on this module, so a top-level import would make a cycle."""
-        from dse.rlm import RlmLiteStrategy
+        """``direct.v1``, ``rlm_lite.v1`` and ``search.v1``. Imported here, not at the top:
+        ``dse.rlm`` is built on this module, so a top-level import would make a cycle."""
+        from dse.rlm import RlmLiteStrategy, SearchStrategy
         from dse.runtime._direct import DirectStrategy
 
-        return cls([DirectStrategy(), RlmLiteStrategy()])
+        return cls([DirectStrategy(), RlmLiteStrategy(), SearchStrategy()])
