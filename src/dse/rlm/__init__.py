@@ -21,18 +21,34 @@ from dse.rlm._errors import KernelError
 from dse.rlm._kernel import Kernel, SubModel
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
 from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
+from dse.rlm._timeline import (
+    RLM_TRACE_STRATEGIES,
+    TRACE_FORMAT,
+    BudgetUse,
+    FallbackPass,
+    Repair,
+    TraceFormatError,
+    TraceTimeline,
+    Turn,
+    decode_trace,
+    timeline,
+)
 from dse.rlm._trace import RlmTrace, TraceEvent
 from dse.rlm._vars import BlobVar, ListVar, Span, TextVar, VarSpace
 
 __all__ = [
+    "RLM_TRACE_STRATEGIES",
     "STRATEGY_ID",
+    "TRACE_FORMAT",
     "Action",
     "ActionError",
     "BlobAccess",
     "BlobRef",
     "BlobVar",
+    "BudgetUse",
     "Chunk",
     "ExtractOverChunks",
+    "FallbackPass",
     "Final",
     "Kernel",
     "KernelError",
@@ -40,6 +56,7 @@ __all__ = [
     "Load",
     "MemoryBlobs",
     "Preview",
+    "Repair",
     "RlmKnobs",
     "RlmLiteStrategy",
     "RlmTrace",
@@ -51,10 +68,15 @@ __all__ = [
     "SubModel",
     "TextVar",
     "TraceEvent",
+    "TraceFormatError",
+    "TraceTimeline",
+    "Turn",
     "VarSpace",
     "WriteVar",
     "action_schema",
     "action_schema_for",
     "decode_action",
+    "decode_trace",
     "knobs_from_params",
+    "timeline",
 ]
