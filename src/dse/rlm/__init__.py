@@ -20,6 +20,7 @@ from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreB
 from dse.rlm._errors import KernelError
 from dse.rlm._kernel import Kernel, SubModel
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
+from dse.rlm._seed import blob_refs
 from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
 from dse.rlm._timeline import (
     RLM_TRACE_STRATEGIES,
@@ -75,6 +76,7 @@ __all__ = [
     "WriteVar",
     "action_schema",
     "action_schema_for",
+    "blob_refs",
     "decode_action",
     "decode_trace",
     "knobs_from_params",
