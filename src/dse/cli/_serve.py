@@ -174,7 +174,8 @@ def mine(
     """Turn SIGNATURE's ok receipts into dataset rows (label source model, with provenance).
 
     Rows go to train unless --split says otherwise; holdout only with --reviewed. Without
-    --out or --import the rows are printed as JSONL.
+    --out or --import the rows are printed as JSONL. A row whose input refers to blobs carries
+    their texts in meta.blobs, so `dse import` recreates them in another store.
     """
     opts = _opts(ctx)
     if out_file is not None and do_import:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from dse._canonical import json_problem
 from dse.errors import DatasetError
+from dse.eval._row_blobs import missing_blob_refs, row_blob_problems, store_row_blobs
 from dse.signature import Signature
 from dse.store import MAX_EXAMPLE_ID_CHARS, ExampleIn, Store, UpsertResult
 
@@ -130,15 +131,31 @@ def import_dataset_text(
 def _write(
     store: Store, signature: Signature[Any, Any], parsed: ParsedDataset, skip_invalid: bool
 ) -> ImportResult:
-    path = parsed.path
+    """Rows whose input refers to a blob that neither the row carries nor the store holds are
+    row errors; the carried blobs are stored before the rows that refer to them."""
+    errors = list(parsed.errors)
+    rows: list[ExampleIn] = []
+    known: set[str] = set()
+    for number, row in parsed.rows:
+        missing = missing_blob_refs(store, signature.input_model, row, known)
+        errors.extend(
+            RowError(
+                number,
+                path,
+                f"refers to blob {blob_id}, which is neither in the store nor in meta.blobs",
+            )
+            for path, blob_id in missing
+        )
+        if not missing:
+            rows.append(row)
     written = None
-    if parsed.rows and (skip_invalid or not parsed.errors):
-        written = store.upsert_examples(signature.id, [row for _, row in parsed.rows])
+    if rows and (skip_invalid or not errors):
+        written = store.upsert_examples(signature.id, store_row_blobs(store, rows))
     return ImportResult(
-        path=str(path),
+        path=str(parsed.path),
         signature_id=signature.id,
-        rows_valid=len(parsed.rows),
-        errors=parsed.errors,
+        rows_valid=len(rows),
+        errors=sorted(errors, key=lambda e: e.line),
         written=written,
     )
 
@@ -190,6 +207,7 @@ def _parse_row(
     meta = raw.get("meta")
     if meta is not None and not isinstance(meta, dict):
         errors.append(RowError(number, "meta", "must be a JSON object"))
+    errors += [RowError(number, where, message) for where, message in row_blob_problems(meta)]
     if label_source == "model" and split == "holdout" and not (meta or {}).get("reviewed"):
         errors.append(
             RowError(

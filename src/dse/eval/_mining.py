@@ -10,6 +10,11 @@ correction it is labeled ``human`` and, like any human label, may go to ``holdou
 gives one row whichever way it is mined (the same example id), and a row never loses a better
 label to a worse one on import: a human correction outranks a reviewed model answer, which
 outranks an unreviewed one.
+
+A receipt whose input refers to long content by ``BlobRef`` (an ``rlm_lite.v1`` thread, a
+document) gives a row that carries those blobs' texts in ``meta.blobs``; importing the row puts
+them into the store first (``_row_blobs``), so the row is scored later in any store. A receipt
+whose blob is gone is skipped with that reason rather than mined into a row that cannot score.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dse.errors import DatasetError
+from dse.eval._row_blobs import ROW_BLOBS_KEY, carried_blobs, store_row_blobs
 from dse.signature import Signature
 from dse.store import (
     JUDGE_SOURCE,
@@ -107,7 +113,7 @@ def mine_receipts(
     rows: list[ExampleIn] = []
     skipped: list[SkippedReceipt] = []
     for receipt in receipts:
-        row, reason = _row_from_receipt(signature, receipt, split=split, reviewed=reviewed)
+        row, reason = _row_from_receipt(store, signature, receipt, split=split, reviewed=reviewed)
         if row is None:
             skipped.append(SkippedReceipt(receipt.receipt_id, reason))
         else:
@@ -168,7 +174,8 @@ def mine_corrections(
 
 
 def import_mined(store: Store, result: MineResult) -> UpsertResult:
-    """Upsert mined rows (idempotent: re-mining the same receipts changes nothing).
+    """Upsert mined rows (idempotent: re-mining the same receipts changes nothing), after
+    putting the blob texts they carry into the store.
 
     A stored row is never overwritten by a row of the same receipt with a weaker label (a human
     correction over a reviewed model answer over an unreviewed one): it keeps its label, split
@@ -183,14 +190,19 @@ def import_mined(store: Store, result: MineResult) -> UpsertResult:
     kept = len(result.rows) - len(rows)
     if not rows:
         return UpsertResult(inserted=0, updated=0, unchanged=kept)
-    written = store.upsert_examples(result.signature_id, rows)
+    written = store.upsert_examples(result.signature_id, store_row_blobs(store, rows))
     return UpsertResult(
         inserted=written.inserted, updated=written.updated, unchanged=written.unchanged + kept
     )
 
 
 def _row_from_receipt(
-    signature: Signature[Any, Any], receipt: ReceiptRow, *, split: Split, reviewed: bool
+    store: Store,
+    signature: Signature[Any, Any],
+    receipt: ReceiptRow,
+    *,
+    split: Split,
+    reviewed: bool,
 ) -> tuple[ExampleIn | None, str]:
     body = receipt.body
     raw_input, output = body.get("input"), body.get("output")
@@ -203,12 +215,17 @@ def _row_from_receipt(
         problem = _invalid(value, model)
         if problem:
             return None, f"{what} does not match {signature.id}: {problem}"
+    blobs, missing = carried_blobs(store, signature.input_model, raw_input)
+    if missing:
+        return None, missing
     meta: dict[str, Any] = {
         "receipt_id": receipt.receipt_id,
         "compiled_id": receipt.compiled_id,
         "created_at": receipt.created_at.isoformat(),
         "reviewed": reviewed,
     }
+    if blobs:
+        meta[ROW_BLOBS_KEY] = blobs
     if receipt.thread_key is not None:
         meta["thread_key"] = receipt.thread_key
     if receipt.arm is not None:
@@ -252,6 +269,9 @@ def _row_from_correction(
     problem = _invalid(raw_input, signature.input_model)
     if problem:
         return None, f"input does not match {signature.id}: {problem}"
+    blobs, missing = carried_blobs(store, signature.input_model, raw_input)
+    if missing:
+        return None, missing
     assert feedback.correct_output is not None
     problem = _invalid(feedback.correct_output, signature.output_model)
     if problem:
@@ -267,6 +287,8 @@ def _row_from_correction(
         "feedback_reward": feedback.reward,
         "feedback_created_at": feedback.created_at.isoformat(),
     }
+    if blobs:
+        meta[ROW_BLOBS_KEY] = blobs
     if receipt.thread_key is not None:
         meta["thread_key"] = receipt.thread_key
     if receipt.arm is not None:

@@ -29,20 +29,37 @@ from dse.rlm._errors import KernelError
 from dse.rlm._kernel import Kernel, SubModel
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
 from dse.rlm._lexical import SearchKnobs, SearchStrategy, answer_span, search_knobs
+from dse.rlm._seed import blob_refs
 from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
+from dse.rlm._timeline import (
+    RLM_TRACE_STRATEGIES,
+    TRACE_FORMAT,
+    BudgetUse,
+    FallbackPass,
+    Repair,
+    TraceFormatError,
+    TraceTimeline,
+    Turn,
+    decode_trace,
+    timeline,
+)
 from dse.rlm._trace import RlmTrace, TraceEvent
 from dse.rlm._vars import BlobVar, ListVar, Span, TextVar, VarSpace
 
 __all__ = [
     "BLOB_ID_PATTERN",
+    "RLM_TRACE_STRATEGIES",
     "STRATEGY_ID",
+    "TRACE_FORMAT",
     "Action",
     "ActionError",
     "BlobAccess",
     "BlobRef",
     "BlobVar",
+    "BudgetUse",
     "Chunk",
     "ExtractOverChunks",
+    "FallbackPass",
     "Final",
     "Kernel",
     "KernelError",
@@ -50,6 +67,7 @@ __all__ = [
     "Load",
     "MemoryBlobs",
     "Preview",
+    "Repair",
     "RlmKnobs",
     "RlmLiteStrategy",
     "RlmTrace",
@@ -63,12 +81,18 @@ __all__ = [
     "SubModel",
     "TextVar",
     "TraceEvent",
+    "TraceFormatError",
+    "TraceTimeline",
+    "Turn",
     "VarSpace",
     "WriteVar",
     "action_schema",
     "action_schema_for",
     "answer_span",
+    "blob_refs",
     "decode_action",
+    "decode_trace",
     "knobs_from_params",
     "search_knobs",
+    "timeline",
 ]

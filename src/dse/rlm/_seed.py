@@ -58,6 +58,12 @@ async def seed_input(
     return Seeded(shown=shown, vars=by_path)
 
 
+def blob_refs(value: BaseModel) -> list[tuple[str, BlobRef]]:
+    """Every BlobRef in a validated input, with its field path (``input.documents[0]``): the
+    blobs a prediction on this input may read, so the ones a dataset row must carry."""
+    return [(path, leaf) for path, leaf in leaves(value, "input") if isinstance(leaf, BlobRef)]
+
+
 def leaves(value: Any, path: str) -> Iterator[tuple[str, BlobRef | str]]:
     """Each BlobRef and string inside ``value`` with its field path, in field order."""
     if isinstance(value, BlobRef):

@@ -20,6 +20,7 @@ from pydantic import (
 
 from dse._canonical import json_problem
 from dse.compile import CompileReport, OptimizerId
+from dse.rlm import TraceTimeline
 from dse.rollout import Decision, DecisionConfig, GateResult
 from dse.runtime import MAX_PREDICT_INPUT_BYTES, input_size_problem
 from dse.store import (
@@ -587,6 +588,16 @@ class BlobOut(BaseModel):
 
     blob_id: str
     text: str
+
+
+class TraceOut(BaseModel):
+    """An RLM trace blob decoded: the stored document and the timeline the trace page shows."""
+
+    model_config = _OUT
+
+    blob_id: str
+    timeline: TraceTimeline
+    trace: dict[str, Any]
 
 
 class ArtifactOut(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Query
 
 from dse.eval import import_mined, mine_receipts
+from dse.rlm import TraceFormatError, decode_trace, timeline
 from dse.server._api_base import (
     ApiError,
     Ctx,
@@ -24,6 +25,7 @@ from dse.server._api_models import (
     SkippedOut,
     TraceExportOut,
     TraceExportRequest,
+    TraceOut,
     UpsertCounts,
 )
 from dse.store import (
@@ -108,6 +110,24 @@ def get_blob(ctx: Ctx, blob_id: str) -> BlobOut:
     if text is None:
         raise not_found(f"blob {blob_id}")
     return BlobOut(blob_id=blob_id, text=text)
+
+
+@router.get(
+    "/traces/{blob_id}",
+    response_model=TraceOut,
+    summary="An RLM trace blob, decoded into its timeline",
+    description="404 not_found when the blob is absent, 404 not_a_trace when it is not a "
+    "dse.rlm_trace v1 document (its raw text stays readable under /blobs).",
+)
+def get_trace(ctx: Ctx, blob_id: str) -> TraceOut:
+    text = ctx.store.get_blob(blob_id)
+    if text is None:
+        raise not_found(f"blob {blob_id}")
+    try:
+        trace = decode_trace(text)
+    except TraceFormatError as exc:
+        raise ApiError(404, "not_a_trace", f"blob {blob_id}: {exc}") from None
+    return TraceOut(blob_id=blob_id, timeline=timeline(trace), trace=trace.model_dump(mode="json"))
 
 
 @router.get("/artifacts/{compiled_id}", response_model=ArtifactOut, summary="A stored artifact")

@@ -270,12 +270,13 @@ def create_app(
 def _include_routers(service: FastAPI, app: App) -> None:
     """Routers are added by their own modules so each area stays in one file; the app's own
     routes (e.g. Autopilot's chat) come last and cannot shadow dse's."""
-    from dse.server import _api, _feedback, _login, _pages
+    from dse.server import _api, _feedback, _login, _pages, _trace_page
 
     service.include_router(_api.router)
     service.include_router(_feedback.router)
     service.include_router(_login.router)
     service.include_router(_pages.router)
+    service.include_router(_trace_page.router)
     _pages.use_app_pages(app)
     for factory in app.routers:
         service.include_router(factory())

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from dse.app import App
 from dse.errors import DseError
 from dse.eval import ValueBreakdown
+from dse.rlm import RLM_TRACE_STRATEGIES
 from dse.rollout import canary_decision
 from dse.server._across_nights import Night, compare, matches, nights
 from dse.server._auth import TOKEN_IN_URL, query_token, query_without_token, set_token_cookie
@@ -148,6 +149,16 @@ def path_part(value: object) -> str:
     return quote(str(value), safe="/:")
 
 
+def trace_href(blob_id: object, strategy_id: object, receipt_id: object = None) -> str:
+    """Where a receipt's trace link goes: the timeline page for a strategy that writes RLM
+    traces (naming the receipt, so the page links back), the raw blob for any other."""
+    blob = quote(str(blob_id), safe=":")
+    if strategy_id in RLM_TRACE_STRATEGIES:
+        back = f"?{urlencode({'receipt': str(receipt_id)})}" if receipt_id else ""
+        return f"/dse/traces/{blob}{back}"
+    return f"/dse/blobs/{blob}"
+
+
 def _duration(start: datetime | None, end: datetime | None) -> str:
     if start is None:
         return ""
@@ -176,7 +187,7 @@ _ENV.filters.update(
     tone=tone,
     plain=shown,
 )
-_ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS, app_nav=())
+_ENV.globals.update(statuses=OPS_RUN_STATUSES, splits=SPLITS, app_nav=(), trace_href=trace_href)
 
 
 def use_app_pages(app: App) -> None:
