@@ -4,6 +4,7 @@ layers import downwards only (store and lm at the bottom, server and cli at the 
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "dse"
@@ -16,17 +17,16 @@ ALLOWED: dict[str, set[str]] = {
     "signature": set(),
     "store": {"lm"},
     "runtime": {"lm", "signature", "store"},
-    "eval": {"lm", "signature", "store", "runtime"},
-    "compile": {"lm", "signature", "store", "runtime", "eval"},
-    "rollout": {"lm", "signature", "store", "runtime", "eval", "compile"},
-    "app": {"lm", "signature", "store", "runtime", "eval", "compile", "rollout"},
-    "service": {"lm", "signature", "store", "runtime", "eval", "compile", "rollout", "app"},
+    "rlm": {"lm", "signature", "store", "runtime"},
 }
+# Each of these may use everything the one before it may, and that one itself.
+_STACK = ("rlm", "eval", "compile", "rollout", "app", "service")
+for _below, _above in itertools.pairwise(_STACK):
+    ALLOWED[_above] = ALLOWED[_below] | {_below}
 ALLOWED["client"] = ALLOWED["service"] | {"service"}
 ALLOWED["jobs"] = ALLOWED["service"] | {"service"}
 ALLOWED["ops"] = ALLOWED["jobs"] | {"jobs"}
 ALLOWED["interop"] = {"lm", "signature", "store", "runtime", "rollout"}
-ALLOWED["rlm"] = {"lm", "signature", "store", "runtime"}
 ALLOWED["longctx"] = {"lm", "signature", "store", "runtime", "eval", "rlm"}
 # The one upward import: the runtime's default strategy registry builds the long-context
 # strategies inside ``StrategyRegistry.default()``, after both packages have loaded.
