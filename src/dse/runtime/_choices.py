@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,6 @@ from pydantic import BaseModel, ValidationError
 from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError, LMError, StrategyError
 from dse.lm import Message
-from dse.runtime._render import input_json
 from dse.runtime._strategy import StrategyContext
 from dse.signature import ChoiceParams, Signature
 
@@ -156,17 +156,17 @@ def blank_input(document: Any, keep: str) -> Any:
 
 
 def blank_messages(
-    messages: tuple[Message, ...], value: BaseModel, choices: ChoiceParams
+    messages: tuple[Message, ...], text: str, choices: ChoiceParams
 ) -> tuple[Message, ...]:
-    """``messages`` with the input in the last turn blanked (see :func:`blank_input`); every
-    demo and instruction stays, so the two scores differ only by what the input says."""
-    text = input_json(value)
+    """``messages`` with the input shown in the last turn (``text``, its JSON as rendered)
+    blanked (see :func:`blank_input`); every demo and instruction stays, so the two scores
+    differ only by what the input says."""
     last = messages[-1] if messages else None
     if last is None or not last.content.endswith(text):
         raise StrategyError("blank contrast: the prompt's last turn does not end with the input")
     path = choices.input_path or ""
     keep = path.split("[*]", 1)[0] if choices.source == "input" and "[*]" in path else ""
-    blank = compact_json(blank_input(value.model_dump(mode="json"), keep))
+    blank = compact_json(blank_input(json.loads(text), keep))
     turn = last.model_copy(update={"content": last.content[: -len(text)] + blank})
     return (*messages[:-1], turn)
 
@@ -377,10 +377,13 @@ class ChoicePlan:
     output: BaseModel | None = None
 
 
-async def plan_choices(ctx: StrategyContext, messages: tuple[Message, ...]) -> ChoicePlan:
+async def plan_choices(
+    ctx: StrategyContext, messages: tuple[Message, ...], text: str
+) -> ChoicePlan:
     """Work out the allowed outputs of this input, and pick by log-probability when asked and the
-    LM can score (one LM call); otherwise say how to generate. A fallback is recorded in the
-    trace with its reason."""
+    LM can score (one LM call; two with a blank contrast, which blanks ``text``, the input as
+    the prompt shows it); otherwise say how to generate. A fallback is recorded in the trace
+    with its reason."""
     choices = ctx.params.choices
     assert choices is not None
     model = ctx.signature.output_model
@@ -404,7 +407,7 @@ async def plan_choices(ctx: StrategyContext, messages: tuple[Message, ...]) -> C
             scores = await score_choices(ctx.call_lm, messages, allowed)
             contrast: dict[str, Any] = {}
             if choices.blank_weight is not None:
-                blank_prompt = blank_messages(messages, ctx.input, choices)
+                blank_prompt = blank_messages(messages, text, choices)
                 blank = await score_choices(ctx.call_lm, blank_prompt, allowed)
                 contrast = {
                     "raw_scores": scores,

@@ -34,7 +34,7 @@ class DirectStrategy:
         schema = signature.output_schema if constrained else None
         plan = None
         if params.choices is not None:
-            plan = await plan_choices(ctx, messages)
+            plan = await plan_choices(ctx, messages, text)
             if plan.output is not None:
                 return StrategyResult(
                     output=plan.output, rendered_prompt_hash=rendered_hash, trace=plan.trace
