@@ -10,6 +10,11 @@ from dse.autopilot._blueprint import (
     extract_agent_name,
     extract_user_handle,
 )
+from dse.autopilot._chat_config import (
+    DEFAULT_RECAP_AFTER_CHARS,
+    RECAP_AFTER_CHARS_ENV,
+    ChatConfig,
+)
 from dse.autopilot._judge import (
     JUDGE_PINNED_AT,
     RECAP_QUALITY,
@@ -58,8 +63,10 @@ from dse.autopilot._summarize import (
 
 __all__ = [
     "BLUEPRINT_TOOLS",
+    "DEFAULT_RECAP_AFTER_CHARS",
     "JUDGE_PINNED_AT",
     "RECAP",
+    "RECAP_AFTER_CHARS_ENV",
     "RECAP_ID",
     "RECAP_PROFILE",
     "RECAP_QUALITY",
@@ -79,6 +86,7 @@ __all__ = [
     "THREAD_SPACE",
     "Blueprint",
     "BlueprintHint",
+    "ChatConfig",
     "NoAction",
     "RecapInput",
     "RecapJudge",

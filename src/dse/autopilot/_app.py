@@ -3,12 +3,14 @@ app is named. Its chat page joins the server through the same door any app's rou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dse.app import App, WebLink
+from dse.autopilot._chat_config import ChatConfig
 from dse.autopilot._chat_probe import chat_probe
 from dse.autopilot._recap import RECAP, RECAP_PROFILE, recap_dataset_path
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
@@ -24,12 +26,18 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 
-def _chat_router() -> APIRouter:
-    router: APIRouter = import_module("dse.autopilot._chat").router
-    return router
+def _chat_router(config: ChatConfig) -> Callable[[], APIRouter]:
+    def build() -> APIRouter:
+        router: APIRouter = import_module("dse.autopilot._chat").chat_router(config)
+        return router
+
+    return build
 
 
-def build_app() -> App:
+def build_app(chat: ChatConfig | None = None) -> App:
+    """The Autopilot app; ``chat`` sets how its chat behaves (default: :class:`ChatConfig`
+    with ``DSE_AUTOPILOT_RECAP_AFTER_CHARS`` applied)."""
+    config = chat if chat is not None else ChatConfig.from_env()
     app = App("autopilot")
     for signature, profile, dataset in (
         (SELECT_TOOL, SELECT_TOOL_PROFILE, dataset_path()),
@@ -46,7 +54,7 @@ def build_app() -> App:
             dataset=dataset,
         )
     app.template_dirs.append(Path(str(files("dse.autopilot") / "templates")))
-    app.add_router(_chat_router, nav=WebLink("Autopilot", "/autopilot"))
+    app.add_router(_chat_router(config), nav=WebLink("Autopilot", "/autopilot"))
     app.add_browser_probe(SELECT_TOOL.id, chat_probe)
     return app
 

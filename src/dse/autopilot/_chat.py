@@ -12,6 +12,9 @@ characters of their text: what the page shows, not the whole conversation), and 
 rate limited per thread and per client address by token buckets in this process's memory (each
 replica counts its own; behind a proxy every client shares its address, and the per-thread limit
 still holds).
+
+A thread whose messages pass :attr:`ChatConfig.recap_after_chars` gets a recap through
+SummarizeThread (see :mod:`dse.autopilot._long_thread`), again each time it grows by as much.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from dse.autopilot._blueprint import Blueprint, apply_tool
+from dse.autopilot._chat_config import ChatConfig
+from dse.autopilot._long_thread import (
+    RecapCard,
+    message_line,
+    newest_lines,
+    recap_thread,
+    thread_text,
+)
 from dse.autopilot._select_tool import BLUEPRINT_TOOLS, SELECT_TOOL_ID, SelectToolInput
 from dse.errors import DseError
 from dse.server import PageContext, PageRoute, ServerContext, error_response, render
@@ -48,8 +59,6 @@ THREAD_RATE = (10, 2.0)
 CLIENT_RATE = (30, 1.0)
 _HEADS_KEY = "autopilot_heads"
 _LIMITS_KEY = "autopilot_rate_limits"
-
-router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 class RouteCard(BaseModel):
@@ -78,6 +87,7 @@ class Turn(BaseModel):
     at: datetime
     attachment: str | None = None
     card: RouteCard | None = None
+    recap: RecapCard | None = None
 
 
 class ThreadState(BaseModel):
@@ -92,6 +102,13 @@ class ThreadState(BaseModel):
     parent: str | None = None
     blueprint: Blueprint = Field(default_factory=Blueprint)
     turns: list[Turn] = Field(default_factory=list)
+    #: Characters of every message's text so far, and that count when the last recap ran.
+    chars_total: int = 0
+    recapped_at_chars: int = 0
+    #: The messages since the last recap (one "Name: text" line each) and that recap's text:
+    #: what the next recap reads.
+    since_recap: list[str] = Field(default_factory=list)
+    last_recap: str | None = None
 
 
 class ChatIn(BaseModel):
@@ -171,6 +188,7 @@ def kept_turns(turns: list[Turn]) -> list[Turn]:
     chars = 0
     for turn in reversed(turns[-MAX_TURNS_KEPT:]):
         chars += len(turn.text) + len(turn.attachment or "")
+        chars += len(turn.recap.summary or "") if turn.recap else 0
         if chars > MAX_TURN_TEXT_KEPT and len(kept) >= 2:
             break
         kept.append(turn)
@@ -219,9 +237,15 @@ def save_thread(ctx: ServerContext, state: ThreadState) -> str:
 
 
 async def chat(
-    ctx: ServerContext, thread_id: str, version: str | None, message: str
+    ctx: ServerContext,
+    thread_id: str,
+    version: str | None,
+    message: str,
+    config: ChatConfig | None = None,
 ) -> tuple[ThreadState, str]:
-    """Route one user message and apply the chosen tool; returns the new version and its id."""
+    """Route one user message and apply the chosen tool, then recap the thread when it has
+    grown long enough; returns the new version and its id."""
+    config = config or ChatConfig()
     state, parent = load_thread(ctx, thread_id, version)
     now = datetime.now(UTC)
     user_turn = Turn(role="user", text=message, at=now)
@@ -278,13 +302,33 @@ async def chat(
                 model_used=", ".join(receipt.model.used) or receipt.model.requested,
             ),
         )
-    turns = kept_turns([*state.turns, user_turn, reply])
+    lines = [
+        *state.since_recap,
+        message_line(state.blueprint.user_handle, message),
+        message_line(blueprint.agent_name, reply.text),
+    ]
+    chars_total = state.chars_total + len(message) + len(reply.text)
+    recapped_at, last_recap = state.recapped_at_chars, state.last_recap
+    if chars_total - recapped_at >= config.recap_after_chars:
+        text = thread_text(last_recap, lines)
+        recap = await recap_thread(ctx, thread_id, config.recap_question, text)
+        reply = reply.model_copy(update={"recap": recap})
+        recapped_at = chars_total
+        if recap.status == "ok" and recap.summary:
+            last_recap, lines = recap.summary, []
+        else:
+            # The next recap (one threshold later) still reads the recent messages.
+            lines = newest_lines(lines, config.recap_after_chars)
     new_state = ThreadState(
         thread_id=thread_id,
         version=state.version + 1,
         parent=parent,
         blueprint=blueprint,
-        turns=turns,
+        turns=kept_turns([*state.turns, user_turn, reply]),
+        chars_total=chars_total,
+        recapped_at_chars=recapped_at,
+        since_recap=lines,
+        last_recap=last_recap,
     )
     return new_state, save_thread(ctx, new_state)
 
@@ -292,71 +336,78 @@ async def chat(
 # -- routes ---------------------------------------------------------------------------------------
 
 
-@router.get("/autopilot", response_class=HTMLResponse)
-def autopilot_page(
-    ctx: PageContext,
-    thread: str | None = None,
-    v: str | None = None,
-) -> Response:
-    if not thread or not THREAD_ID.match(thread):
-        return RedirectResponse("/autopilot?" + urlencode({"thread": new_thread_id()}), 303)
-    state, version = load_thread(ctx, thread, v)
-    return render(
-        "autopilot.html",
-        title=f"Autopilot · {state.blueprint.agent_name}",
-        state=state,
-        version=version or "",
-        max_chars=MAX_MESSAGE_CHARS,
-    )
+def chat_router(config: ChatConfig | None = None) -> APIRouter:
+    """The chat's pages and JSON endpoint, behaving as ``config`` says (the app passes its own)."""
+    config = config or ChatConfig()
+    router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+    @router.get("/autopilot", response_class=HTMLResponse)
+    def autopilot_page(
+        ctx: PageContext,
+        thread: str | None = None,
+        v: str | None = None,
+    ) -> Response:
+        if not thread or not THREAD_ID.match(thread):
+            return RedirectResponse("/autopilot?" + urlencode({"thread": new_thread_id()}), 303)
+        state, version = load_thread(ctx, thread, v)
+        return render(
+            "autopilot.html",
+            title=f"Autopilot · {state.blueprint.agent_name}",
+            state=state,
+            version=version or "",
+            max_chars=MAX_MESSAGE_CHARS,
+        )
+
+    @router.post("/autopilot/send")
+    async def send_form(request: Request, ctx: PageContext) -> Response:
+        """The chat form (works without JavaScript): route, apply, then show the thread again."""
+        form = await _read_form(request)
+        if isinstance(form, Response):
+            return form
+        thread = form.get("thread", "")
+        if not THREAD_ID.match(thread):
+            return error_response(422, "invalid_input", "thread: not a valid thread id")
+        message = form.get("message", "").strip()[:MAX_MESSAGE_CHARS]
+        version = form.get("v") or None
+        if message and (limited := rate_limited(ctx, request, thread)) is not None:
+            return limited
+        if message:
+            state, version = await chat(ctx, thread, version, message, config)
+            anchor = f"#turn-{len(state.turns)}"
+        else:
+            anchor = ""
+        query = urlencode({"thread": thread, **({"v": version} if version else {})})
+        return RedirectResponse(f"/autopilot?{query}{anchor}", status_code=303)
+
+    @router.post("/autopilot/api/messages")
+    async def send_json(body: ChatIn, request: Request, ctx: PageContext) -> JSONResponse:
+        """The same chat as JSON, for scripts and tests."""
+        message = body.message.strip()
+        if not message:
+            return error_response(422, "invalid_input", "message: must not be blank")
+        if (limited := rate_limited(ctx, request, body.thread_id)) is not None:
+            return limited
+        state, version = await chat(ctx, body.thread_id, body.version, message, config)
+        return JSONResponse(_reply_json(state, version))
+
+    return router
 
 
-@router.post("/autopilot/send")
-async def send_form(request: Request, ctx: PageContext) -> Response:
-    """The chat form (works without JavaScript): route, apply, then show the thread again."""
-    form = await _read_form(request)
-    if isinstance(form, Response):
-        return form
-    thread = form.get("thread", "")
-    if not THREAD_ID.match(thread):
-        return error_response(422, "invalid_input", "thread: not a valid thread id")
-    message = form.get("message", "").strip()[:MAX_MESSAGE_CHARS]
-    version = form.get("v") or None
-    if message and (limited := rate_limited(ctx, request, thread)) is not None:
-        return limited
-    if message:
-        state, version = await chat(ctx, thread, version, message)
-        anchor = f"#turn-{len(state.turns)}"
-    else:
-        anchor = ""
-    query = urlencode({"thread": thread, **({"v": version} if version else {})})
-    return RedirectResponse(f"/autopilot?{query}{anchor}", status_code=303)
-
-
-@router.post("/autopilot/api/messages")
-async def send_json(body: ChatIn, request: Request, ctx: PageContext) -> JSONResponse:
-    """The same chat as JSON, for scripts and tests."""
-    message = body.message.strip()
-    if not message:
-        return error_response(422, "invalid_input", "message: must not be blank")
-    if (limited := rate_limited(ctx, request, body.thread_id)) is not None:
-        return limited
-    state, version = await chat(ctx, body.thread_id, body.version, message)
+def _reply_json(state: ThreadState, version: str) -> dict[str, Any]:
     reply = state.turns[-1]
-    return JSONResponse(
-        {
-            "ok": True,
-            "thread_id": state.thread_id,
-            "version": version,
-            "reply": {"text": reply.text, "attachment": reply.attachment},
-            "card": reply.card.model_dump(mode="json") if reply.card else None,
-            "receipt_url": (
-                f"/dse/receipts/{reply.card.receipt_id}"
-                if reply.card and reply.card.receipt_id
-                else None
-            ),
-            "blueprint": state.blueprint.model_dump(mode="json"),
-        }
-    )
+    card, recap = reply.card, reply.recap
+    return {
+        "ok": True,
+        "thread_id": state.thread_id,
+        "version": version,
+        "reply": {"text": reply.text, "attachment": reply.attachment},
+        "card": card.model_dump(mode="json") if card else None,
+        "receipt_url": (f"/dse/receipts/{card.receipt_id}" if card and card.receipt_id else None),
+        "recap": (
+            {**recap.model_dump(mode="json"), "trace_url": recap.trace_href} if recap else None
+        ),
+        "blueprint": state.blueprint.model_dump(mode="json"),
+    }
 
 
 async def _read_form(request: Request) -> dict[str, str] | Response:
