@@ -10,6 +10,7 @@ is a note in the compile report.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -143,39 +144,44 @@ def long_context_options(ctx: SearchContext) -> list[KnobUpdate]:
 
 def rlm_knob_options(space: SearchSpace, baseline: Params) -> list[KnobUpdate]:
     """Controller instructions x chunking x sub roles x budget profiles, as updates of the
-    baseline's ``rlm_lite`` knobs and budgets (a knob the space does not list is kept)."""
-    controllers: Sequence[InstructionVariant | None] = space.controller_instructions or (None,)
-    chunkings = space.chunking or (None,)
-    roles = space.sub_roles or (None,)
-    profiles = space.budget_profiles or (None,)
+    baseline's ``rlm_lite`` knobs and budgets (a knob the space does not list is kept). A label
+    names a knob only where the space gives it a choice."""
     base = dict(baseline.rlm_lite or {})
+    controllers = [
+        (_controller_update(base, v), f"rlm controller {v.id}")
+        for v in space.controller_instructions
+    ]
+    chunkings = [(c.model_dump(include=set(CHUNK_KEYS)), c.label) for c in space.chunking]
+    roles = [({"sub_role": role}, f"rlm sub {role}") for role in space.sub_roles]
+    profiles = [
+        ({"budgets": p.apply(baseline.budgets)}, f"budget {p.id}") for p in space.budget_profiles
+    ]
     options: list[KnobUpdate] = []
-    for controller in controllers:
-        for chunking in chunkings:
-            for role in roles:
-                for profile in profiles:
-                    knobs = dict(base)
-                    parts = []
-                    if controller is not None:
-                        parts.append(f"rlm controller {controller.id}")
-                        if controller.text:
-                            knobs["controller_instructions"] = appended(
-                                base.get("controller_instructions"), controller.text
-                            )
-                    if chunking is not None:
-                        parts.append(chunking.label)
-                        knobs.update(chunking.model_dump(include=set(CHUNK_KEYS)))
-                    if role is not None:
-                        parts.append(f"rlm sub {role}")
-                        knobs["sub_role"] = role
-                    update: dict[str, Any] = {
-                        "rlm_lite": knobs if knobs != base else baseline.rlm_lite
-                    }
-                    if profile is not None:
-                        parts.append(f"budget {profile.id}")
-                        update["budgets"] = profile.apply(baseline.budgets)
-                    options.append((update, " | ".join(parts)))
+    for controller, chunking, role, profile in itertools.product(
+        _choices(controllers), _choices(chunkings), _choices(roles), _choices(profiles)
+    ):
+        knobs = {**base, **controller[0], **chunking[0], **role[0]}
+        rlm_lite = knobs if knobs != base else baseline.rlm_lite
+        update: dict[str, Any] = {"rlm_lite": rlm_lite, **profile[0]}
+        label = " | ".join(part for _, part in (controller, chunking, role, profile) if part)
+        options.append((update, label))
     return options
+
+
+def _choices(options: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """The options with their labels when there are several; one unlabelled when there is
+    one; ``({}, "")`` (keep the baseline's) when there are none."""
+    if not options:
+        return [({}, "")]
+    if len(options) == 1:
+        return [(options[0][0], "")]
+    return options
+
+
+def _controller_update(base: dict[str, Any], variant: InstructionVariant) -> dict[str, Any]:
+    if not variant.text:
+        return {}
+    return {"controller_instructions": appended(base.get("controller_instructions"), variant.text)}
 
 
 def appended(authored: Any, paragraph: str) -> str:
