@@ -131,3 +131,15 @@ async def test_rlm_lite_wins_where_only_it_answers(sqlite_store: Store) -> None:
 
     assert report.best_params["strategy"]["id"] == "rlm_lite.v1"
     assert report.holdout.best["mean_reward"] > report.holdout.control["mean_reward"]
+
+
+async def test_tpe_samples_the_long_context_strategies_too(sqlite_store: Store) -> None:
+    signature = _signature("rlm_lite.v1")
+    lm = _lm(_seed(sqlite_store, signature, counting=False))
+    profile = long_context_profile(signature, long_context_reward, BUDGET, space=_space(signature))
+
+    report = (await compile_signature(sqlite_store, signature, lm, profile, optimizer="tpe")).report
+
+    labels = {c["label"] for c in report.candidates}
+    assert any("strategy search.v1" in label for label in labels)
+    assert report.best_params["strategy"]["id"] == "search.v1"
