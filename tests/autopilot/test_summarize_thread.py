@@ -46,7 +46,8 @@ def test_both_signatures_are_registered_with_the_judged_reward_and_dataset(store
         assert registration.signature.defaults.strategy.id == "rlm_lite.v1"
         assert registration.dataset == Path(summarize_thread_dataset_path())
         bundle = registration.profile.reward(store, lm)
-        assert bundle.id == RECAP_REWARD_ID
+        # The judged reward with the cost added (see the long-context test below).
+        assert bundle.id == f"{RECAP_REWARD_ID}+cost"
         assert bundle.judge_compiled_id
         judge = store.get_artifact(bundle.judge_compiled_id)
         assert judge is not None and judge["signature_id"] == RECAP_QUALITY_ID
@@ -123,3 +124,17 @@ async def test_the_pinned_judge_grades_a_summary_against_the_reference(store: St
             "reference": row["expected"]["summary"],
         }
     ]
+
+
+def test_both_signatures_compile_over_the_long_context_knobs_with_cost(store: Store) -> None:
+    app = build_app()
+    for signature_id in (SUMMARIZE_THREAD_ID, RECAP_THREAD_ID):
+        profile = app.registration(signature_id).profile
+        space = profile.space
+        assert {s.id for s in space.strategies} == {"direct.v1", "search.v1", "rlm_lite.v1"}
+        assert space.length_switch and space.chunking and space.sub_roles
+        assert [p.id for p in space.budget_profiles] == ["lean", "standard", "thorough"]
+        assert profile.optimizer == "race"
+        bundle = profile.reward(store, ScriptedLM([]))
+        weights = {signal.id: weight for signal, weight in bundle.signals}
+        assert weights["judge"] == 1.0 and weights["cost"] == 0.1

@@ -6,6 +6,11 @@ chunks the direct strategy would inline side by side (the prior system's 240k-ch
 Both default to ``rlm_lite.v1`` under fixed budgets, so the thread stays in the var space and
 only bounded observations reach the model. RecapThread has the same IO and judge and a recap
 (bullets) instruction: it is the signature on which strategies are compared on identical IO.
+
+Both compile with :data:`THREAD_PROFILE`: the long-context knob search (strategy, chosen also
+by the measured thread length; rlm controller instructions, chunking, sub role, budget
+profiles) under the judged reward with the cost in it, so a cheaper policy wins when the judge
+rates it as well.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from dse.autopilot._judge import recap_reward
-from dse.compile import CompileBudget, CompileProfile, InstructionVariant, SearchSpace
+from dse.compile import (
+    CompileBudget,
+    InstructionVariant,
+    long_context_profile,
+    long_context_space,
+)
 from dse.rlm import BlobRef
 from dse.signature import (
     Budgets,
@@ -116,25 +126,20 @@ _FINAL_STATE = (
     'Answer {"summary": "<text>"}.'
 )
 
-THREAD_SPACE = SearchSpace(
+THREAD_SPACE = long_context_space(
+    SUMMARIZE_THREAD,
     instructions=(
         InstructionVariant(id="authored"),
         InstructionVariant(id="final_state", text=_FINAL_STATE),
     ),
-    decode=(DecodeParams(mode="tolerant", max_repairs=1),),
-    temperatures=(0.0,),
-    # A demo would put a whole long thread in every prompt, which is what rlm_lite avoids.
-    max_demos=0,
-    demo_pool_share=0.0,
-    include_authored_demos=False,
-    grid_cap=4,
 )
 
-THREAD_PROFILE = CompileProfile(
+THREAD_PROFILE = long_context_profile(
+    SUMMARIZE_THREAD,
+    recap_reward,
+    # rlm_lite spends up to 24 calls a prediction plus a judge call over ~10 train rows; the
+    # race cuts the candidates that are proven worse after a few rows, then the holdout of
+    # winner and control.
+    CompileBudget(max_lm_calls=1500, max_seconds=3600),
     space=THREAD_SPACE,
-    reward=recap_reward,
-    # Up to 24 calls a prediction plus a judge call, over ~10 train rows and 2 candidates, then
-    # the holdout of winner and control.
-    budget=CompileBudget(max_lm_calls=1500, max_seconds=3600),
-    optimizer="grid",
 )

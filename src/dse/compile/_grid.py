@@ -1,4 +1,5 @@
-"""``grid``: every combination of the listed variants, capped; the baseline is always first."""
+"""``grid``: every combination of the listed variants (long-context knobs included), capped; the
+baseline is always first."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import itertools
 from typing import Any
 
 from dse.compile._demos import demo_options
+from dse.compile._longctx_search import long_context_options
 from dse.compile._search import SearchContext
 from dse.signature import Params
 
@@ -29,11 +31,18 @@ class GridOptimizer:
         demo_sets += [*options.items(), ("no demos", no_demos)]
 
         variants: list[tuple[Params, str]] = [(ctx.baseline, "baseline")]
-        combos = itertools.product(space.instructions, demo_sets, space.decode, space.temperatures)
-        for instruction, (demo_label, demos_update), decode, temperature in combos:
+        combos = itertools.product(
+            space.instructions,
+            demo_sets,
+            space.decode,
+            space.temperatures,
+            long_context_options(ctx),
+        )
+        for instruction, (demo_label, demos_update), decode, temperature, longctx in combos:
             params = ctx.baseline.model_copy(
                 update={
                     **demos_update,
+                    **longctx[0],
                     "instruction": instruction.text,
                     "decode": decode,
                     "model": ctx.baseline.model.model_copy(update={"temperature": temperature}),
@@ -41,6 +50,8 @@ class GridOptimizer:
             )
             decoding = f"{decode.mode}/{decode.demos_as}"
             label = f"{instruction.id} | {demo_label} | {decoding} | t={temperature}"
+            if longctx[1]:
+                label += f" | {longctx[1]}"
             variants.append((params, label))
         combinations = len(variants)
         if len(variants) > space.grid_cap:

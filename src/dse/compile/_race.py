@@ -35,8 +35,8 @@ twins, which mostly agree, are not paid for as F independent tries the way Bonfe
 Among the candidates that pass, the highest mean wins (ties go to the earliest).
 
 Candidate generation is :func:`initial_candidates` (instructions x demo sets x decode modes x
-choices x temperatures, those changing one knob first) and :func:`more_candidates` (the
-adaptive hook).
+choices x temperatures x long-context knobs, those changing one knob first) and
+:func:`more_candidates` (the adaptive hook).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from typing import Any
 
 from dse.compile._choices import Calibration, calibrate, choice_options, without_bias
 from dse.compile._demos import demo_options
+from dse.compile._longctx_search import CHUNK_KEYS, long_context_options, refine_controller
 from dse.compile._reflect import reflect
 from dse.compile._search import CandidateRecord, SearchContext
 from dse.eval import max_t_p_values
@@ -100,6 +101,11 @@ def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list
         update: dict[str, Any] = {}
         for (params, _), changed in zip(group, changes, strict=True):
             for knob in changed:
+                if knob.startswith(_RLM_KNOB):
+                    knobs = update.setdefault("rlm_lite", dict(ctx.baseline.rlm_lite or {}))
+                    mine = params.rlm_lite or {}
+                    knobs.update({k: v for k, v in mine.items() if _rlm_knob(k) == knob})
+                    continue
                 for name in _DEMO_FIELDS if knob == "demos" else (knob,):
                     update[name] = getattr(params, name)
         choices = update.get("choices")
@@ -112,22 +118,31 @@ def combined_candidates(ctx: SearchContext, winners: Sequence[Proposal]) -> list
 
 
 _DEMO_FIELDS = ("few_shot", "demo_retrieval")
+_RLM_KNOB = "rlm_lite."
+
+
+def _rlm_knob(key: str) -> str:
+    """The knob an ``rlm_lite`` key belongs to; the chunking keys are one knob."""
+    return f"{_RLM_KNOB}{'chunking' if key in CHUNK_KEYS else key}"
 
 
 def _knobs(ctx: SearchContext, params: Params) -> dict[str, Any]:
     """Params as the knobs a person would name: the Params fields, except that the demos shown
-    (fixed ones, the authored ones when unset, and retrieved ones) are one knob."""
+    (fixed ones, the authored ones when unset, and retrieved ones) are one knob, and each
+    ``rlm_lite`` setting is its own knob (the chunking policy one)."""
     values = {name: getattr(params, name) for name in type(params).model_fields}
     fixed = values.pop("few_shot")
     shown = ctx.signature.prompt.demos if fixed is None else fixed
     values["demos"] = (shown, values.pop("demo_retrieval"))
+    for key, value in sorted((values.pop("rlm_lite") or {}).items()):
+        values.setdefault(_rlm_knob(key), {})[key] = value
     return values
 
 
 def _changed(ctx: SearchContext, params: Params) -> set[str]:
     """The knobs (see :func:`_knobs`) where ``params`` differs from the baseline."""
     base, mine = _knobs(ctx, ctx.baseline), _knobs(ctx, params)
-    return {name for name, value in mine.items() if value != base[name]}
+    return {name for name in base.keys() | mine.keys() if mine.get(name) != base.get(name)}
 
 
 def _product(ctx: SearchContext) -> list[Proposal]:
@@ -141,13 +156,16 @@ def _product(ctx: SearchContext) -> list[Proposal]:
         ctx.space.decode,
         temperatures,
         choices.items(),
+        long_context_options(ctx),
     )
-    for instruction, (demos_label, demos_update), decode, temperature, choice in combos:
+    for instruction, (demos_label, demos_update), decode, temperature, choice, longctx in combos:
         choice_label, choice_update = choice
+        longctx_update, longctx_label = longctx
         params = ctx.baseline.model_copy(
             update={
                 **demos_update,
                 **choice_update,
+                **longctx_update,
                 "instruction": instruction.text,
                 "decode": decode,
                 "model": ctx.baseline.model.model_copy(update={"temperature": temperature}),
@@ -158,21 +176,31 @@ def _product(ctx: SearchContext) -> list[Proposal]:
             label += f" | t={temperature}"
         if choice_label:
             label += f" | {choice_label}"
+        if longctx_label:
+            label += f" | {longctx_label}"
         proposals.append((params, label))
     return proposals
 
 
 async def more_candidates(ctx: SearchContext, front: list[CandidateRecord]) -> list[Proposal]:
     """New candidates for an adaptive round: with a teacher, instructions it writes from the
-    leader's failures (reflection), on the leader's other settings; none without one (a small
-    task model writing its own instructions mostly copies them)."""
-    if ctx.teacher is None or not front:
+    leader's failures (reflection), on the leader's other settings, and for an ``rlm_lite.v1``
+    leader in a long-context space a paragraph appended to its controller instructions; none
+    without one (a small task model writing its own instructions mostly copies them)."""
+    if not front:
         return []
     leader = front[0]
-    variants = await reflect(ctx, leader, int(ctx.config.get("proposals_per_round", 2)))
+    count = int(ctx.config.get("proposals_per_round", 2))
+    controller = await refine_controller(ctx, leader, count)
+    if ctx.teacher is None:
+        return controller
+    variants = await reflect(ctx, leader, count)
     return [
-        (leader.params.model_copy(update={"instruction": v.text}), f"{v.id} <- {leader.label}")
-        for v in variants
+        *controller,
+        *(
+            (leader.params.model_copy(update={"instruction": v.text}), f"{v.id} <- {leader.label}")
+            for v in variants
+        ),
     ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dse._canonical import canonical_str
@@ -33,6 +33,8 @@ _SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", re.IGNORECASE
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 _TAGGED = re.compile(r"<instruction>(.*?)</instruction>", re.DOTALL | re.IGNORECASE)
 
+# (current text, failures, successes) -> the teacher's prompt.
+PromptFn = Callable[[str, Sequence[tuple[ExampleRow, Any]], Sequence[tuple[ExampleRow, Any]]], str]
 _SYSTEM = "You improve the instructions given to a small language model. You write precise rules."
 
 
@@ -155,7 +157,7 @@ def _clip(value: Any) -> str:
     return text if len(text) <= _FIELD_CHARS else text[:_FIELD_CHARS] + " ..."
 
 
-def _example(example: ExampleRow, predicted: Any, right: bool) -> str:
+def example_text(example: ExampleRow, predicted: Any, right: bool) -> str:
     verdict = "correct" if right else "WRONG"
     return (
         f"Input: {_clip(example.input)}\nModel answered: {_clip(predicted)} ({verdict})\n"
@@ -169,8 +171,8 @@ def reflection_prompt(
     successes: Sequence[tuple[ExampleRow, Any]],
 ) -> str:
     """The teacher's task: diagnose the failures, keep what works, write one instruction."""
-    wrong = "\n\n".join(_example(e, got, False) for e, got in failures)
-    right = "\n\n".join(_example(e, got, True) for e, got in successes)
+    wrong = "\n\n".join(example_text(e, got, False) for e, got in failures)
+    right = "\n\n".join(example_text(e, got, True) for e, got in successes)
     return (
         "A small language model was given this instruction:\n"
         f"```\n{instruction}\n```\n\n"
@@ -199,19 +201,30 @@ def extract_instruction(text: str) -> str | None:
 
 
 async def reflect(
-    ctx: SearchContext, parent: CandidateRecord, count: int
+    ctx: SearchContext,
+    parent: CandidateRecord,
+    count: int,
+    *,
+    current: str | None = None,
+    prompt: PromptFn = reflection_prompt,
+    passing: float = 1.0,
 ) -> list[InstructionVariant]:
     """Up to ``count`` instructions written by the teacher (else the task model) from the
     parent's current failures on scoring rows, each shown a different sample of them. Nothing
     when the parent fails nowhere or the budget runs out; replies with no usable text are
-    skipped."""
+    skipped.
+
+    By default it rewrites the parent's instruction; ``current`` and ``prompt`` point it at
+    another text (the rlm controller's), and a row scoring below ``passing`` is a failure."""
     lm = ctx.teacher if ctx.teacher is not None else ctx.evaluator.lm
     model_id = proposer_id(ctx)
-    current = parent.params.instruction or ctx.signature.prompt.instruction
+    if current is None:
+        current = parent.params.instruction or ctx.signature.prompt.instruction
     results = row_results(ctx, [parent.compiled_id]).get(parent.compiled_id, {})
     by_id = {e.example_id: e for e in ctx.scoring}
-    failures = [(by_id[i], got) for i, (reward, got) in sorted(results.items()) if reward < 1.0]
-    successes = [(by_id[i], got) for i, (reward, got) in sorted(results.items()) if reward >= 1.0]
+    ranked = sorted(results.items())
+    failures = [(by_id[i], got) for i, (reward, got) in ranked if reward < passing]
+    successes = [(by_id[i], got) for i, (reward, got) in ranked if reward >= passing]
     if not failures:
         return []
     seed = int(hashlib.sha256(parent.compiled_id.encode()).hexdigest()[:8], 16)
@@ -223,14 +236,14 @@ async def reflect(
             break
         shown_wrong = rng.sample(failures, min(FAILURES_SHOWN, len(failures)))
         shown_right = rng.sample(successes, min(SUCCESSES_SHOWN, len(successes)))
-        prompt = reflection_prompt(current, shown_wrong, shown_right)
-        while len(prompt) > _PROMPT_CHARS and (shown_right or len(shown_wrong) > 1):
+        text = prompt(current, shown_wrong, shown_right)
+        while len(text) > _PROMPT_CHARS and (shown_right or len(shown_wrong) > 1):
             (shown_right if shown_right else shown_wrong).pop()
-            prompt = reflection_prompt(current, shown_wrong, shown_right)
+            text = prompt(current, shown_wrong, shown_right)
         request = LMRequest(
             messages=(
                 Message(role="system", content=_SYSTEM),
-                Message(role="user", content=prompt),
+                Message(role="user", content=text),
             ),
             config=ModelConfig(model_id=model_id, temperature=0.7, max_tokens=_MAX_TOKENS),
             sample_index=index,
@@ -240,12 +253,12 @@ async def reflect(
         except DseError:
             break
         ctx.proposal_calls += 1
-        text = extract_instruction(completion.text)
-        if text is None or text.strip() in seen:
+        proposal = extract_instruction(completion.text)
+        if proposal is None or proposal.strip() in seen:
             continue
-        seen.add(text.strip())
-        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        proposals.append(InstructionVariant(id=f"reflect.{digest}", text=text))
+        seen.add(proposal.strip())
+        digest = hashlib.sha256(proposal.encode()).hexdigest()[:8]
+        proposals.append(InstructionVariant(id=f"reflect.{digest}", text=proposal))
     ctx.proposed += len(proposals)
     return proposals
 

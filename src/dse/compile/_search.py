@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dse.compile._space import SearchSpace
 from dse.eval import BudgetedLM, Candidate, Evaluator, SpendBudget
-from dse.signature import Demo, Params, Signature
+from dse.signature import Budgets, Demo, Params, Signature, StrategyParams
 from dse.store import ExampleRow
 
 StopCode = Literal[
@@ -84,6 +84,16 @@ def params_summary(params: Params) -> dict[str, Any]:
     retrieval = params.demo_retrieval
     if retrieval is not None:
         summary["demo_retrieval"] = {"k": retrieval.k, "pool_size": len(retrieval.pool)}
+    # The long-context knobs, where they differ from a direct prompt's defaults.
+    if params.strategy != StrategyParams():
+        summary["strategy"] = params.strategy.model_dump(mode="json")
+    if params.rlm_lite:
+        summary["rlm_lite"] = {
+            key: value[:120] if isinstance(value, str) else value
+            for key, value in params.rlm_lite.items()
+        }
+    if params.budgets != Budgets():
+        summary["budgets"] = params.budgets.model_dump(exclude_none=True)
     return summary
 
 
@@ -113,6 +123,8 @@ class SearchContext:
     teacher_model_id: str | None = None
     proposal_calls: int = 0
     proposed: int = 0
+    # Each scoring row's input size in chars (blob texts included), measured when first needed.
+    input_chars: list[int] | None = None
 
     @property
     def rng(self) -> random.Random:

@@ -6,11 +6,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dse._canonical import sha256_id
+from dse.compile._knobs import BudgetProfile, ChunkingPolicy, StrategyOption
 from dse.errors import RegistryError
-from dse.signature import DecodeParams, Signature
+from dse.signature import DecodeParams, ModelRole, Signature
 from dse.store import ExampleRow
 
 
@@ -33,6 +34,14 @@ class SearchSpace(BaseModel):
     (inputs and outputs as compact JSON; every set keeps at least one demo), so short labels
     can show many demos and long documents few. All three are left out of the hash while off,
     so a space that does not use them keeps the hash it had before they existed.
+
+    The long-context knobs are left out of the hash the same way while empty. ``strategies``
+    races whole strategies (``direct.v1``, ``search.v1``, ``rlm_lite.v1``); compile measures the
+    scoring inputs and does not race ``direct.v1`` where they exceed what it can show, and with
+    ``length_switch`` also offers ``by_length.v1`` (direct below a measured threshold, another
+    strategy above). For candidates that run ``rlm_lite.v1``: ``controller_instructions`` (each
+    text appended to the authored controller instructions, never replacing them; ``None``
+    keeps them), ``chunking``, ``sub_roles`` and ``budget_profiles``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,6 +58,38 @@ class SearchSpace(BaseModel):
     )
     demo_chars: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
     grid_cap: int = Field(default=48, ge=1)
+    strategies: tuple[StrategyOption, ...] = Field(default=(), exclude_if=lambda v: not v)
+    length_switch: bool = Field(default=False, exclude_if=lambda on: not on)
+    controller_instructions: tuple[InstructionVariant, ...] = Field(
+        default=(), exclude_if=lambda v: not v
+    )
+    chunking: tuple[ChunkingPolicy, ...] = Field(default=(), exclude_if=lambda v: not v)
+    sub_roles: tuple[ModelRole, ...] = Field(default=(), exclude_if=lambda v: not v)
+    budget_profiles: tuple[BudgetProfile, ...] = Field(default=(), exclude_if=lambda v: not v)
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> SearchSpace:
+        for name, ids in (
+            ("controller_instructions", [v.id for v in self.controller_instructions]),
+            ("budget_profiles", [p.id for p in self.budget_profiles]),
+        ):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                raise ValueError(f"{name} lists the id(s) {', '.join(twice)} more than once")
+        if self.length_switch and not any(s.id == "direct.v1" for s in self.strategies):
+            raise ValueError("length_switch needs a direct.v1 option in strategies")
+        return self
+
+    @property
+    def long_context(self) -> bool:
+        """Whether the space varies any long-context knob."""
+        return bool(
+            self.strategies
+            or self.controller_instructions
+            or self.chunking
+            or self.sub_roles
+            or self.budget_profiles
+        )
 
     def hash(self) -> str:
         return sha256_id(self.model_dump(mode="json"))

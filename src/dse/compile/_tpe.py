@@ -15,6 +15,7 @@ import random
 import optuna
 
 from dse.compile._demos import demo_options
+from dse.compile._longctx_search import long_context_options
 from dse.compile._reflect import reflect
 from dse.compile._search import SearchContext, room_for
 from dse.signature import Params
@@ -42,6 +43,7 @@ class TPEOptimizer:
         demo_sets = demo_options(ctx, rng, int(config.get("demo_sets", 8)))
         by_instruction = {v.id: v for v in instructions}
         decodes = {str(i): d for i, d in enumerate(ctx.space.decode)}
+        longctx = {str(i): option for i, option in enumerate(long_context_options(ctx))}
 
         sampler = optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=max(4, trials // 3))
         study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -58,10 +60,24 @@ class TPEOptimizer:
             ]
             demos_label = trial.suggest_categorical("demos", list(demo_sets))
             decode = decodes[trial.suggest_categorical("decode", list(decodes))]
+            # Asked only when the space varies long-context knobs, so other searches keep their
+            # sampler's draws.
+            knobs, knobs_label = (
+                longctx[trial.suggest_categorical("longctx", list(longctx))]
+                if len(longctx) > 1
+                else longctx["0"]
+            )
             params = ctx.baseline.model_copy(
-                update={"instruction": instruction.text, "decode": decode, **demo_sets[demos_label]}
+                update={
+                    "instruction": instruction.text,
+                    "decode": decode,
+                    **demo_sets[demos_label],
+                    **knobs,
+                }
             )
             label = f"{instruction.id} | {demos_label} | {decode.mode}/{decode.demos_as}"
+            if knobs_label:
+                label += f" | {knobs_label}"
             batch = random.Random(ctx.seed * 1_000_003 + number).sample(ctx.scoring, batch_size)
             (record,) = await ctx.score([(params, label)], batch, minibatch=True)
             if not record.complete:
@@ -94,7 +110,7 @@ class TPEOptimizer:
 
         # Budget left after the trials and the finalists goes to further trials, each scored in
         # full, until the budget is spent or the sampler has nothing new to offer.
-        size = len(by_instruction) * len(demo_sets) * len(decodes)
+        size = len(by_instruction) * len(demo_sets) * len(decodes) * len(longctx)
         repeats = 0
         cut = False
         while not ctx.exhausted and len(full) < size and repeats < _REPEATS:

@@ -1,6 +1,7 @@
 """Runtime: render, decode, strategies, budgets, Predict and its receipts."""
 
 from dse.runtime._budget import BudgetTracker
+from dse.runtime._by_length import ByLengthConfig, ByLengthStrategy, input_chars
 from dse.runtime._choices import (
     ChoiceSet,
     blank_input,
@@ -34,6 +35,8 @@ __all__ = [
     "MAX_PREDICT_INPUT_BYTES",
     "BlobBackend",
     "BudgetTracker",
+    "ByLengthConfig",
+    "ByLengthStrategy",
     "CallLog",
     "ChoiceSet",
     "DirectStrategy",
@@ -58,6 +61,7 @@ __all__ = [
     "demo_chars",
     "enumerate_outputs",
     "first_balanced_object",
+    "input_chars",
     "input_size_problem",
     "input_values",
     "narrow_schema",

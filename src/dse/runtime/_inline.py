@@ -31,7 +31,7 @@ def inline_blobs(value: Any, blobs: BlobBackend | None, config: dict[str, Any]) 
     left = [limit]
 
     def walk(item: Any, path: str) -> Any:
-        if _is_ref(item):
+        if is_blob_ref(item):
             return _with_text(item, path, blobs, left)
         if isinstance(item, dict):
             return {key: walk(sub, f"{path}.{key}") for key, sub in item.items()}
@@ -42,7 +42,8 @@ def inline_blobs(value: Any, blobs: BlobBackend | None, config: dict[str, Any]) 
     return walk(value, "input")
 
 
-def _is_ref(item: Any) -> bool:
+def is_blob_ref(item: Any) -> bool:
+    """Whether ``item`` (JSON) is a blob ref: ``{"blob_id": "sha256:...", "chars"?: N}``."""
     return (
         isinstance(item, dict)
         and isinstance(item.get("blob_id"), str)

@@ -138,9 +138,12 @@ class StrategyRegistry:
 
     @classmethod
     def default(cls) -> StrategyRegistry:
-        """``direct.v1``, ``rlm_lite.v1`` and ``search.v1``. Imported here, not at the top:
-        ``dse.rlm`` is built on this module, so a top-level import would make a cycle."""
+        """``direct.v1``, ``rlm_lite.v1``, ``search.v1`` and ``by_length.v1`` (which routes to
+        the others). Imported here, not at the top: ``dse.rlm`` is built on this module, so a
+        top-level import would make a cycle."""
         from dse.rlm import RlmLiteStrategy, SearchStrategy
+        from dse.runtime._by_length import ByLengthStrategy
         from dse.runtime._direct import DirectStrategy
 
-        return cls([DirectStrategy(), RlmLiteStrategy(), SearchStrategy()])
+        base: list[Strategy] = [DirectStrategy(), RlmLiteStrategy(), SearchStrategy()]
+        return cls([*base, ByLengthStrategy(base)])
