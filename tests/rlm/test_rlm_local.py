@@ -1,6 +1,7 @@
 """The controller's action grammar on the real local model (qwen2.5-coder-0.5b): llama.cpp
-accepts it and the model's reply decodes as an action. A grammar with the action strings'
-length limits made llama.cpp abort the whole process on the first controller turn."""
+accepts it and the model's reply decodes as an action. With the action strings' length limits
+(and an output field's, like a quote of up to 2,000 characters) in the grammar, llama.cpp
+aborted the whole process on the first controller turn."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 PACK = "qwen2.5-coder-0.5b"
 ANSWER = {
     "type": "object",
-    "properties": {"answer": {"type": "string"}},
+    "properties": {"answer": {"type": "string", "maxLength": 2000}},
     "required": ["answer"],
     "additionalProperties": False,
 }

@@ -27,6 +27,7 @@ from dse.lm._types import Completion, LMRequest, Usage
 
 DEFAULT_N_CTX = 4096
 DEFAULT_SEED = 1234
+_GRAMMAR_MAX_LENGTH = 64
 _GRAMMAR_CACHE_SIZE = 64
 
 
@@ -150,6 +151,25 @@ def _install_deadline(loaded: _LoadedModel, llama_cpp: Any) -> None:
     loaded.llama.create_completion = create_completion
 
 
+def grammar_schema(schema: Any) -> Any:
+    """``schema`` without string length limits above ``_GRAMMAR_MAX_LENGTH``: a grammar spells
+    ``maxLength`` N as N nested optional repeats, and llama.cpp refuses such a grammar when it
+    samples (aborting the process). The decoder still validates every length afterwards."""
+    if isinstance(schema, dict):
+        return {
+            key: grammar_schema(value)
+            for key, value in schema.items()
+            if not (
+                key in ("maxLength", "minLength")
+                and isinstance(value, int)
+                and value > _GRAMMAR_MAX_LENGTH
+            )
+        }
+    if isinstance(schema, list):
+        return [grammar_schema(item) for item in schema]
+    return schema
+
+
 class LocalLM:
     """A GGUF model run in-process; serves exactly one model id and refuses others.
 
@@ -224,7 +244,9 @@ class LocalLM:
 
         try:
             entry: tuple[Any, bool] = (
-                llama_grammar.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False),
+                llama_grammar.LlamaGrammar.from_json_schema(
+                    json.dumps(grammar_schema(schema)), verbose=False
+                ),
                 True,
             )
         except Exception:

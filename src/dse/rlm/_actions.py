@@ -117,25 +117,8 @@ class ActionError(Exception):
 
 @cache
 def action_schema() -> dict[str, Any]:
-    """The JSON Schema of the action union: the grammar a constrained backend decodes with.
-
-    String length limits are left to validation after decoding (:func:`decode_action`): a
-    grammar spells ``maxLength`` N as N nested optional repeats, and llama.cpp refuses (and
-    aborts on) a grammar with the action strings' limits."""
-    schema: dict[str, Any] = _without_lengths(_ADAPTER.json_schema())
-    return schema
-
-
-def _without_lengths(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            key: _without_lengths(value)
-            for key, value in node.items()
-            if key not in ("maxLength", "minLength")
-        }
-    if isinstance(node, list):
-        return [_without_lengths(item) for item in node]
-    return node
+    """The JSON Schema of the action union: the grammar a constrained backend decodes with."""
+    return _ADAPTER.json_schema()
 
 
 def action_schema_for(output_schema: dict[str, Any]) -> dict[str, Any]:
