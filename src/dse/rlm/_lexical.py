@@ -28,10 +28,9 @@ from bm25s.stopwords import STOPWORDS_EN
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse._canonical import sha256_id
-from dse.errors import InvalidInputError, StrategyError
+from dse.errors import StrategyError
 from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreBlobs
-from dse.rlm._errors import KernelError
-from dse.rlm._seed import leaves
+from dse.rlm._seed import leaves, read_input_blob
 from dse.runtime import StrategyContext, StrategyResult
 
 STRATEGY_ID = "search.v1"
@@ -164,13 +163,7 @@ class SearchStrategy:
         documents: list[_Document] = []
         for path, leaf in leaves(ctx.input, "input"):
             if isinstance(leaf, BlobRef):
-                blobs.grant(leaf.blob_id)
-                try:
-                    text = await blobs.read(leaf.blob_id)
-                except KernelError as exc:
-                    raise InvalidInputError(
-                        f"{path} refers to blob {leaf.blob_id}: {exc.message}", field=path
-                    ) from None
+                text = await read_input_blob(blobs, path, leaf)
                 documents.append(_Document(leaf.blob_id, text))
             elif len(leaf) > knobs.inline_chars and leaf != question:
                 documents.append(_Document(await blobs.write(leaf), leaf))

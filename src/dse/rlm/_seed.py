@@ -40,13 +40,7 @@ async def seed_input(
     for path, leaf in leaves(value, "input"):
         name = _name_for(path, by_path.values())
         if isinstance(leaf, BlobRef):
-            blobs.grant(leaf.blob_id)
-            try:
-                text = await blobs.read(leaf.blob_id)
-            except KernelError as exc:
-                raise InvalidInputError(
-                    f"{path} refers to blob {leaf.blob_id}: {exc.message}", field=path
-                ) from None
+            text = await read_input_blob(blobs, path, leaf)
             vars.seed(name, BlobVar(leaf.blob_id, len(text)))
         elif len(leaf) > knobs.inline_chars:
             blob_id = await blobs.write(leaf)
@@ -56,6 +50,18 @@ async def seed_input(
         by_path[path] = name
     shown = _replace(value.model_dump(mode="json"), "input", by_path, vars)
     return Seeded(shown=shown, vars=by_path)
+
+
+async def read_input_blob(blobs: ScopedBlobs, path: str, ref: BlobRef) -> str:
+    """The text of a blob the input names at ``path``, granted to this prediction; a blob that
+    cannot be read is the caller's bad input, named by its field."""
+    blobs.grant(ref.blob_id)
+    try:
+        return await blobs.read(ref.blob_id)
+    except KernelError as exc:
+        raise InvalidInputError(
+            f"{path} refers to blob {ref.blob_id}: {exc.message}", field=path
+        ) from None
 
 
 def blob_refs(value: BaseModel) -> list[tuple[str, BlobRef]]:
