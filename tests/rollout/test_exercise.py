@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from dse.autopilot import SELECT_TOOL, SELECT_TOOL_ID
-from dse.errors import DatasetError
-from dse.lm import LMRequest, ScriptedLM
+from dse.errors import DatasetError, LMError
+from dse.eval import Outcome, RewardBundle, SignalScore
+from dse.lm import LM, LMRequest, ScriptedLM
 from dse.rollout import exercise
 from dse.runtime import Predictor, ReceiptWriter
 from dse.signature import Artifact, OptimizerInfo, Params, SignatureRegistry
@@ -106,3 +107,54 @@ async def test_exercise_refuses_a_dataset_with_only_train_rows(canary_store: Sto
     finally:
         writer.close()
     assert canary_store.count_receipts(SELECT_TOOL_ID) == 0
+
+
+class _Graded:
+    """A signal that grades by the label's own words, as a judge would: partial credit an exact
+    match cannot give, and a failure on the rows it cannot grade."""
+
+    id = "graded"
+
+    async def score(self, outcome: Outcome, lm: LM) -> SignalScore:
+        assert outcome.expected is not None and outcome.predicted is not None
+        if outcome.example_id.endswith("-0"):
+            raise LMError("the judge timed out")
+        return SignalScore(0.25 if outcome.predicted == outcome.expected else 0.0)
+
+
+async def test_exercise_scores_answers_with_the_registered_reward(canary_store: Store) -> None:
+    rows = seed(canary_store)
+    bundle = RewardBundle(id="graded", version="1", signals=((_Graded(), 1.0),))
+    writer = ReceiptWriter(canary_store)
+    predictor = Predictor(
+        canary_store, ScriptedLM(lambda request: NONE), SignatureRegistry([SELECT_TOOL]), writer
+    )
+    try:
+        result = await exercise(
+            predictor,
+            canary_store,
+            SELECT_TOOL,
+            rows,
+            start=0,
+            count=40,
+            run_key="run-3",
+            reward=bundle,
+        )
+        writer.flush()
+    finally:
+        writer.close()
+
+    assert result.errors == 0
+    receipts = canary_store.list_receipts(signature_id=SELECT_TOOL_ID, limit=100)
+    rewards = [r.body["reward"] for r in receipts]
+    unscored = [r for r in receipts if r.body["input"]["message"].endswith("row 0")]
+    # Every answer matches its label: exact match would say 1.0; the bundle says 0.25, and a
+    # grading failure leaves its receipt unscored instead of failing the answer or scoring 0.
+    assert unscored and all(r.body["reward"] is None for r in unscored)
+    assert sorted(set(rewards), key=str) == [0.25, None]
+    state = canary_store.get_canary(SELECT_TOOL_ID)
+    assert state is not None
+    counters = (state.counters.control, state.counters.candidate)
+    assert sum(c.reward_n for c in counters) == 40 - len(unscored)
+    assert sum(c.reward_sum for c in counters) == pytest.approx(0.25 * (40 - len(unscored)))
+    assert sum(c.ok for c in counters) == 40

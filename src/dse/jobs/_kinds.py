@@ -127,6 +127,7 @@ async def run_exercise(env: JobEnv, raw: dict[str, Any]) -> dict[str, Any]:
         count=params.count,
         run_key=params.run_key,
         concurrency=params.concurrency,
+        reward=env.app.profile(params.signature_id).reward(env.store, env.lm),
     )
     await asyncio.to_thread(env.writer.flush)
     return {**result.model_dump(mode="json"), "receipts_dropped": env.writer.stats.dropped}

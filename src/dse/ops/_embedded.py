@@ -178,6 +178,7 @@ class EmbeddedTransport:
                 count=count,
                 run_key=run_key,
                 concurrency=concurrency,
+                reward=self.app.profile(signature_id).reward(self.store, self.lm),
             )
         finally:
             writer.close()

@@ -11,9 +11,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dse.errors import DatasetError, DseError, RegistryError
+from dse.eval import Outcome, RewardBundle
+from dse.lm import LM
 from dse.rollout._gate import GateResult
 from dse.rollout._sequential import ArmStats, Decision, DecisionConfig, decide
-from dse.runtime import Predictor, canary_bucket
+from dse.runtime import LabelReward, Predictor, Receipt, canary_bucket
 from dse.signature import Signature
 from dse.store import (
     LABELED_REWARD_SOURCE,
@@ -166,12 +168,15 @@ async def exercise(
     count: int,
     run_key: str,
     concurrency: int = 4,
+    reward: RewardBundle | None = None,
 ) -> ExerciseResult:
     """Send requests ``start .. start+count-1`` of a deterministic labeled stream through Predict.
 
     Request i uses row ``rng(i)`` of :func:`exercise_rows` and a fresh conversation on the arm
     of its stretch (:data:`ARM_STRETCH`), so the stream is the same on a rerun; requests whose
-    receipt already exists are skipped.
+    receipt already exists are skipped. ``reward`` (the signature's registered bundle; a judge
+    in it calls the predictor's LM) scores each answer against its row as compile and the gate
+    did; without it the receipt's reward is exact match.
     """
     canary = store.get_canary(signature.id)
     if canary is None or not canary.enabled:
@@ -194,7 +199,11 @@ async def exercise(
                 return
             try:
                 prediction = await predictor.predict(
-                    signature, row.input, thread_key=key, expected=row.expected
+                    signature,
+                    row.input,
+                    thread_key=key,
+                    expected=row.expected,
+                    reward=None if reward is None else _labeled_reward(row, reward, predictor.lm),
                 )
                 by_arm[prediction.arm or "control"] += 1
             except DseError:
@@ -203,6 +212,24 @@ async def exercise(
 
     await asyncio.gather(*(one(i) for i in range(start, start + count)))
     return ExerciseResult(requests=count, by_arm=by_arm, errors=errors, skipped=skipped)
+
+
+def _labeled_reward(row: ExampleRow, bundle: RewardBundle, lm: LM) -> LabelReward:
+    async def score(receipt: Receipt) -> float:
+        outcome = Outcome(
+            example_id=row.example_id,
+            input=row.input,
+            expected=row.expected,
+            predicted=receipt.output,
+            error_name=None,
+            error=None,
+            latency_ms=receipt.duration_ms,
+            lm_calls=receipt.usage.lm_calls,
+            tokens=receipt.usage.total_tokens,
+        )
+        return (await bundle.score(outcome, lm)).reward
+
+    return score
 
 
 def _same_experiment(current: CanaryState, wanted: CanaryConfig) -> bool:

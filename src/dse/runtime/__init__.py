@@ -17,7 +17,13 @@ from dse.runtime._decode import decode_output, first_balanced_object, parse_json
 from dse.runtime._direct import DirectStrategy
 from dse.runtime._ensemble import EnsembleStrategy, resolve_strategy
 from dse.runtime._limits import MAX_PREDICT_INPUT_BYTES, input_size_problem
-from dse.runtime._predict import Prediction, Predictor, ResolvedPolicy, canary_bucket
+from dse.runtime._predict import (
+    LabelReward,
+    Prediction,
+    Predictor,
+    ResolvedPolicy,
+    canary_bucket,
+)
 from dse.runtime._receipt import Receipt
 from dse.runtime._render import PromptTemplate, build_template, render_messages
 from dse.runtime._retrieve import demo_chars, within_chars
@@ -41,6 +47,7 @@ __all__ = [
     "ChoiceSet",
     "DirectStrategy",
     "EnsembleStrategy",
+    "LabelReward",
     "Prediction",
     "Predictor",
     "PromptTemplate",

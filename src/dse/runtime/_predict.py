@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,6 +31,11 @@ Arm = Literal["control", "candidate"]
 # The receipts table's thread_key column (``NAME``): a longer key could not be stored.
 THREAD_KEY_MAX = 200
 _OK = ReceiptResult(status="ok")  # frozen, so every ok receipt can share it
+
+#: Scores an answered labeled request from its receipt (output, usage, timing); the caller
+#: closes over the label. The exerciser passes the signature's registered reward here, so the
+#: canary compares arms on what compile and the gate optimized.
+LabelReward = Callable[[Receipt], Awaitable[float]]
 
 
 def canary_bucket(salt: str, key: str, signature_id: str) -> int:
@@ -126,9 +132,12 @@ class Predictor:
         *,
         thread_key: str | None = None,
         expected: dict[str, Any] | None = None,
+        reward: LabelReward | None = None,
     ) -> Prediction:
         """Run one prediction. ``expected`` (a label, e.g. from the exerciser) makes the receipt
-        carry an exact-match reward, which feeds the canary's online comparison.
+        carry a reward, which feeds the canary's online comparison: ``reward``'s score of the
+        answer (exact match with ``expected`` without one; 0 for a failed prediction). A reward
+        that fails leaves the receipt unscored rather than failing a good answer.
 
         A ``thread_key`` the store cannot hold (a NUL character, more than THREAD_KEY_MAX
         characters) is refused with InvalidInputError before anything runs: its receipt could
@@ -203,9 +212,15 @@ class Predictor:
                 "output_hash": sha256_id(output),
             },
             repairs=result.repairs,
-            reward=None if expected is None else _exact_reward(sig, output, expected),
+            reward=(
+                None
+                if expected is None or reward is not None
+                else _exact_reward(sig, output, expected)
+            ),
             trace_blob_id=result.trace_blob_id,
         )
+        if expected is not None and reward is not None:
+            receipt = receipt.model_copy(update={"reward": await _scored(reward, receipt)})
         if not await self.writer.write(receipt):
             raise StoreError(
                 f"the prediction's receipt {receipt_id} could not be stored, so its answer is "
@@ -377,6 +392,13 @@ def _check_thread_key(thread_key: str | None) -> None:
             f"thread_key is {len(thread_key)} characters, over the limit of {THREAD_KEY_MAX}",
             field="thread_key",
         )
+
+
+async def _scored(reward: LabelReward, receipt: Receipt) -> float | None:
+    try:
+        return min(1.0, max(0.0, float(await reward(receipt))))
+    except DseError:
+        return None
 
 
 def _exact_reward(

@@ -60,6 +60,7 @@ class Receipt(BaseModel):
     output: dict[str, Any] | None = None
     result: ReceiptResult
     reward: float | None = Field(
-        default=None, description="Exact-match reward when the request carried a known label."
+        default=None,
+        description="Reward when the request carried a known label (the exerciser's rows).",
     )
     trace_blob_id: str | None = None
