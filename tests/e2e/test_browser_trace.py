@@ -60,17 +60,18 @@ def test_a_receipts_trace_link_opens_the_timeline(
     assert page.url.startswith(f"{base_url}/dse/traces/{built.ok_trace_id}")
 
     turns = page.locator("[data-testid=turn]")
-    assert turns.count() == 4
+    assert turns.count() == 5
     assert turns.first.is_visible()
-    assert "search" in turns.nth(0).locator(".turn-head").inner_text()
-    assert "repaired" in turns.nth(1).locator(".turn-head").inner_text()
-    assert "error" in (turns.nth(2).get_attribute("class") or "")
-    assert "final" in turns.nth(3).locator(".turn-head").inner_text()
+    assert "opening" in turns.nth(0).locator(".turn-head").inner_text()
+    assert "search" in turns.nth(1).locator(".turn-head").inner_text()
+    assert "repaired" in turns.nth(2).locator(".turn-head").inner_text()
+    assert "error" in (turns.nth(3).get_attribute("class") or "")
+    assert "final" in turns.nth(4).locator(".turn-head").inner_text()
     answer = page.locator("[data-testid=final-answer]")
     assert answer.is_visible() and ANSWER in answer.inner_text()
     assert "ok" in page.locator("[data-testid=trace-status]").inner_text()
 
-    observation = turns.nth(0).locator(".observation")
+    observation = turns.nth(1).locator(".observation")
     assert "untrusted data" in observation.inner_text().lower()
     observation.locator("summary").click()  # the long observation, expanded
     assert HOSTILE_OBS in observation.locator("details pre").inner_text()  # shown as text

@@ -21,7 +21,9 @@ async def test_extract_turns_count_their_sub_calls_and_the_fallback_gives_the_an
     result = await RlmLiteStrategy(blobs).run(ctx)
 
     view = timeline(decode_trace(blobs.texts[result.trace_blob_id or ""]))
-    first, second = view.turns
+    opening, first, second = view.turns
+    assert (opening.iteration, opening.action, opening.outcome) == (0, "opening", "observed")
+    assert (opening.lm_calls, opening.sub_lm_calls) == (0, 0)
     assert (first.action, first.outcome) == ("extract_over_chunks", "observed")
     assert (first.lm_calls, first.sub_lm_calls) == (1 + 4, 4)  # 6,017 chars in 2,000s
     assert (second.lm_calls, second.sub_lm_calls) == (6, 4)

@@ -64,8 +64,12 @@ def test_the_timeline_shows_each_turn_with_its_action_observation_and_running_ca
     )
     assert page.status_code == 200
     turns = turns_of(page.text)
-    assert len(turns) == 4
-    search, refused, bad_var, final = turns
+    assert len(turns) == 5
+    opening, search, refused, bad_var, final = turns
+    # turn 0 is the kernel's own: the document's lines that best match the question
+    assert opening.startswith("turn 0 opening")
+    assert "the answer is 42" in opening and "observation · untrusted data" in opening
+    assert "0 LM call(s)" in opening
     assert search.startswith("turn 1 search")
     assert "query answer" in search and "observation · untrusted data" in search
     assert "1 LM call(s), 0 sub-LM so far" in search
@@ -89,7 +93,7 @@ def test_the_header_has_status_totals_and_the_final_answer(
     assert f"LM calls {trace.usage['lm_calls']}" in header
     tokens = trace.usage["prompt_tokens"] + trace.usage["completion_tokens"]
     assert f"tokens {tokens:,}" in header
-    assert "turns 4 2 error(s) · 1 repair(s)" in header
+    assert "turns 5 2 error(s) · 1 repair(s)" in header
     answer = page.split('data-testid="final-answer">')[1].split("</pre>")[0]
     assert ANSWER in unescape(answer)
     assert "input.documents[0]" in page  # the seeded var listing
@@ -138,6 +142,7 @@ def test_the_json_twin_returns_the_same_timeline(client: TestClient, built: Trac
     assert body["timeline"] == expected
     assert body["trace"]["format"] == "dse.rlm_trace"
     assert [t["outcome"] for t in body["timeline"]["turns"]] == [
+        "observed",
         "observed",
         "error",
         "error",

@@ -21,6 +21,7 @@ from dse.rlm._actions import (
 from dse.rlm._blobs import ScopedBlobs
 from dse.rlm._errors import KernelError
 from dse.rlm._knobs import RlmKnobs
+from dse.rlm._lexical import best_passages
 from dse.rlm._search import compile_query, find
 from dse.rlm._vars import (
     INPUT_PREFIX,
@@ -37,6 +38,8 @@ MAX_SEARCH_MATCHES = 200
 MAX_CONTEXT_CHARS = 5000
 EXTRACT_PREVIEWS = 8
 PREVIEW_OF_OUTPUT = 300
+OPENING = "opening"
+_OPENING_LINE_CHARS = 400
 
 KernelAction = Preview | Search | Load | Chunk | WriteVar | SubLm | ExtractOverChunks
 
@@ -75,6 +78,32 @@ class Kernel:
         else:
             body = await self._extract(action)
         return {"untrusted": True, "ok": True, "action": action.action, **body}
+
+    async def opening(self, query: str, names: list[str]) -> dict[str, Any] | None:
+        """The observation the kernel opens with: the ``opening_passages`` lines of the vars
+        ``names`` that best match ``query`` by BM25 (None when nothing matches). A small
+        controller that answers at once then answers from the text, not from a guess."""
+        wanted = self.knobs.opening_passages
+        if wanted == 0 or not query.strip() or not names:
+            return None
+        texts = [await self.text_of(name) for name in names]
+        found = best_passages(query, texts, max_chars=_OPENING_LINE_CHARS, k=wanted)
+        if not found:
+            return None
+        passages = []
+        for index, start, end in found:
+            value = self.vars.get(names[index])
+            passage = {"var": names[index], "offset": start, "text": texts[index][start:end]}
+            if isinstance(value, BlobVar):
+                passage["blob_id"] = value.blob_id
+            passages.append(passage)
+        return {
+            "untrusted": True,
+            "ok": True,
+            "action": OPENING,
+            "note": "the lines of the long inputs that best match the task input, best first",
+            "passages": passages,
+        }
 
     async def text_of(self, name: str) -> str:
         """A var read as text: a list var's items joined by a blank line."""

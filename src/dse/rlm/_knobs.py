@@ -42,6 +42,13 @@ class RlmKnobs(BaseModel):
     sub_input_chars: int = Field(default=8000, ge=100, le=1_000_000)
     observation_chars: int = Field(default=4000, ge=200, le=100_000)
     history: int = Field(default=4, ge=1, le=100, description="Recent steps shown each turn.")
+    opening_passages: int = Field(
+        default=8,
+        ge=0,
+        le=50,
+        description="Before the first turn the kernel shows this many lines of the long inputs "
+        "that best match the input's short text (BM25); 0 opens with nothing.",
+    )
     fallback: bool = Field(
         default=True, description="Extract-then-answer when iterations or errors run out."
     )

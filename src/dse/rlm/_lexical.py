@@ -192,6 +192,16 @@ def search_knobs(config: dict[str, Any]) -> SearchKnobs:
         ) from None
 
 
+def best_passages(
+    query: str, texts: list[str], *, max_chars: int, k: int
+) -> list[tuple[int, int, int]]:
+    """``(text index, start, end)`` of the ``k`` segments of ``texts`` (lines split at sentence
+    ends, cut to ``max_chars``) that share the most with ``query`` by BM25, best first."""
+    documents = [_Document("", text) for text in texts]
+    ranked = _rank(query, documents, _segments(documents, max_chars))
+    return [(seg.doc, seg.start, seg.end) for seg, _ in ranked[:k]]
+
+
 def answer_span(question: str, segment: str) -> str:
     """The words of ``segment`` the question does not contain. Runs of such words (cut at the
     question's words and at punctuation, stopwords trimmed from their ends) are tried in

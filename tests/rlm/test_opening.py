@@ -1,0 +1,74 @@
+"""The kernel's opening: before the first turn, the long inputs' lines that best match the
+input's short text are shown to the controller, so a small model that answers at once answers
+from the documents rather than from a guess."""
+
+from __future__ import annotations
+
+import json
+
+from dse.lm import LMRequest, ScriptedLM
+from dse.rlm import MemoryBlobs, RlmLiteStrategy, decode_trace, timeline
+from tests.rlm._helpers import QaInput, context, is_controller
+
+FILLER = "".join(f"Line {i} is about session pools and engines.\n" for i in range(2000))
+FACT = "The access code for the Harbor vault is 4817."
+FINAL = json.dumps({"action": "final", "output": {"answer": "4817"}})
+
+
+def haystack() -> tuple[MemoryBlobs, QaInput, str]:
+    blobs = MemoryBlobs()
+    at = len(FILLER) // 2
+    at = FILLER.index("\n", at) + 1
+    text = FILLER[:at] + FACT + "\n" + FILLER[at:]
+    blob_id = blobs.put(text)
+    value = QaInput.model_validate(
+        {"question": "What is the Harbor vault's access code?", "documents": [{"blob_id": blob_id}]}
+    )
+    return blobs, value, blob_id
+
+
+def recording() -> tuple[ScriptedLM, list[LMRequest]]:
+    seen: list[LMRequest] = []
+
+    def rule(request: LMRequest) -> str:
+        seen.append(request)
+        assert is_controller(request)
+        return FINAL
+
+    return ScriptedLM(rule), seen
+
+
+async def test_the_first_turn_already_shows_the_line_that_answers_the_question() -> None:
+    blobs, value, blob_id = haystack()
+    lm, seen = recording()
+    result = await RlmLiteStrategy(blobs).run(context(lm, value, opening_passages=3))
+
+    state = seen[0].messages[-1].content
+    assert FACT in state and blob_id in state
+    assert "untrusted" in state
+    assert len(state) < 6_000  # three lines, not the 90k-char document
+
+    trace = decode_trace(blobs.texts[result.trace_blob_id or ""])
+    opening = timeline(trace).turns[0]
+    assert (opening.iteration, opening.action, opening.lm_calls) == (0, "opening", 0)
+    assert opening.observation is not None
+    passages = opening.observation["passages"]
+    assert 1 <= len(passages) <= 3
+    best = passages[0]
+    assert best["text"] == FACT and best["var"] == "input.documents[0]"
+    document = blobs.texts[blob_id]
+    assert document[best["offset"] : best["offset"] + len(best["text"])] == FACT
+
+
+async def test_no_opening_when_the_knob_is_zero_or_nothing_matches() -> None:
+    blobs, value, _ = haystack()
+    lm, seen = recording()
+    await RlmLiteStrategy(blobs).run(context(lm, value, opening_passages=0))
+    assert FACT not in seen[0].messages[-1].content
+
+    unrelated = value.model_copy(update={"question": "Qwertyuiop zxcvbnm?"})
+    lm, seen = recording()
+    result = await RlmLiteStrategy(blobs).run(context(lm, unrelated))
+    assert "opening" not in seen[0].messages[-1].content
+    trace = decode_trace(blobs.texts[result.trace_blob_id or ""])
+    assert [turn.action for turn in timeline(trace).turns] == ["final"]
