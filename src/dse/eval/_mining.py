@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dse._validation import validation_problems
 from dse.errors import DatasetError
 from dse.eval._row_blobs import ROW_BLOBS_KEY, carried_blobs, store_row_blobs
 from dse.signature import Signature
@@ -312,7 +313,5 @@ def _invalid(value: dict[str, Any], model: type[BaseModel]) -> str:
     try:
         model.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        return f"{where}: {first['msg']}"
+        return validation_problems(exc, 1)
     return ""

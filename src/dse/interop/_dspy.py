@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dse._canonical import sha256_id
+from dse._validation import validation_problems
 from dse.errors import InvalidInputError
 from dse.rollout import PointerMove, set_active
 from dse.signature import Artifact, Demo, OptimizerInfo, Params, Signature
@@ -376,10 +377,7 @@ def _validated(path: Path, model: type[BaseModel], value: dict[str, Any], where:
     try:
         parsed = model.model_validate(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(root)'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise DspyImportError(f"{path}: {where} does not match the signature: {problems}") from None
     return parsed.model_dump(mode="json", exclude_unset=True)
 

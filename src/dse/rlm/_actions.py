@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from dse._validation import validation_problems
 from dse.errors import DecodeError
 from dse.runtime import parse_json
 
@@ -145,8 +146,5 @@ def decode_action(text: str) -> Action:
     try:
         return _ADAPTER.validate_python(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
+        problems = validation_problems(exc, 5)
         raise ActionError(f"not a valid action: {problems}") from None

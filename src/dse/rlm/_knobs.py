@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dse._validation import validation_problems
 from dse.errors import StrategyError
 from dse.signature import ModelRole, Params
 
@@ -69,10 +70,7 @@ def knobs_from_params(params: Params) -> RlmKnobs:
     try:
         return RlmKnobs.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise StrategyError(
             f"params.rlm_lite is not valid RlmKnobs: {problems}", strategy_id="rlm_lite.v1"
         ) from None

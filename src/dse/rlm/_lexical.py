@@ -28,6 +28,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse._canonical import sha256_id
+from dse._validation import validation_problems
 from dse.errors import StrategyError
 from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreBlobs
 from dse.rlm._seed import leaves, read_input_blob
@@ -182,10 +183,7 @@ def search_knobs(config: dict[str, Any]) -> SearchKnobs:
     try:
         return SearchKnobs.model_validate(config)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise StrategyError(
             f"params.strategy.config is not valid SearchKnobs: {problems}",
             strategy_id=STRATEGY_ID,
@@ -348,10 +346,7 @@ def _fill(ctx: StrategyContext, values: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate({k: v for k, v in values.items() if k in fields})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
+        problems = validation_problems(exc, 5)
         raise StrategyError(
             f"search.v1 can fill only `answer` and `evidence`; {ctx.signature.id}'s output "
             f"rejects them: {problems}",

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dse._canonical import compact_json, sha256_id
+from dse._validation import validation_problems
 from dse.errors import BudgetExceededError, DecodeError, DseError, StrategyError
 from dse.lm import Completion, Message
 from dse.rlm._actions import ActionError, Final, action_schema_for, decode_action
@@ -304,10 +305,7 @@ class _Run:
         try:
             output = self.ctx.signature.output_model.model_validate(action.output)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
+            problems = validation_problems(exc, 5)
             self._error(
                 iteration,
                 dumped,

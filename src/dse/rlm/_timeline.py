@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dse._validation import validation_problems
 from dse.rlm._strategy import STRATEGY_ID
 from dse.rlm._trace import RlmTrace, TraceEvent
 
@@ -122,9 +123,9 @@ def decode_trace(text: str) -> RlmTrace:
     try:
         return RlmTrace.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise TraceFormatError(f"the trace does not decode: {where}: {first['msg']}") from None
+        raise TraceFormatError(
+            f"the trace does not decode: {validation_problems(exc, 1)}"
+        ) from None
 
 
 def timeline(trace: RlmTrace) -> TraceTimeline:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dse._validation import field_path
 from dse.signature import Signature
 from dse.store import (
     JUDGE_SOURCE,
@@ -121,7 +122,7 @@ def _validated_output(
         output = signature.output_model.model_validate(correct_output)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        where = field_path(first["loc"])
         raise InvalidFeedbackError(
             f"correct_output does not match the output of {signature.id}: {where}: {first['msg']}",
             receipt_id=receipt_id,

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dse._validation import validation_problems
 from dse.errors import StrategyError
 from dse.runtime._inline import is_blob_ref
 from dse.runtime._strategy import BlobBackend, Strategy, StrategyContext, StrategyResult
@@ -78,10 +79,7 @@ def _config(raw: dict[str, Any]) -> ByLengthConfig:
     try:
         return ByLengthConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise StrategyError(
             f"params.strategy.config is not a valid by_length.v1 config: {problems}",
             strategy_id=STRATEGY_ID,

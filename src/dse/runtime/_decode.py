@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from dse._validation import validation_problems
 from dse.errors import DecodeError
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -77,10 +78,7 @@ def decode_output(text: str, output_model: type[OutputT], mode: DecodeMode) -> O
     try:
         return output_model.model_validate(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise DecodeError(
             f"output does not match {output_model.__name__}: {problems}",
             output_preview=text[:_PREVIEW],

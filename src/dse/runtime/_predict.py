@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from dse._canonical import sha256_id
 from dse._ids import random_hex
+from dse._validation import validation_problems
 from dse.errors import DseError, InvalidInputError, NotFoundError, RenderError, StoreError
 from dse.lm import LM, ModelConfig
 from dse.runtime._budget import BudgetTracker
@@ -307,10 +308,7 @@ class Predictor:
         try:
             parsed: BaseModel = sig.input_model.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                for e in exc.errors()
-            )
+            problems = validation_problems(exc)
             raise RenderError(f"input does not match {sig.id}: {problems}") from None
         return parsed
 
