@@ -17,7 +17,8 @@ CONTROLLER_SCRIPT = [
     {"action": "search", "var": "input.thread", "query": "launch"},
     {"action": "final", "output": {"summary": RECAP_SUMMARY}},
 ]
-_STEP = re.compile(r"^#\d+ ", re.MULTILINE)
+# The controller's own past turns (#1, #2, ...); #0 is the kernel's opening.
+_STEP = re.compile(r"^#[1-9]\d* ", re.MULTILINE)
 
 
 def is_controller(request: LMRequest) -> bool:

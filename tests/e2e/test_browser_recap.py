@@ -96,11 +96,12 @@ def test_a_long_threads_recap_card_links_the_controllers_timeline(
         card.locator("[data-testid=recap-trace-link]").click()
     assert page.url.startswith(f"{base_url}/dse/traces/sha256:")
     turns = page.locator("[data-testid=turn]")
-    assert turns.count() == 3
-    assert "preview" in turns.nth(0).locator(".turn-head").inner_text()
-    assert "search" in turns.nth(1).locator(".turn-head").inner_text()
-    assert "final" in turns.nth(2).locator(".turn-head").inner_text()
-    assert "untrusted data" in turns.nth(0).locator(".observation").inner_text().lower()
+    assert turns.count() == 4
+    assert "opening" in turns.nth(0).locator(".turn-head").inner_text()
+    assert "preview" in turns.nth(1).locator(".turn-head").inner_text()
+    assert "search" in turns.nth(2).locator(".turn-head").inner_text()
+    assert "final" in turns.nth(3).locator(".turn-head").inner_text()
+    assert "untrusted data" in turns.nth(1).locator(".observation").inner_text().lower()
     answer = page.locator("[data-testid=final-answer]")
     assert answer.is_visible() and RECAP_SUMMARY in answer.inner_text()
     assert "ok" in page.locator("[data-testid=trace-status]").inner_text()
