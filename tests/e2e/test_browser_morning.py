@@ -47,13 +47,6 @@ def shots(tmp_path: Path) -> Path:
     return screenshot_dir(tmp_path)
 
 
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    opened = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield opened
-    opened.close()
-
-
 def screenshot(
     page: Page, folder: Path, name: str, height: int = 1400, from_selector: str = ""
 ) -> None:

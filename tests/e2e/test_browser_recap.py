@@ -50,13 +50,6 @@ def browser(base_url: str) -> Iterator[Browser]:
         yield launched
 
 
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    opened = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield opened
-    opened.close()
-
-
 def send(page: Page, text: str) -> None:
     page.fill("textarea[name=message]", text)
     with page.expect_navigation():

@@ -40,13 +40,6 @@ def browser(built: TraceStore) -> Iterator[Browser]:
         yield launched
 
 
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    opened = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield opened
-    opened.close()
-
-
 def test_a_receipts_trace_link_opens_the_timeline(
     context: BrowserContext, base_url: str, built: TraceStore, tmp_path: Path
 ) -> None:
