@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from dse.autopilot import (
     SUMMARIZE_THREAD_ID,
     THREAD_PROFILE,
@@ -34,6 +36,7 @@ from dse.ops import EmbeddedLoop, OvernightConfig, run_overnight
 from dse.rollout import DecisionConfig, GateConfig
 from dse.runtime import Predictor, ReceiptWriter
 from dse.store import Store
+from tests.server._data import VIEWER, app_for
 
 FINAL_STATE = next(v.text for v in THREAD_SPACE.instructions if v.id == "final_state")
 assert FINAL_STATE
@@ -141,6 +144,11 @@ async def test_summarize_thread_compiles_gates_canaries_and_promotes_on_judge_sc
     assert body["best_params"]["strategy"]["id"] == "rlm_lite.v1"
     assert body["best_label"].startswith("final_state |")
     assert "strategy rlm_lite.v1" in body["best_label"]
+    # ... and what a person reads first says so: the judge and the chosen knobs.
+    headline = summary["steps"]["compile"]["result"]["headline"]
+    assert headline["judge_compiled_id"] == judge_id
+    assert headline["best_knobs"]["strategy"] == headline["best_strategy"] == "rlm_lite.v1"
+    assert headline["best_knobs"].get("rlm_lite") == body["best_params"].get("rlm_lite")
 
     # The canary compared the arms on the judge's scores, not exact match: the control's weak
     # summary is graded 0.25 (its reward (0.25 + 0.1 x cost) / 1.1), a value exact match,
@@ -170,3 +178,12 @@ async def test_summarize_thread_compiles_gates_canaries_and_promotes_on_judge_sc
     assert prediction.source == "active"
     assert prediction.output.model_dump() == row["expected"]
     store.close()
+
+    # The compile report page links the judge's artifact beside the reward.
+    with TestClient(app_for(f"sqlite:///{tmp_path / 'loop.db'}")) as client:
+        page = client.get(
+            f"/dse/compile-reports/{report.id}", headers={"authorization": f"Bearer {VIEWER}"}
+        )
+    assert page.status_code == 200
+    assert "reward recap_judge+cost" in page.text
+    assert f'href="/dse/artifacts/{judge_id}"' in page.text

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dse._canonical import compact_json
 from dse.cli._app import (
     Teacher,
     _emit,
@@ -181,6 +182,11 @@ def compile_(
             f"{headline['results_reused']} results reused, {headline['wall_seconds']} s)"
         )
         out.print(f"best: {report.best_label}  {report.best_compiled_id}")
+        knobs = headline["best_knobs"]
+        if len(knobs) > 1 or knobs["strategy"] != "direct.v1":
+            out.print("knobs: " + compact_json(knobs))
+        if headline["judge_compiled_id"]:
+            out.print(f"judge: {headline['judge_compiled_id']} (reward {headline['reward_id']})")
         if report.stop_reason is not None:
             left = report.budget_left or {}
             calls_left = left.get("lm_calls")

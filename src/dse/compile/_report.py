@@ -100,7 +100,22 @@ class CompileReport(BaseModel):
             "teacher_model_id": self.teacher_model_id,
             "proposals": self.proposals,
             "notes": self.notes,
+            "reward_id": self.reward.get("id"),
+            "judge_compiled_id": self.reward.get("judge_compiled_id"),
+            "best_strategy": self.best_knobs().get("strategy"),
+            "best_knobs": self.best_knobs(),
         }
+
+    def best_knobs(self) -> dict[str, Any]:
+        """The best candidate's strategy with its config and rlm_lite knobs, as set (empty
+        parts left out): what a long-context search chose beside instruction and demos."""
+        strategy = self.best_params.get("strategy") or {}
+        chosen: dict[str, Any] = {"strategy": strategy.get("id", "direct.v1")}
+        if strategy.get("config"):
+            chosen["strategy_config"] = strategy["config"]
+        if self.best_params.get("rlm_lite"):
+            chosen["rlm_lite"] = self.best_params["rlm_lite"]
+        return chosen
 
     def scored_candidates(self) -> list[dict[str, Any]]:
         """The candidates scored on at least one example (reports stored before ``unscored``
