@@ -242,6 +242,29 @@ def table(results: list[dict[str, Any]], by: str, strategies: Sequence[str]) -> 
     return "\n".join(lines)
 
 
+def cost_growth(results: list[dict[str, Any]], strategies: Sequence[str]) -> str:
+    """Per strategy, LM calls, tokens and seconds per question at the largest size over the
+    smallest, beside the length ratio: cost that grows no faster than length stays at or
+    under it."""
+    sizes = sorted({row["size"] for row in results})
+    if len(sizes) < 2:
+        return "(one size: no growth to show)"
+    small, large = sizes[0], sizes[-1]
+    lines = [f"length x{large / small:,.1f} ({small:,} -> {large:,} chars)"]
+    for strategy in strategies:
+
+        def mean(size: int, key: str, strategy: str = strategy) -> float:
+            rows = [r for r in results if r["strategy"] == strategy and r["size"] == size]
+            return sum(r[key] for r in rows) / len(rows) if rows else 0.0
+
+        ratios = []
+        for key in ("lm_calls", "tokens", "seconds"):
+            before, after = mean(small, key), mean(large, key)
+            ratios.append(f"{key} x{after / before:,.2f}" if before else f"{key} {after:,.1f}")
+        lines.append(f"{strategy:>12}: " + ", ".join(ratios))
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lm", default="local:qwen2.5-coder-0.5b", help="LM spec (see dse)")
@@ -272,7 +295,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         "calls, tokens and seconds are per question\n\n"
     )
     out.write("By haystack size (chars)\n" + table(results, "size", args.strategies) + "\n\n")
-    out.write("By question kind\n" + table(results, "kind", args.strategies) + "\n")
+    out.write("By question kind\n" + table(results, "kind", args.strategies) + "\n\n")
+    out.write("Cost per question, largest size over smallest\n")
+    out.write(cost_growth(results, args.strategies) + "\n")
     out.write(f"\nwall time {time.perf_counter() - started:.1f} s\n")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

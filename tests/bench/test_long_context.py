@@ -28,6 +28,8 @@ def test_smoke_runs_every_strategy_and_prints_both_tables(
     results = main(["--smoke"])
     printed = capsys.readouterr().out
     assert "By haystack size" in printed and "By question kind" in printed
+    assert "length x5.0 (8,000 -> 40,000 chars)" in printed
+    assert "search.v1: lm_calls 0.0, tokens 0.0, seconds x" in printed
     assert {r["strategy"] for r in results} == set(STRATEGIES)
     assert {r["kind"] for r in results} == set(KINDS)
     search = [r for r in results if r["strategy"] == "search.v1"]
