@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dse.rlm import RlmTrace, decode_trace, timeline
+from dse.server._pages import trace_href
 from dse.store import Store
 
 from ._data import ADMIN, VIEWER, app_for
@@ -153,3 +154,16 @@ def test_the_json_twin_returns_the_same_timeline(client: TestClient, built: Trac
     assert other.status_code == 404 and other.json()["error"]["code"] == "not_a_trace"
     missing = client.get(f"/api/dse/traces/sha256:{'0' * 64}", headers=VIEW)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("strategy_id", "page"),
+    [("rlm_lite.v1", "traces"), ("by_length.v1", "traces"), ("direct.v1", "blobs")],
+)
+def test_a_receipts_trace_link_goes_to_the_timeline_when_an_rlm_run_wrote_it(
+    strategy_id: str, page: str
+) -> None:
+    # by_length.v1 names a trace only when it routed to rlm_lite, the one trace writer.
+    blob = "sha256:" + "a" * 64
+    href = trace_href(blob, strategy_id, "rcpt_1")
+    assert href.startswith(f"/dse/{page}/{blob}")

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from dse._validation import validation_problems
 from dse.rlm._strategy import STRATEGY_ID
 from dse.rlm._trace import RlmTrace, TraceEvent
+from dse.runtime import ByLengthStrategy
 
-#: Strategies whose receipts name a ``dse.rlm_trace`` blob (a reader links the timeline).
-RLM_TRACE_STRATEGIES = frozenset({STRATEGY_ID})
+#: Strategies whose receipts name a ``dse.rlm_trace`` blob (a reader links the timeline):
+#: rlm_lite's own, and by_length's when it routed to rlm_lite (the only trace writer).
+RLM_TRACE_STRATEGIES = frozenset({STRATEGY_ID, ByLengthStrategy.id})
 TRACE_FORMAT = "dse.rlm_trace"
 TRACE_FORMAT_VERSION = 1
 _OUT = ConfigDict(frozen=True, extra="forbid")
