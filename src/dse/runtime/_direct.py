@@ -3,6 +3,8 @@ in the input are shown with their text, within a budget (see ``_inline.py``)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError
 from dse.lm import Message
@@ -23,8 +25,9 @@ class DirectStrategy:
         template = ctx.prompt_template()
         text = input_json(ctx.input)
         if '"blob_id":' in text:
-            shown = inline_blobs(
-                ctx.input.model_dump(mode="json"), ctx.blobs, params.strategy.config
+            # Blob reads are store queries: off the event loop, as rlm_lite and search.v1 do.
+            shown = await asyncio.to_thread(
+                inline_blobs, ctx.input.model_dump(mode="json"), ctx.blobs, params.strategy.config
             )
             text = compact_json(shown)
         rendered = template.prompt(text)
