@@ -90,19 +90,22 @@ class Kernel:
         found = best_passages(query, texts, max_chars=_OPENING_LINE_CHARS, k=wanted)
         if not found:
             return None
-        passages = []
-        for index, start, end in found:
-            value = self.vars.get(names[index])
-            passage = {"var": names[index], "offset": start, "text": texts[index][start:end]}
+        passages = [
+            {"var": names[index], "offset": start, "text": texts[index][start:end]}
+            for index, start, end in found
+        ]
+        blob_ids = {}
+        for passage in passages:
+            value = self.vars.get(str(passage["var"]))
             if isinstance(value, BlobVar):
-                passage["blob_id"] = value.blob_id
-            passages.append(passage)
+                blob_ids[str(passage["var"])] = value.blob_id
         return {
             "untrusted": True,
             "ok": True,
             "action": OPENING,
             "note": "the lines of the long inputs that best match the task input, best first",
             "passages": passages,
+            "blob_ids": blob_ids,
         }
 
     async def text_of(self, name: str) -> str:
