@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dse.lm import LMRequest, ScriptedLM
-from dse.rlm import MemoryBlobs, RlmLiteStrategy, decode_trace, timeline
+from dse.rlm import MemoryBlobs, RlmLiteStrategy, _kernel, decode_trace, timeline
 from tests.rlm._helpers import QaInput, context, is_controller
 
 FILLER = "".join(f"Line {i} is about session pools and engines.\n" for i in range(2000))
@@ -72,3 +74,22 @@ async def test_no_opening_when_the_knob_is_zero_or_nothing_matches() -> None:
     assert "opening" not in seen[0].messages[-1].content
     trace = decode_trace(blobs.texts[result.trace_blob_id or ""])
     assert [turn.action for turn in timeline(trace).turns] == ["final"]
+
+
+async def test_a_row_run_again_reuses_its_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs, value, _ = haystack()
+    ranked: list[str] = []
+    original = _kernel.best_passages
+
+    def counting(query: str, texts: list[str], **kwargs: int) -> list[tuple[int, int, int]]:
+        ranked.append(query)
+        return original(query, texts, **kwargs)
+
+    monkeypatch.setattr(_kernel, "best_passages", counting)
+    question = value.question + " (reuse check)"
+    value = value.model_copy(update={"question": question})
+    for _ in range(3):  # compile scores one row under many candidates
+        lm, seen = recording()
+        await RlmLiteStrategy(blobs).run(context(lm, value, opening_passages=3))
+        assert FACT in seen[0].messages[-1].content
+    assert ranked == [question]

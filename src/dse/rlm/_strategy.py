@@ -226,7 +226,7 @@ class _Run:
         query = " ".join(
             leaf
             for path, leaf in leaves(self.ctx.input, "input")
-            if isinstance(leaf, str) and path not in seeded
+            if isinstance(leaf, str) and leaf.strip() and path not in seeded
         )
         observation = await self.kernel.opening(query, list(self.seeded.vars.values()))
         if observation is None:
