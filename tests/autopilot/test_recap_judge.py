@@ -34,8 +34,8 @@ from dse.store import EvalResultRow, Store
 # Golden vectors: the pinned judge's compiled_id for two model ids. A change to the judge's
 # prompt, schemas or default params (or to the hashing) changes them; update them on purpose.
 GOLDEN_JUDGE_ID = {
-    "scripted": "sha256:175836e5238586c5f2f8f91b7652cf18f18e3d08720d7bdf4b5aab42ae21e866",
-    "smollm2-135m": "sha256:4efa127c38144d487c289018ee3a5275fe5344328db6648b63f9bed0fccc3fe6",
+    "scripted": "sha256:8b6b0a3db7a761c878d79706673838f5274a896ce5818d41b9c645aac5d85832",
+    "smollm2-135m": "sha256:3eca22175fe220978a84b73242b3e5ac197b0024d1b299ae74b8ce23c68180e0",
 }
 
 ROWS = [json.loads(line) for line in Path(recap_dataset_path()).read_text("utf-8").splitlines()]
@@ -352,3 +352,26 @@ async def test_recap_holdout_judged_by_the_real_local_model(tmp_path: Path) -> N
     finally:
         await lm.aclose()
         store.close()
+
+
+async def test_a_long_note_is_cut_and_the_score_stands() -> None:
+    """The local backend leaves long length limits out of the grammar, so a small judge can
+    write a 600-char note; its grade stands and the note is cut, not the whole grade failed."""
+    lm = scripted(json.dumps({"score": 0.75, "notes": "one detail missing. " * 30}))
+    judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
+    row = HOLDOUT[0]
+    outcome = Outcome(
+        example_id=row["example_id"],
+        input=row["input"],
+        expected=row["expected"],
+        predicted=row["expected"],
+        error_name=None,
+        error=None,
+        latency_ms=1.0,
+        lm_calls=1,
+        tokens=10,
+    )
+    score, notes = await judge(outcome, lm)
+    assert score == 0.75
+    assert notes.startswith("one detail missing.") and len(notes) <= 200
+    assert lm.calls == 1

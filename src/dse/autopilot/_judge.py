@@ -10,9 +10,9 @@ stored with every judged score: scores from different judges are never mixed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from dse.errors import BudgetExceededError, DseError
 from dse.eval import FormatValid, JudgeSignal, Outcome, RewardBundle
@@ -54,11 +54,19 @@ class RecapQualityInput(BaseModel):
     reference: str = Field(description="A reference summary that answers the question well.")
 
 
+def _cut_notes(value: object) -> object:
+    return value[:_NOTES_MAX] if isinstance(value, str) else value
+
+
 class RecapQualityOutput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     score: float = Field(ge=0.0, le=1.0, description="Quality of the summary, 0 to 1.")
-    notes: str = Field(max_length=_NOTES_MAX, description="One short reason for the score.")
+    # A small judge often writes more than asked; the score comes first and stands, the
+    # notes are cut (a length limit would fail the whole grade on a long note).
+    notes: Annotated[str, BeforeValidator(_cut_notes)] = Field(
+        description=f"One short reason for the score (cut to {_NOTES_MAX} characters)."
+    )
 
 
 _SYSTEM = (
