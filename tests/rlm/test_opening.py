@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel, Field
 
 from dse.lm import LMRequest, ScriptedLM
 from dse.rlm import MemoryBlobs, RlmLiteStrategy, _kernel, decode_trace, timeline
+from dse.runtime import BudgetTracker, StrategyContext
+from dse.signature import Params, PromptBlocks, Signature, StrategyParams
 from tests.rlm._helpers import QaInput, context, is_controller
 
 FILLER = "".join(f"Line {i} is about session pools and engines.\n" for i in range(2000))
@@ -93,3 +96,41 @@ async def test_a_row_run_again_reuses_its_ranking(monkeypatch: pytest.MonkeyPatc
         await RlmLiteStrategy(blobs).run(context(lm, value, opening_passages=3))
         assert FACT in seen[0].messages[-1].content
     assert ranked == [question]
+
+
+class _Described(BaseModel):
+    answer: str = Field(description="The answer, as short as can be.")
+
+
+DESCRIBED = Signature(
+    id="test/rlm/Described.v1",
+    input_model=QaInput,
+    output_model=_Described,
+    prompt=PromptBlocks(instruction="Answer the question from the documents."),
+    defaults=Params(strategy=StrategyParams(id="rlm_lite.v1")),
+)
+
+
+async def test_a_final_that_repeats_the_schemas_description_is_refused() -> None:
+    # A 0.5B controller answered "The summary, grounded in the thread only." on real threads:
+    # the output schema's description, not an answer. The kernel refuses it as an error
+    # observation; the next final stands.
+    blobs, value, _ = haystack()
+    replies = iter(
+        [
+            json.dumps({"action": "final", "output": {"answer": "the answer, as SHORT as can be"}}),
+            FINAL,
+        ]
+    )
+    lm = ScriptedLM(lambda request: next(replies))
+    params = DESCRIBED.defaults.with_model_id("scripted")
+    ctx = StrategyContext(
+        signature=DESCRIBED, params=params, input=value, lm=lm, budget=BudgetTracker(params.budgets)
+    )
+    result = await RlmLiteStrategy(blobs).run(ctx)
+
+    assert result.output.model_dump() == {"answer": "4817"}
+    trace = decode_trace(blobs.texts[result.trace_blob_id or ""])
+    refused = timeline(trace).turns[1]
+    assert refused.outcome == "error" and refused.error is not None
+    assert "repeats the output schema's description" in refused.error["message"]

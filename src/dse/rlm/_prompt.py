@@ -3,7 +3,7 @@ turn (input with long values as vars, the var listing, what is left, the recent 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +105,37 @@ def controller_state(
 
 def messages(system: str, state: str) -> tuple[Message, ...]:
     return (Message(role="system", content=system), Message(role="user", content=state))
+
+
+def copied_description(output: Any, schema: dict[str, Any]) -> str | None:
+    """The first string in ``output`` that repeats a ``description`` of the output schema the
+    controller was shown (a small model's stand-in for an answer), or None."""
+    found: set[str] = set()
+
+    def descriptions(node: Any) -> None:
+        if isinstance(node, dict):
+            text = node.get("description")
+            if isinstance(text, str) and text.strip():
+                found.add(_folded(text))
+            for value in node.values():
+                descriptions(value)
+        elif isinstance(node, list):
+            for value in node:
+                descriptions(value)
+
+    def strings(node: Any) -> Iterator[str]:
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for value in node.values():
+                yield from strings(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from strings(value)
+
+    descriptions(schema)
+    return next((text for text in strings(output) if _folded(text) in found), None)
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".")

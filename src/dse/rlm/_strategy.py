@@ -21,7 +21,13 @@ from dse.rlm._blobs import BlobAccess, ScopedBlobs, StoreBlobs
 from dse.rlm._errors import KernelError
 from dse.rlm._kernel import OPENING, Kernel, KernelAction
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
-from dse.rlm._prompt import Step, controller_state, controller_system, messages
+from dse.rlm._prompt import (
+    Step,
+    controller_state,
+    controller_system,
+    copied_description,
+    messages,
+)
 from dse.rlm._seed import Seeded, leaves, seed_input
 from dse.rlm._trace import RlmTrace, TraceRecorder
 from dse.rlm._vars import VarSpace
@@ -310,6 +316,18 @@ class _Run:
                 iteration,
                 dumped,
                 KernelError("invalid_final", f"final.output does not match the schema: {problems}"),
+            )
+            return None
+        copied = copied_description(action.output, self.ctx.signature.output_schema)
+        if copied is not None:
+            self._error(
+                iteration,
+                dumped,
+                KernelError(
+                    "invalid_final",
+                    f"final.output repeats the output schema's description ({copied[:80]!r}) "
+                    "instead of an answer: write the answer from what the observations show",
+                ),
             )
             return None
         self.recorder.add(iteration, "final", output=output.model_dump(mode="json"))
