@@ -235,6 +235,7 @@ class _Run:
             if isinstance(leaf, str) and leaf.strip() and path not in seeded
         )
         observation = await self.kernel.opening(query, list(self.seeded.vars.values()))
+        self.ctx.budget.check_time()  # ranking a million chars takes a while
         if observation is None:
             return
         action = {"action": OPENING, "query": query[:_OPENING_QUERY_ECHO]}
