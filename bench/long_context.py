@@ -205,7 +205,10 @@ async def run(
             for index in range(questions):
                 case = build_case(kind, size, index, seed)
                 for strategy_id in strategies:
-                    results.append(await run_case(case, strategy_id, lm, registry, direct_chars))
+                    row = await run_case(case, strategy_id, lm, registry, direct_chars)
+                    results.append(row)
+                    # A long run shows each question as it ends (stdout keeps the tables).
+                    print(json.dumps(row), file=sys.stderr, flush=True)
     return results
 
 
