@@ -243,12 +243,9 @@ async def test_a_failing_judge_scores_zero_with_notes(
         assert judge_score["judge_compiled_id"] == judge_id
 
 
-async def test_judge_out_of_range_score_is_a_failure_not_a_clamp() -> None:
-    """A judge reply outside the schema (score 7 of 10) is repaired once, then scored 0."""
-    lm = scripted(json.dumps({"score": 7, "notes": "pretty good"}))
-    judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
-    row = HOLDOUT[0]
-    outcome = Outcome(
+def reference_answer(row: dict[str, Any]) -> Outcome:
+    """An outcome whose prediction is the row's own reference summary."""
+    return Outcome(
         example_id=row["example_id"],
         input=row["input"],
         expected=row["expected"],
@@ -259,7 +256,13 @@ async def test_judge_out_of_range_score_is_a_failure_not_a_clamp() -> None:
         lm_calls=1,
         tokens=10,
     )
-    score, notes = await judge(outcome, lm)
+
+
+async def test_judge_out_of_range_score_is_a_failure_not_a_clamp() -> None:
+    """A judge reply outside the schema (score 7 of 10) is repaired once, then scored 0."""
+    lm = scripted(json.dumps({"score": 7, "notes": "pretty good"}))
+    judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
+    score, notes = await judge(reference_answer(HOLDOUT[0]), lm)
     assert score == 0.0
     assert notes.startswith("judge failed: DecodeError: ")
     assert lm.calls == 2  # the first reply and one repair
@@ -359,19 +362,7 @@ async def test_a_long_note_is_cut_and_the_score_stands() -> None:
     write a 600-char note; its grade stands and the note is cut, not the whole grade failed."""
     lm = scripted(json.dumps({"score": 0.75, "notes": "one detail missing. " * 30}))
     judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
-    row = HOLDOUT[0]
-    outcome = Outcome(
-        example_id=row["example_id"],
-        input=row["input"],
-        expected=row["expected"],
-        predicted=row["expected"],
-        error_name=None,
-        error=None,
-        latency_ms=1.0,
-        lm_calls=1,
-        tokens=10,
-    )
-    score, notes = await judge(outcome, lm)
+    score, notes = await judge(reference_answer(HOLDOUT[0]), lm)
     assert score == 0.75
     assert notes.startswith("one detail missing.") and len(notes) <= 200
     assert lm.calls == 1
