@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from dse.lm import LMRequest, ScriptedLM
 from dse.rlm import MemoryBlobs, RlmLiteStrategy, _kernel, decode_trace, timeline
+from dse.rlm._prompt import copied_description
 from dse.runtime import BudgetTracker, StrategyContext
 from dse.signature import Params, PromptBlocks, Signature, StrategyParams
 from tests.rlm._helpers import QaInput, context, is_controller
@@ -134,3 +135,20 @@ async def test_a_final_that_repeats_the_schemas_description_is_refused() -> None
     refused = timeline(trace).turns[1]
     assert refused.outcome == "error" and refused.error is not None
     assert "repeats the output schema's description" in refused.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        ("The answer, as short as can be., best first", True),
+        ("Answer: the answer, as short as can be", True),
+        ("the answer, as short as can be. The code is 4817, set in the March review.", False),
+        ("as short as can be", False),
+        ("4817", False),
+    ],
+)
+def test_a_final_mostly_made_of_a_description_is_refused(answer: str, refused: bool) -> None:
+    # The same controller, once the exact copy was refused, padded it with a few words of the
+    # prompt; an answer that quotes a description beside real content still stands.
+    schema = DESCRIBED.output_schema
+    assert (copied_description({"answer": answer}, schema) is not None) is refused

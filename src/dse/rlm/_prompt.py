@@ -134,7 +134,23 @@ def copied_description(output: Any, schema: dict[str, Any]) -> str | None:
                 yield from strings(value)
 
     descriptions(schema)
-    return next((text for text in strings(output) if _folded(text) in found), None)
+    return next((text for text in strings(output) if _mostly_copied(_folded(text), found)), None)
+
+
+def _mostly_copied(text: str, descriptions: set[str]) -> bool:
+    """``text`` is a description, or is mostly one: a description of a few words or more, with
+    less of anything else around it ("The summary, grounded in the thread only., best first")."""
+    for description in descriptions:
+        if text == description:
+            return True
+        words = len(description.split())
+        if words >= _COPY_MIN_WORDS and description in text:
+            if len(text.replace(description, " ", 1).split()) < words:
+                return True
+    return False
+
+
+_COPY_MIN_WORDS = 4
 
 
 def _folded(text: str) -> str:
