@@ -144,9 +144,12 @@ def _mostly_copied(text: str, descriptions: set[str]) -> bool:
         if text == description:
             return True
         words = len(description.split())
-        if words >= _COPY_MIN_WORDS and description in text:
-            if len(text.replace(description, " ", 1).split()) < words:
-                return True
+        if (
+            words >= _COPY_MIN_WORDS
+            and description in text
+            and len(text.replace(description, " ", 1).split()) < words
+        ):
+            return True
     return False
 
 
