@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from dse._validation import validation_problems
-from dse.errors import StrategyError
+from dse._validation import strategy_config
 from dse.signature import ModelRole, Params
 
 
@@ -66,11 +63,6 @@ class RlmKnobs(BaseModel):
 
 def knobs_from_params(params: Params) -> RlmKnobs:
     """The params' knobs, validated; a typo or bad value is a StrategyError naming the field."""
-    raw: dict[str, Any] = params.rlm_lite or {}
-    try:
-        return RlmKnobs.model_validate(raw)
-    except ValidationError as exc:
-        problems = validation_problems(exc)
-        raise StrategyError(
-            f"params.rlm_lite is not valid RlmKnobs: {problems}", strategy_id="rlm_lite.v1"
-        ) from None
+    return strategy_config(
+        RlmKnobs, params.rlm_lite or {}, where="params.rlm_lite", strategy_id="rlm_lite.v1"
+    )

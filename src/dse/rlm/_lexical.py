@@ -28,7 +28,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse._canonical import sha256_id
-from dse._validation import validation_problems
+from dse._validation import strategy_config, validation_problems
 from dse.errors import StrategyError
 from dse.rlm._blobs import BlobAccess, BlobRef, MemoryBlobs, ScopedBlobs, StoreBlobs
 from dse.rlm._seed import leaves, read_input_blob
@@ -180,14 +180,9 @@ class SearchStrategy:
 
 def search_knobs(config: dict[str, Any]) -> SearchKnobs:
     """``Params.strategy.config`` as knobs; a bad value is a StrategyError naming the field."""
-    try:
-        return SearchKnobs.model_validate(config)
-    except ValidationError as exc:
-        problems = validation_problems(exc)
-        raise StrategyError(
-            f"params.strategy.config is not valid SearchKnobs: {problems}",
-            strategy_id=STRATEGY_ID,
-        ) from None
+    return strategy_config(
+        SearchKnobs, config, where="params.strategy.config", strategy_id=STRATEGY_ID
+    )
 
 
 def best_passages(

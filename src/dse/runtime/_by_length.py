@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from dse._validation import validation_problems
+from dse._validation import strategy_config
 from dse.errors import StrategyError
 from dse.runtime._inline import is_blob_ref
 from dse.runtime._strategy import BlobBackend, Strategy, StrategyContext, StrategyResult
@@ -76,11 +76,6 @@ class ByLengthStrategy:
 
 
 def _config(raw: dict[str, Any]) -> ByLengthConfig:
-    try:
-        return ByLengthConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = validation_problems(exc)
-        raise StrategyError(
-            f"params.strategy.config is not a valid by_length.v1 config: {problems}",
-            strategy_id=STRATEGY_ID,
-        ) from None
+    return strategy_config(
+        ByLengthConfig, raw, where="params.strategy.config", strategy_id=STRATEGY_ID
+    )
