@@ -97,6 +97,33 @@ async def test_a_finished_run_posts_both_formats_signed_with_the_secret(tmp_path
     store.close()
 
 
+async def test_resuming_a_finished_run_that_told_nobody_tells_the_webhooks_once(
+    tmp_path: Path,
+) -> None:
+    # A runner killed between finishing the record and posting leaves a finished run with no
+    # notify event; resuming it delivers, and a second resume does not deliver again.
+    store = Store.open(f"sqlite:///{tmp_path / 'loop.db'}")
+    first = await run_overnight(store, EmbeddedLoop(store, autopilot_app, _flat()), config())
+    run_id = first["run_id"]
+    assert not [e for e in store.list_ops_events(run_id) if e.phase == "notify"]
+    with receiver() as server:
+        hooks = [Webhook(url=url(server, "/generic"), format="generic")]
+        for _ in range(2):
+            again = await run_overnight(
+                store,
+                EmbeddedLoop(store, autopilot_app, _flat()),
+                config(),
+                resume=run_id,
+                webhooks=hooks,
+            )
+            assert again == first
+        received = list(server.received)
+    assert [json.loads(post.body)["run_id"] for post in received] == [run_id]
+    notified = [e for e in store.list_ops_events(run_id) if e.phase == "notify"]
+    assert [e.level for e in notified] == ["info"]
+    store.close()
+
+
 def test_a_replayed_or_altered_body_fails_verification() -> None:
     from dse.ops import sign
 
@@ -232,11 +259,21 @@ async def test_a_remote_run_notifies_too_and_links_the_servers_run_page(tmp_path
         summary = await run_remote_overnight(
             server.base_url, config(), token=ADMIN, poll_s=0.05, webhooks=[hook]
         )
+        again = await run_remote_overnight(
+            server.base_url,
+            config(),
+            token=ADMIN,
+            resume=summary["run_id"],
+            poll_s=0.05,
+            webhooks=[hook],
+        )
+        # The resumed runner reads the server's timeline, sees the delivery, and posts nothing.
         [post] = hook_server.received
         body = json.loads(post.body)
         with server.client() as client:
             run = client.get(f"/api/dse/ops/runs/{summary['run_id']}").json()
     assert body["outcome"] == "refused_at_gate" and body["status"] == "finished"
+    assert again["run_id"] == summary["run_id"] and again["outcome"] == summary["outcome"]
     assert body["url"] == f"{server.base_url}/dse/runs/{summary['run_id']}"
     notified = [e for e in run["events"] if e["phase"] == "notify"]
     assert [e["level"] for e in notified] == ["info"]

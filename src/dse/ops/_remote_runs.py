@@ -155,5 +155,15 @@ class RemoteRunStore:
         )
         return OpsEventRow.model_validate(found)
 
+    def list_ops_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[OpsEventRow]:
+        found = self._call(
+            "GET",
+            f"/ops/runs/{quote(run_id, safe='')}/events",
+            params={"after_seq": after_seq, "limit": limit},
+        )
+        return [OpsEventRow.model_validate(event) for event in found["events"]]
+
     def close(self) -> None:
         self._client.close()

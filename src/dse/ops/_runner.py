@@ -32,6 +32,7 @@ STEPS: tuple[str, ...] = (
     "conclude",
 )
 FAULT_ENV = "DSE_FAULT_KILL_AFTER"
+NOTIFY_PHASE = "notify"
 StepResult = dict[str, Any]
 EventSink = Callable[[str, str, str], None]
 
@@ -75,6 +76,10 @@ class RunRecords(Protocol):
         data: dict[str, Any] | None = None,
         event_key: str | None = None,
     ) -> OpsEventRow: ...
+
+    def list_ops_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[OpsEventRow]: ...
 
 
 class LoopBackend(Protocol):
@@ -161,7 +166,8 @@ async def run_overnight(
     ``on_event(level, phase, message)`` sees every timeline event (a terminal's progress).
 
     Once the record is finished, each of ``webhooks`` is told (links point under ``pages_url``);
-    a delivery that fails is a ``warn`` event, never a failed run."""
+    a delivery that fails is a ``warn`` event, never a failed run. Resuming a finished run
+    that has no ``notify`` event (its runner died before posting) tells them then."""
     started = time.monotonic()
     if resume is None:
         try:
@@ -180,6 +186,11 @@ async def run_overnight(
         if found is None:
             raise DseError(f"ops run {resume} not found")
         if found.status != "running":
+            if webhooks and not _notified(store, found.id):
+                # The runner died between finishing the record and telling the webhooks.
+                await _notify(
+                    RunContext(store, found, config, on_event), found, webhooks, pages_url
+                )
             return found.summary or {"ok": False, "run_id": found.id, "status": found.status}
         row = found
         config = OvernightConfig.model_validate(row.state.get("config") or config.model_dump())
@@ -260,13 +271,32 @@ async def run_overnight(
         data={"ok": summary["ok"]},
         key="finish",
     )
+    await _notify(run, finished, webhooks, pages_url)
+    return summary
+
+
+async def _notify(
+    run: RunContext, finished: OpsRunRow, webhooks: Sequence[Webhook], pages_url: str | None
+) -> None:
+    """Tell the webhooks; each delivery is a ``notify`` event on the run's timeline, which is
+    how a resumed runner knows whether they were told."""
     await notify_run_finished(
         finished,
         webhooks,
         pages_url=pages_url,
-        record=lambda level, message, data: run.event("notify", message, level=level, data=data),
+        record=lambda level, message, data: run.event(
+            NOTIFY_PHASE, message, level=level, data=data
+        ),
     )
-    return summary
+
+
+def _notified(store: RunRecords, run_id: str) -> bool:
+    after = 0
+    while events := store.list_ops_events(run_id, after_seq=after):
+        if any(event.phase == NOTIFY_PHASE for event in events):
+            return True
+        after = events[-1].seq
+    return False
 
 
 def _skip_reason(run: RunContext, step: str) -> str | None:
