@@ -15,7 +15,27 @@ T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 COMPILE = {"status": "done", "result": {"summary": "best x: holdout 0.1 -> 0.9, delta +0.8"}}
 
 
-def run(status: str = "finished", summary: dict[str, Any] | None = None, **steps: Any) -> OpsRunRow:
+def run(
+    status: str = "finished",
+    outcome: str | None = None,
+    errors: tuple[dict[str, str], ...] = (),
+    **steps: Any,
+) -> OpsRunRow:
+    """A run as the runner stores it: its steps in the state and, once it ended, the summary
+    the runner writes from them."""
+    all_steps = {"compile": COMPILE, **steps}
+
+    def result(name: str) -> dict[str, Any]:
+        return dict((all_steps.get(name) or {}).get("result") or {})
+
+    summary = {
+        "ok": not errors,
+        "outcome": outcome or ("failed" if errors else "unknown"),
+        "gate": result("gate"),
+        "decision": result("canary").get("decision"),
+        "steps": all_steps,
+        "errors": list(errors),
+    }
     return OpsRunRow(
         id="opsrun_1",
         status=status,  # type: ignore[arg-type]
@@ -26,8 +46,8 @@ def run(status: str = "finished", summary: dict[str, Any] | None = None, **steps
         actor="test",
         signature_ids=["sig/A.v1"],
         links={},
-        summary=summary or {},
-        state={"steps": {"compile": COMPILE, **steps}},
+        summary={} if status == "running" else summary,
+        state={"steps": all_steps},
     )
 
 
@@ -41,7 +61,7 @@ def decided(verdict: str, reason: str, **stats: Any) -> dict[str, Any]:
 def test_a_rollback_leads_with_the_canary_verdict() -> None:
     headline = run_headline(
         run(
-            summary={"outcome": "rolled_back"},
+            outcome="rolled_back",
             canary=decided("rollback", "rollback: candidate significantly worse"),
             conclude={"status": "done", "result": {"active_compiled_id": None}},
         )
@@ -54,19 +74,26 @@ def test_a_rollback_leads_with_the_canary_verdict() -> None:
 def test_a_refusal_leads_with_the_gate_and_a_failure_with_its_error() -> None:
     refused = run_headline(
         run(
-            summary={"outcome": "refused_at_gate"},
-            gate={"status": "done", "result": {"summary": "delta +0.000 below --min-delta"}},
+            outcome="refused_at_gate",
+            gate={
+                "status": "done",
+                "result": {
+                    "summary": "refused: delta below --min-delta",
+                    "reasons": ["delta +0.000 below --min-delta", "holdout n 5 < 20"],
+                },
+            },
         )
     )
-    assert (refused.tone, refused.reason) == ("stopped", "delta +0.000 below --min-delta")
+    assert refused.tone == "stopped"
+    assert refused.reason == "delta +0.000 below --min-delta; holdout n 5 < 20"
     failed = run_headline(
         run(
             status="failed",
-            summary={"errors": [{"step": "canary", "error": "StoreError", "message": "disk"}]},
+            errors=({"step": "canary", "error": "StoreError", "message": "disk"},),
         )
     )
     assert (failed.outcome, failed.tone) == ("failed", "broken")
-    assert failed.reason == "canary: StoreError disk"
+    assert failed.reason == "canary failed: disk"
     assert not failed.concluded
     running = run_headline(run(status="running"))
     assert (running.outcome, running.tone) == ("running", "running")
@@ -75,9 +102,18 @@ def test_a_refusal_leads_with_the_gate_and_a_failure_with_its_error() -> None:
 
 def test_kept_control_is_neutral_and_says_why() -> None:
     headline = run_headline(
-        run(summary={"outcome": "kept_control"}, canary=decided("futile", "futile: not better"))
+        run(outcome="kept_control", canary=decided("futile", "futile: not better"))
     )
     assert (headline.tone, headline.reason) == ("neutral", "futile: not better")
+
+
+def test_the_page_reads_a_run_as_the_exit_code_and_the_report_do() -> None:
+    # A finished run whose summary names no outcome exits 1 and is reported failed; the page
+    # says the same instead of a grey "finished without an outcome".
+    headline = run_headline(run())
+    assert (headline.outcome, headline.tone) == ("failed", "broken")
+    aborted = run_headline(run(status="aborted"))
+    assert (aborted.outcome, aborted.tone) == ("aborted", "broken")
 
 
 class FeedbackOnly:

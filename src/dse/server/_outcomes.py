@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dse.ops import describe_run
 from dse.store import OpsRunRow
 
 Tone = Literal["good", "stopped", "broken", "neutral", "running"]
@@ -24,7 +25,6 @@ TONES: dict[str, Tone] = {
     "kept_control": "neutral",
     "inconclusive": "neutral",
     "failed": "broken",
-    "unknown": "neutral",
     # run statuses
     "running": "running",
     "finished": "neutral",
@@ -44,8 +44,8 @@ OUTCOMES = (
     "refused_at_promote_gate",
     "kept_control",
     "failed",
+    "aborted",
     "running",
-    "unknown",
 )
 
 #: A sentence per outcome for the run page's first line.
@@ -58,7 +58,6 @@ HEADLINES: dict[str, str] = {
     "failed": "Failed: the run stopped on an error",
     "aborted": "Aborted",
     "running": "Running",
-    "unknown": "Finished without an outcome",
 }
 
 
@@ -80,28 +79,32 @@ class Headline:
 
 
 def run_outcome(run: OpsRunRow) -> str:
-    """The run's outcome; ``running`` while it runs, ``failed`` for a failed run without one."""
-    outcome = (run.summary or {}).get("outcome") or run.state.get("outcome")
-    if outcome:
-        return str(outcome)
+    """The run's outcome: ``running`` (or what it has decided so far) while it runs; once it
+    ended, exactly what ``dse overnight``'s exit code, ``dse report`` and the webhook say."""
     if run.status == "running":
-        return "running"
-    return "failed" if run.status in ("failed", "aborted") else "unknown"
+        return str(run.state.get("outcome") or "running")
+    return describe_run(run).outcome
 
 
 def run_headline(run: OpsRunRow) -> Headline:
-    """The outcome and the reason that decided it, read from the run's own steps: a rollback
-    leads with the canary's verdict, a refusal with the gate's reasons, a failure with its
-    error, never with the compile gain that came before."""
+    """The outcome and the reason that decided it: a rollback leads with the canary's verdict,
+    a refusal with the gate's reasons, a failure with its error, never with the compile gain
+    that came before (the reason is the report's and the webhook's, word for word)."""
     outcome = run_outcome(run)
     steps: Mapping[str, Any] = run.state.get("steps") or {}
+    if run.status == "running":
+        done = [name for name, record in steps.items() if isinstance(record, Mapping)]
+        reason = f"last step recorded: {done[-1]}" if done else "no step has finished yet"
+    else:
+        reason = describe_run(run).reason
+    conclude = _result(steps, "conclude")
     return Headline(
         outcome=outcome,
         tone=tone(outcome),
         title=HEADLINES.get(outcome, outcome),
-        reason=_reason(outcome, steps, run.summary or {}),
-        concluded=bool(_result(steps, "conclude")),
-        active_compiled_id=_result(steps, "conclude").get("active_compiled_id"),
+        reason=reason,
+        concluded=bool(conclude),
+        active_compiled_id=conclude.get("active_compiled_id"),
     )
 
 
@@ -109,26 +112,3 @@ def _result(steps: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     record = steps.get(name)
     result = record.get("result") if isinstance(record, Mapping) else None
     return result if isinstance(result, Mapping) else {}
-
-
-def _reason(outcome: str, steps: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
-    decision = _result(steps, "canary").get("decision")
-    verdict_reason = str(decision.get("reason") or "") if isinstance(decision, Mapping) else ""
-    if outcome in ("promoted", "rolled_back", "kept_control") and verdict_reason:
-        return verdict_reason
-    if outcome == "refused_at_gate":
-        return str(_result(steps, "gate").get("summary") or "the gate refused the candidate")
-    if outcome == "refused_at_promote_gate":
-        return str(_result(steps, "conclude").get("summary") or "")
-    errors = summary.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        first = errors[0]
-        return f"{first.get('step', '?')}: {first.get('error', '')} {first.get('message', '')}"
-    for name, record in steps.items():
-        if isinstance(record, Mapping) and isinstance(record.get("error"), Mapping):
-            error = record["error"]
-            return f"{name}: {error.get('error', '')} {error.get('message', '')}"
-    if outcome == "running":
-        done = [name for name, r in steps.items() if isinstance(r, Mapping)]
-        return f"last step recorded: {done[-1]}" if done else "no step has finished yet"
-    return verdict_reason
