@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dse.autopilot import SELECT_TOOL_ID
+from dse.autopilot import SELECT_TOOL_ID, dataset_path
 from dse.cli import app
 
 runner = CliRunner()
@@ -117,6 +117,20 @@ def test_unknown_lm_spec_is_a_clear_error(db: str) -> None:
     )
     assert result.exit_code == 1
     assert "bogus:thing" in result.stderr
+
+
+def test_compile_of_a_signature_without_rows_names_the_file_its_app_registers(
+    db: str, scripted: str
+) -> None:
+    result = runner.invoke(app, ["--db", db, "--lm", scripted, "compile", SELECT_TOOL_ID])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert f"signature {SELECT_TOOL_ID} has no examples" in message
+    assert f"dse import {SELECT_TOOL_ID} {dataset_path()}" in message
+    shown = runner.invoke(app, ["--db", db, "--lm", scripted, "--json", "eval", SELECT_TOOL_ID])
+    error = json.loads(shown.output)["error"]
+    assert error["name"] == "DatasetError" and error["details"]["reason"] == "no_examples"
+    assert dataset_path() in error["message"]
 
 
 def test_compile_prints_why_the_search_stopped(db: str, scripted: str) -> None:

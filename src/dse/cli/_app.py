@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dse import __version__
 from dse.app import App, LoadedApp, load_app
-from dse.errors import DseError
+from dse.errors import DatasetError, DseError
 from dse.lm import LM, CachedLM, lm_from_spec
-from dse.store import Store
+from dse.store import NO_EXAMPLES, Store
 
 DEFAULT_LM = "local:qwen2.5-coder-0.5b"
 
@@ -153,7 +153,25 @@ def _errors(opts: Options) -> Iterator[None]:
     try:
         yield
     except DseError as exc:
-        _fail(opts, exc)
+        _fail(opts, _with_import_hint(opts, exc))
+
+
+def _with_import_hint(opts: Options, exc: DseError) -> DseError:
+    """A signature with no rows whose app registers a dataset file: say which file to import
+    (``dse overnight`` imports it by itself; compile and eval read only the store)."""
+    if not isinstance(exc, DatasetError) or exc.details.get("reason") != NO_EXAMPLES:
+        return exc
+    signature_id = str(exc.details.get("signature_id"))
+    try:
+        dataset = opts.app.registration(signature_id).dataset
+    except DseError:
+        return exc
+    if not dataset:
+        return exc
+    return DatasetError(
+        f"{exc.message} (its app registers {dataset}: dse import {signature_id} {dataset})",
+        **exc.details,
+    )
 
 
 def _emit(opts: Options, payload: dict[str, Any], human: Callable[[], None]) -> None:

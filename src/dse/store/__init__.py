@@ -4,6 +4,7 @@ The store sits at the bottom of the dependency graph: it knows records and table
 signatures, strategies or rewards.
 """
 
+from dse.store._datasets import NO_EXAMPLES
 from dse.store._engine import DEFAULT_URL, ENV_VAR
 from dse.store._feedback import FeedbackConflictError, InvalidFeedbackError, ReceiptNotFoundError
 from dse.store._hashing import DATASET_FORMAT, DATASET_FORMAT_VERSION, dataset_hash
@@ -97,6 +98,7 @@ __all__ = [
     "MAX_RUN_LINKS_BYTES",
     "MAX_RUN_STATE_BYTES",
     "MAX_RUN_SUMMARY_BYTES",
+    "NO_EXAMPLES",
     "OPS_EVENT_LEVELS",
     "OPS_RUN_STATUSES",
     "PREVIEW_CHARS",

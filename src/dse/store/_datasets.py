@@ -26,6 +26,9 @@ from dse.store._records import (
 )
 from dse.store._util import _IN_CHUNK, _chunks, _now, _table
 
+#: ``DatasetError.details["reason"]`` when a signature has no rows to snapshot.
+NO_EXAMPLES = "no_examples"
+
 
 class DatasetsMixin(_StoreBase):
     """Examples upserted per signature, and content-addressed dataset snapshots."""
@@ -231,6 +234,7 @@ def _current_examples(session: Session, signature_id: str) -> list[m.Example]:
         raise DatasetError(
             f"signature {signature_id} has no examples; import some before snapshotting",
             signature_id=signature_id,
+            reason=NO_EXAMPLES,
         )
     return examples
 
