@@ -34,7 +34,7 @@ import llama_cpp
 
 from dse.autopilot import SELECT_TOOL, dataset_path
 from dse.eval import Candidate, Evaluator, exact_match_reward
-from dse.lm import Completion, LMRequest, LocalLM, pack_path
+from dse.lm import Completion, LMRequest, LocalLM, WrappedLM, pack_path
 from dse.lm._local import DEFAULT_N_CTX, DEFAULT_SEED, _load, default_threads
 from dse.signature import Demo
 from dse.store import ExampleIn, Store
@@ -54,23 +54,15 @@ class Tally:
     per_call: list[float] = field(default_factory=list)
 
 
-class CountingLM:
+class CountingLM(WrappedLM):
     """Passes calls to the model and adds up the prompt tokens it reports."""
 
     def __init__(self, inner: LocalLM) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.prompt_tokens = 0
 
-    @property
-    def default_model_id(self) -> str:
-        return self._inner.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self._inner.supports_constrained
-
     async def complete(self, request: LMRequest) -> Completion:
-        completion = await self._inner.complete(request)
+        completion = await self.inner.complete(request)
         self.prompt_tokens += completion.usage.prompt_tokens
         return completion
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dse.autopilot import SELECT_TOOL, SELECT_TOOL_ID, dataset_path
-from dse.lm import LM, Completion, LMRequest, install_pack, lm_from_spec
+from dse.lm import LM, Completion, LMRequest, WrappedLM, install_pack, lm_from_spec
 from dse.runtime import Predictor, ReceiptWriter
 from dse.signature import Artifact, Demo, DemoRetrieval, OptimizerInfo, SignatureRegistry
 from dse.store import Store
@@ -22,27 +22,16 @@ pytestmark = pytest.mark.slow
 PACK = "qwen2.5-coder-0.5b"
 
 
-class Recording:
+class Recording(WrappedLM):
     """The real model, with each request it was sent kept for the test to read."""
 
     def __init__(self, inner: LM) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.requests: list[LMRequest] = []
-
-    @property
-    def default_model_id(self) -> str:
-        return self.inner.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self.inner.supports_constrained
 
     async def complete(self, request: LMRequest) -> Completion:
         self.requests.append(request)
         return await self.inner.complete(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def train_pool() -> tuple[Demo, ...]:

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 from dse.errors import DseError
-from dse.lm import LM, Completion, LMRequest
+from dse.lm import WrappedLM
 from dse.store import Store
 
 
@@ -68,26 +68,8 @@ class ServerThread:
             self._socket.close()
 
 
-class BorrowedLM:
+class BorrowedLM(WrappedLM):
     """Lends the loop's LM to the in-process server without letting the server close it."""
-
-    def __init__(self, lm: LM) -> None:
-        self._lm = lm
-
-    @property
-    def default_model_id(self) -> str:
-        return self._lm.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self._lm.supports_constrained
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self._lm.supports_logprobs
-
-    async def complete(self, request: LMRequest) -> Completion:
-        return await self._lm.complete(request)
 
     async def aclose(self) -> None:
         return None

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from dse.errors import BudgetExceededError
-from dse.lm import LM, Completion, LMCache, LMRequest, Usage
+from dse.lm import LM, Completion, LMCache, LMRequest, Usage, WrappedLM
 
 SPEND_BUDGET_PREFIX = "compile."
 _WRITE_LINGER_S = 0.05
@@ -75,7 +75,7 @@ class SpendBudget:
         }
 
 
-class BudgetedLM:
+class BudgetedLM(WrappedLM):
     """Serves from the persistent cache for free; otherwise spends one unit of the budget, with
     at most ``concurrency`` calls in flight.
 
@@ -92,7 +92,7 @@ class BudgetedLM:
         *,
         concurrency: int | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._calls = asyncio.Semaphore(concurrency) if concurrency else None
         self.cache = cache
         self.budget = budget
@@ -102,18 +102,6 @@ class BudgetedLM:
         self._writer: asyncio.Task[None] | None = None
         self._fetches: set[asyncio.Task[None]] = set()
         self._flush_lock = asyncio.Lock()
-
-    @property
-    def default_model_id(self) -> str:
-        return self.inner.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self.inner.supports_constrained
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self.inner.supports_logprobs
 
     async def complete(self, request: LMRequest) -> Completion:
         key = ""

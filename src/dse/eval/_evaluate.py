@@ -16,7 +16,7 @@ from typing import Any
 from dse.errors import BudgetExceededError, DseError
 from dse.eval._budgeted import SPEND_BUDGET_PREFIX, BudgetedLM, SpendBudget
 from dse.eval._reward import Outcome, RewardBundle
-from dse.lm import LM, Completion, LMCache, LMRequest
+from dse.lm import LM, Completion, LMCache, LMRequest, WrappedLM
 from dse.runtime import (
     BudgetTracker,
     StrategyContext,
@@ -316,23 +316,8 @@ class _Captured(Exception):
         self.request = request
 
 
-class _Probe:
+class _Probe(WrappedLM):
     """An LM that never answers: it hands the first request back to the caller."""
-
-    def __init__(self, lm: LM) -> None:
-        self._lm = lm
-
-    @property
-    def default_model_id(self) -> str:
-        return self._lm.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self._lm.supports_constrained
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self._lm.supports_logprobs
 
     async def complete(self, request: LMRequest) -> Completion:
         raise _Captured(request)
@@ -341,27 +326,15 @@ class _Probe:
         return None
 
 
-class _CountingLM:
+class _CountingLM(WrappedLM):
     """Counts the real (uncached) calls a reward signal makes, e.g. a judge, for the pair."""
 
     def __init__(self, inner: BudgetedLM) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.real_calls = 0
 
-    @property
-    def default_model_id(self) -> str:
-        return self._inner.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self._inner.supports_constrained
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self._inner.supports_logprobs
-
     async def complete(self, request: LMRequest) -> Completion:
-        completion = await self._inner.complete(request)
+        completion = await self.inner.complete(request)
         self.real_calls += not completion.cached
         return completion
 

@@ -20,6 +20,7 @@ from dse.lm._packs import (
 from dse.lm._scripted import ScriptedLM, last_user_message
 from dse.lm._spec import SPEC_FORMS, lm_from_spec
 from dse.lm._types import LM, Completion, LMCache, LMRequest, Message, ModelConfig, Usage
+from dse.lm._wrapped import WrappedLM
 
 __all__ = [
     "LM",
@@ -40,6 +41,7 @@ __all__ = [
     "ProgressFn",
     "ScriptedLM",
     "Usage",
+    "WrappedLM",
     "default_models_dir",
     "file_sha256",
     "get_pack",

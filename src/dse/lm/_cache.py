@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dse.lm._types import LM, Completion, LMCache, LMRequest, Usage
+from dse.lm._wrapped import WrappedLM
 
 
 class InMemoryLMCache:
@@ -28,7 +29,7 @@ class InMemoryLMCache:
         return len(self._items)
 
 
-class CachedLM:
+class CachedLM(WrappedLM):
     """Wraps an LM with an :class:`LMCache` keyed by :meth:`LMRequest.cache_key`.
 
     The key is the canonical request (model, messages, decode settings, schema, sample index), so
@@ -37,22 +38,10 @@ class CachedLM:
     """
 
     def __init__(self, inner: LM, cache: LMCache) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.hits = 0
         self.misses = 0
-
-    @property
-    def default_model_id(self) -> str:
-        return self.inner.default_model_id
-
-    @property
-    def supports_constrained(self) -> bool:
-        return self.inner.supports_constrained
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self.inner.supports_logprobs
 
     async def complete(self, request: LMRequest) -> Completion:
         key = request.cache_key()
@@ -64,6 +53,3 @@ class CachedLM:
         completion = await self.inner.complete(request)
         self.cache.put(key, request, completion)
         return completion
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
