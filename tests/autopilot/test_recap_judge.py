@@ -7,6 +7,7 @@ the real local model end to end.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -365,4 +366,39 @@ async def test_a_long_note_is_cut_and_the_score_stands() -> None:
     score, notes = await judge(reference_answer(HOLDOUT[0]), lm)
     assert score == 0.75
     assert notes.startswith("one detail missing.") and len(notes) <= 200
+    assert lm.calls == 1
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "",
+        "   ",
+        "{question}",
+        "Summary: {question}",
+        "{question} Jo",
+    ],
+)
+async def test_an_empty_or_echoed_summary_scores_zero_without_the_judge(summary: str) -> None:
+    # The 0.5B summarizer answered a real compile's threads with the question itself, and the
+    # 0.5B judge graded that echo 0.75; the reward now scores it 0 and asks no model.
+    lm = scripted(json.dumps({"score": 0.75, "notes": "fine"}))
+    judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
+    row = HOLDOUT[0]
+    echoed = replace(
+        reference_answer(row),
+        predicted={"summary": summary.format(question=row["input"]["question"])},
+    )
+    score, notes = await judge(echoed, lm)
+    assert (score, lm.calls) == (0.0, 0)
+    assert "repeats the question" in notes
+
+
+async def test_a_summary_that_quotes_the_question_and_answers_it_is_judged() -> None:
+    lm = scripted(json.dumps({"score": 0.75, "notes": "one detail missing"}))
+    judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
+    row = HOLDOUT[0]
+    answer = f"{row['input']['question']} {row['expected']['summary']}"
+    quoted = replace(reference_answer(row), predicted={"summary": answer})
+    assert (await judge(quoted, lm))[0] == 0.75
     assert lm.calls == 1

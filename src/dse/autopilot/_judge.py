@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from dse._text import mostly_copied
 from dse.errors import BudgetExceededError, DseError
 from dse.eval import FormatValid, JudgeSignal, Outcome, RewardBundle
 from dse.eval._budgeted import SPEND_BUDGET_PREFIX
@@ -38,7 +39,8 @@ from dse.store import Store
 
 RECAP_QUALITY_ID = "judge/RecapQuality.v1"
 RECAP_REWARD_ID = "recap_judge"
-RECAP_REWARD_VERSION = "1"
+# 2: an empty summary or one that repeats the question scores 0 without asking the judge.
+RECAP_REWARD_VERSION = "2"
 # The pinned judge artifact's creation time is part of its body; fixing it keeps the stored body
 # (and so the idempotent put) identical in every process.
 JUDGE_PINNED_AT = datetime(2025, 1, 1, tzinfo=UTC)
@@ -133,6 +135,11 @@ class RecapJudge:
             judge_input = _judge_input(outcome)
         except (KeyError, TypeError, ValidationError) as exc:
             return 0.0, _failure_notes("bad outcome", str(exc))
+        if not judge_input.summary.strip() or mostly_copied(
+            judge_input.summary, [judge_input.question]
+        ):
+            # No model needed, and a small judge grades such an echo like an answer.
+            return 0.0, "the summary is empty or repeats the question instead of answering it"
         ctx = StrategyContext(
             signature=RECAP_QUALITY,
             params=self.params,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dse._canonical import canonical_str, compact_json
+from dse._text import mostly_copied
 from dse.lm import Message
 from dse.rlm._knobs import RlmKnobs
 from dse.signature import Params, Signature
@@ -108,15 +109,15 @@ def messages(system: str, state: str) -> tuple[Message, ...]:
 
 
 def copied_description(output: Any, schema: dict[str, Any]) -> str | None:
-    """The first string in ``output`` that repeats a ``description`` of the output schema the
-    controller was shown (a small model's stand-in for an answer), or None."""
+    """The first string in ``output`` that is, or mostly is, a ``description`` of the output
+    schema the controller was shown (a small model's stand-in for an answer), or None."""
     found: set[str] = set()
 
     def descriptions(node: Any) -> None:
         if isinstance(node, dict):
             text = node.get("description")
             if isinstance(text, str) and text.strip():
-                found.add(_folded(text))
+                found.add(text)
             for value in node.values():
                 descriptions(value)
         elif isinstance(node, list):
@@ -134,27 +135,4 @@ def copied_description(output: Any, schema: dict[str, Any]) -> str | None:
                 yield from strings(value)
 
     descriptions(schema)
-    return next((text for text in strings(output) if _mostly_copied(_folded(text), found)), None)
-
-
-def _mostly_copied(text: str, descriptions: set[str]) -> bool:
-    """``text`` is a description, or is mostly one: a description of a few words or more, with
-    less of anything else around it ("The summary, grounded in the thread only., best first")."""
-    for description in descriptions:
-        if text == description:
-            return True
-        words = len(description.split())
-        if (
-            words >= _COPY_MIN_WORDS
-            and description in text
-            and len(text.replace(description, " ", 1).split()) < words
-        ):
-            return True
-    return False
-
-
-_COPY_MIN_WORDS = 4
-
-
-def _folded(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(".")
+    return next((text for text in strings(output) if mostly_copied(text, found)), None)
