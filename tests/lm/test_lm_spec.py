@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from dse.errors import LMError, ModelPackError
-from dse.lm import LocalLM, lm_from_spec
+from dse.lm import LocalLM, OpenAILM, lm_from_spec
+from dse.lm._local import LOCAL_TIMEOUT_S
+from dse.lm._openai import OPENAI_TIMEOUT_S
 
 
 @pytest.mark.parametrize("spec", ["", "qwen", "local:", "bogus:thing", "openai"])
@@ -41,3 +43,18 @@ def test_gguf_model_id_is_the_file_name(tmp_path: Path) -> None:
     assert isinstance(lm, LocalLM)
     assert lm.default_model_id == "gguf:tiny.gguf"
     assert lm.timeout_s == 7
+
+
+def test_each_backend_keeps_its_own_timeout_unless_one_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long sub-LM prompt on the local 0.5B model took over 60 s on two cores in a real compile;
+    # the local default is longer than a remote endpoint's.
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"GGUF")
+    local = lm_from_spec(f"gguf:{path}")
+    assert isinstance(local, LocalLM) and local.timeout_s == LOCAL_TIMEOUT_S == 120.0
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    remote = lm_from_spec("openai:gpt-test")
+    assert isinstance(remote, OpenAILM) and remote.timeout_s == OPENAI_TIMEOUT_S == 60.0

@@ -170,6 +170,10 @@ def grammar_schema(schema: Any) -> Any:
     return schema
 
 
+#: Per call, once it holds the model: a long prompt on a small machine is slow, not hung.
+LOCAL_TIMEOUT_S = 120.0
+
+
 class LocalLM:
     """A GGUF model run in-process; serves exactly one model id and refuses others.
 
@@ -188,7 +192,7 @@ class LocalLM:
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = LOCAL_TIMEOUT_S,
         seed: int = DEFAULT_SEED,
     ) -> None:
         self.path = Path(path).expanduser().resolve()

@@ -62,6 +62,10 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return name[:64]
 
 
+#: Per request (the SDK's timeout); retries come on top.
+OPENAI_TIMEOUT_S = 60.0
+
+
 class OpenAILM:
     """Chat completions over the official ``openai`` SDK with bounded retries and concurrency.
 
@@ -77,7 +81,7 @@ class OpenAILM:
         *,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float = OPENAI_TIMEOUT_S,
         max_attempts: int = 4,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,

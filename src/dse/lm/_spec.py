@@ -20,25 +20,27 @@ def lm_from_spec(
     *,
     models_dir: str | Path | None = None,
     concurrency: int = 8,
-    timeout_s: float = 60.0,
+    timeout_s: float | None = None,
 ) -> LM:
-    """Build the backend a spec names; a pack must already be installed (never downloads here)."""
+    """Build the backend a spec names; a pack must already be installed (never downloads here).
+    ``timeout_s`` bounds each call; by default each backend's own (a local model on two cores
+    needs longer for a long prompt than a remote endpoint should ever take)."""
     kind, sep, rest = spec.strip().partition(":")
     rest = rest.strip()
     if not sep or not rest:
         raise LMError(f"bad LM spec {spec!r}; accepted forms: " + "; ".join(SPEC_FORMS))
     if kind == "local":
-        from dse.lm._local import LocalLM
+        from dse.lm._local import LOCAL_TIMEOUT_S, LocalLM
 
-        return LocalLM.from_pack(rest, models_dir, timeout_s=timeout_s)
+        return LocalLM.from_pack(rest, models_dir, timeout_s=timeout_s or LOCAL_TIMEOUT_S)
     if kind == "gguf":
-        from dse.lm._local import LocalLM
+        from dse.lm._local import LOCAL_TIMEOUT_S, LocalLM
 
-        return LocalLM(rest, timeout_s=timeout_s)
+        return LocalLM(rest, timeout_s=timeout_s or LOCAL_TIMEOUT_S)
     if kind == "openai":
-        from dse.lm._openai import OpenAILM
+        from dse.lm._openai import OPENAI_TIMEOUT_S, OpenAILM
 
-        return OpenAILM(rest, concurrency=concurrency, timeout_s=timeout_s)
+        return OpenAILM(rest, concurrency=concurrency, timeout_s=timeout_s or OPENAI_TIMEOUT_S)
     if kind == "scripted":
         from dse.lm._scripted import ScriptedLM
 
