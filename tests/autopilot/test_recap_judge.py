@@ -369,6 +369,9 @@ async def test_a_long_note_is_cut_and_the_score_stands() -> None:
     assert lm.calls == 1
 
 
+THREAD_QUESTION = "Summarize this thread: what was decided, who owns what, and what is still open?"
+
+
 @pytest.mark.parametrize(
     "summary",
     [
@@ -377,14 +380,16 @@ async def test_a_long_note_is_cut_and_the_score_stands() -> None:
         "{question}",
         "Summary: {question}",
         "{question} Jo",
+        "Summary of the thread: what was decided, who owns what, and what is still open?",
     ],
 )
 async def test_an_empty_or_echoed_summary_scores_zero_without_the_judge(summary: str) -> None:
-    # The 0.5B summarizer answered a real compile's threads with the question itself, and the
-    # 0.5B judge graded that echo 0.75; the reward now scores it 0 and asks no model.
+    # The 0.5B summarizer answered a real compile's threads with the question itself, reworded
+    # ("Summary of the thread: ..." for "Summarize this thread: ..."), and the 0.5B judge graded
+    # that echo 0.75; the reward now scores it 0 and asks no model.
     lm = scripted(json.dumps({"score": 0.75, "notes": "fine"}))
     judge = RecapJudge(pinned_judge_artifact(lm.default_model_id))
-    row = HOLDOUT[0]
+    row = {**HOLDOUT[0], "input": {**HOLDOUT[0]["input"], "question": THREAD_QUESTION}}
     echoed = replace(
         reference_answer(row),
         predicted={"summary": summary.format(question=row["input"]["question"])},

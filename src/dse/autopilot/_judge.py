@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from dse._text import mostly_copied
+from dse._text import echoes
 from dse.errors import BudgetExceededError, DseError
 from dse.eval import FormatValid, JudgeSignal, Outcome, RewardBundle
 from dse.eval._budgeted import SPEND_BUDGET_PREFIX
@@ -135,9 +135,7 @@ class RecapJudge:
             judge_input = _judge_input(outcome)
         except (KeyError, TypeError, ValidationError) as exc:
             return 0.0, _failure_notes("bad outcome", str(exc))
-        if not judge_input.summary.strip() or mostly_copied(
-            judge_input.summary, [judge_input.question]
-        ):
+        if not judge_input.summary.strip() or echoes(judge_input.summary, judge_input.question):
             # No model needed, and a small judge grades such an echo like an answer.
             return 0.0, "the summary is empty or repeats the question instead of answering it"
         ctx = StrategyContext(
