@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from dse._canonical import sha256_text_id
+from dse.autopilot import SUMMARIZE_THREAD
 from dse.autopilot._recap import RECAP_PROFILE
 from dse.autopilot._select_tool_space import SELECT_TOOL_PROFILE
 from dse.compile import (
@@ -135,6 +136,15 @@ def test_candidates_include_the_long_context_knobs_with_readable_labels() -> Non
     assert chunked.rlm_lite is not None and chunked.rlm_lite["chunk_chars"] == 8000
     # Single-knob changes come first: the first proposals change one thing each.
     assert "strategy" in labels[0] or "rlm" in labels[0] or "budget" in labels[0]
+
+
+def test_search_is_raced_only_where_the_output_has_an_answer_for_it() -> None:
+    # A real SummarizeThread compile spent candidates on search.v1, which fails every row of a
+    # signature whose output is a summary.
+    for signature, offered in ((LONG_CONTEXT_QA, True), (SUMMARIZE_THREAD, False)):
+        ids = [option.id for option in long_context_space(signature).strategies]
+        assert ("search.v1" in ids) is offered, signature.id
+        assert "rlm_lite.v1" in ids
 
 
 def test_the_measured_length_reads_the_blob_texts() -> None:

@@ -16,16 +16,17 @@ from dse.compile._knobs import (
     ChunkingPolicy,
     StrategyOption,
 )
-from dse.compile._longctx_search import DIRECT_ID, RLM_ID
+from dse.compile._longctx_search import DIRECT_ID, RLM_ID, SEARCH_ID
 from dse.compile._space import InstructionVariant, SearchSpace
 from dse.eval import CostPenalty, RewardBundle
 from dse.lm import LM
+from dse.rlm import search_fits
 from dse.signature import ModelRole, Signature
 from dse.store import Store
 
 DEFAULT_STRATEGIES: tuple[StrategyOption, ...] = (
     StrategyOption(id=DIRECT_ID),
-    StrategyOption(id="search.v1"),
+    StrategyOption(id=SEARCH_ID),
     StrategyOption(id=RLM_ID),
 )
 
@@ -43,7 +44,8 @@ def long_context_space(
 ) -> SearchSpace:
     """A search space for a signature whose inputs may be too long for a prompt.
 
-    It races the strategies (by default ``direct.v1``, ``search.v1`` and ``rlm_lite.v1``, and
+    It races the strategies (by default ``direct.v1``, ``search.v1`` where the output has an
+    ``answer`` for it to fill, and ``rlm_lite.v1``, and
     with ``length_switch`` ``by_length.v1`` at thresholds measured on the rows), and for
     ``rlm_lite.v1`` the controller instructions (each appended to the authored ones), chunking
     policies, sub-model roles and budget profiles. It shows no demos (a demo would put a whole
@@ -51,6 +53,8 @@ def long_context_space(
     :func:`cost_aware` reward (as :func:`long_context_profile` does), so that a strategy with
     fewer LM calls and tokens wins where it is as good.
     """
+    if not search_fits(signature.output_model):
+        strategies = [s for s in strategies if s.id != SEARCH_ID]
     has_direct = any(s.id == DIRECT_ID for s in strategies)
     return SearchSpace(
         instructions=tuple(instructions),

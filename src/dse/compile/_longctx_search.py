@@ -28,6 +28,7 @@ from dse.store import ExampleRow
 KnobUpdate = tuple[dict[str, Any], str]
 RLM_ID = "rlm_lite.v1"
 DIRECT_ID = "direct.v1"
+SEARCH_ID = "search.v1"
 BY_LENGTH_ID = "by_length.v1"
 CHUNK_KEYS = ("chunk_chars", "overlap_chars", "max_chunks")
 _QUANTILES = (0.25, 0.5, 0.75)

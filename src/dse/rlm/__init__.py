@@ -28,7 +28,13 @@ from dse.rlm._blobs import (
 from dse.rlm._errors import KernelError
 from dse.rlm._kernel import Kernel, SubModel
 from dse.rlm._knobs import RlmKnobs, knobs_from_params
-from dse.rlm._lexical import SearchKnobs, SearchStrategy, answer_span, search_knobs
+from dse.rlm._lexical import (
+    SearchKnobs,
+    SearchStrategy,
+    answer_span,
+    search_fits,
+    search_knobs,
+)
 from dse.rlm._seed import blob_refs
 from dse.rlm._strategy import STRATEGY_ID, RlmLiteStrategy
 from dse.rlm._timeline import (
@@ -93,6 +99,7 @@ __all__ = [
     "decode_action",
     "decode_trace",
     "knobs_from_params",
+    "search_fits",
     "search_knobs",
     "timeline",
 ]

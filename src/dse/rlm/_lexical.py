@@ -328,11 +328,17 @@ def _quote(
     return documents[seg.doc].text[start:end]
 
 
+def search_fits(output_model: type[BaseModel]) -> bool:
+    """Whether search.v1 can serve a signature: it fills an ``answer`` field (and ``evidence``
+    when there is one), so an output without ``answer`` is not its kind of task."""
+    return "answer" in output_model.model_fields
+
+
 def _fill(ctx: StrategyContext, values: dict[str, Any]) -> BaseModel:
     """The output model built from the fields it has among ``answer`` and ``evidence``."""
     model: type[BaseModel] = ctx.signature.output_model
     fields = model.model_fields
-    if "answer" not in fields:
+    if not search_fits(model):
         raise StrategyError(
             f"search.v1 fills an `answer` field, and {ctx.signature.id}'s output has none",
             strategy_id=STRATEGY_ID,
