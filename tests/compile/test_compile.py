@@ -15,8 +15,16 @@ import pytest
 import sqlalchemy as sa
 
 from dse.compile import CompileBudget, build_job_spec, compile_signature, evaluate_artifact
+from dse.compile._compile import MULTI_CALL_PREDICTION_CAP, _calls_per_prediction
 from dse.eval import paired_bootstrap
-from dse.signature import Artifact
+from dse.signature import (
+    Artifact,
+    Budgets,
+    DecodeParams,
+    EnsembleParams,
+    Params,
+    StrategyParams,
+)
 from dse.store import Store
 
 from ._route import ROUTE, SPACE, planted_lm, profile, prompt_of, seed_dataset
@@ -196,3 +204,17 @@ def test_killed_compile_resumes_without_repeating_finished_lm_calls(tmp_path: Pa
 
 
 GOLDEN_JOB_HASH = "sha256:f860f360d2b766d4285b29c120b86d2eb1101ba20b39eb99dfc2f830a9fa60e1"
+
+
+def test_the_holdout_bound_covers_what_one_prediction_may_spend() -> None:
+    # A real SummarizeThread compile ran out of its holdout calls after 48: rlm_lite spends a
+    # dozen calls on one thread, and the bound assumed one call and its repairs. Every holdout
+    # pair went unscored and the report could not be stored (CI of -inf).
+    direct = Params(decode=DecodeParams(max_repairs=2))
+    assert _calls_per_prediction(direct) == 3
+    voted = direct.model_copy(update={"ensemble": EnsembleParams(samples=5, temperature=0.7)})
+    assert _calls_per_prediction(voted) == 15
+    rlm = Params(strategy=StrategyParams(id="rlm_lite.v1"))
+    assert _calls_per_prediction(rlm) == MULTI_CALL_PREDICTION_CAP
+    bounded = rlm.model_copy(update={"budgets": Budgets(max_lm_calls=20)})
+    assert _calls_per_prediction(bounded) == 20

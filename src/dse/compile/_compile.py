@@ -254,10 +254,10 @@ async def compile_signature(
         budget_left = _budget_left(ctx)
 
         tracker.update(phase="holdout", force=True)
-        # Each holdout example costs its prediction (with repairs) plus, for a judged reward,
-        # the judge's call and one repair; bounded so holdout can never run away.
-        max_calls_per_example = 1 + max(
-            control.params.decode.max_repairs, best.params.decode.max_repairs
+        # Each holdout example costs its prediction plus, for a judged reward, the judge's call
+        # and one repair; bounded so holdout can never run away.
+        max_calls_per_example = max(
+            _calls_per_prediction(control.params), _calls_per_prediction(best.params)
         )
         if reward.judge_compiled_id:
             max_calls_per_example += 2
@@ -281,7 +281,19 @@ async def compile_signature(
             holdout,
         )
         control_eval, best_eval = evals[control.compiled_id], evals[best.compiled_id]
-        paired = paired_bootstrap(control_eval.paired(), best_eval.paired(), seed=spec.seed)
+        both = [e for e in control_eval.example_ids if e in control_eval.rewards]
+        both = [e for e in both if e in best_eval.rewards]
+        if not both:
+            raise DseError(
+                f"no holdout example of {signature.id} was scored for both the control "
+                f"({control_eval.n} of {len(holdout)}) and the best ({best_eval.n} of "
+                f"{len(holdout)}) within {holdout_budget.max_lm_calls} LM calls"
+            )
+        paired = paired_bootstrap(
+            [control_eval.rewards[e] for e in both],
+            [best_eval.rewards[e] for e in both],
+            seed=spec.seed,
+        )
         by_value = stored_value_breakdown(
             store,
             signature,
@@ -434,3 +446,19 @@ class _Progress:
 
     def reused(self, *evaluators: Evaluator) -> int:
         return sum(e.reused_results for e in evaluators)
+
+
+#: Calls one holdout prediction may take when its params set no call budget and its strategy
+#: makes several (a controller's turns, sub-LM calls, a fallback pass).
+MULTI_CALL_PREDICTION_CAP = 64
+
+
+def _calls_per_prediction(params: Params) -> int:
+    """What one prediction may spend: its own LM-call budget where it sets one, else a call and
+    its repairs per ensemble sample (``direct.v1``) or the multi-call cap (any other strategy)."""
+    if params.budgets.max_lm_calls is not None:
+        return max(1, params.budgets.max_lm_calls)
+    if params.strategy.id == "direct.v1":
+        samples = params.ensemble.samples if params.ensemble is not None else 1
+        return samples * (1 + params.decode.max_repairs)
+    return MULTI_CALL_PREDICTION_CAP
