@@ -281,8 +281,11 @@ async def compile_signature(
             holdout,
         )
         control_eval, best_eval = evals[control.compiled_id], evals[best.compiled_id]
-        both = [e for e in control_eval.example_ids if e in control_eval.rewards]
-        both = [e for e in both if e in best_eval.rewards]
+        both = [
+            e
+            for e in control_eval.example_ids
+            if e in control_eval.rewards and e in best_eval.rewards
+        ]
         if not both:
             raise DseError(
                 f"no holdout example of {signature.id} was scored for both the control "

@@ -69,9 +69,6 @@ class CandidateEval:
     def mean(self) -> float:
         return sum(self.rewards.values()) / len(self.rewards) if self.rewards else 0.0
 
-    def paired(self) -> list[float]:
-        return [self.rewards[e] for e in self.example_ids if e in self.rewards]
-
     def summary(self) -> dict[str, Any]:
         return {
             "compiled_id": self.compiled_id,
