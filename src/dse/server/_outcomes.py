@@ -90,13 +90,14 @@ def run_headline(run: OpsRunRow) -> Headline:
     """The outcome and the reason that decided it: a rollback leads with the canary's verdict,
     a refusal with the gate's reasons, a failure with its error, never with the compile gain
     that came before (the reason is the report's and the webhook's, word for word)."""
-    outcome = run_outcome(run)
     steps: Mapping[str, Any] = run.state.get("steps") or {}
     if run.status == "running":
+        outcome = run_outcome(run)
         done = [name for name, record in steps.items() if isinstance(record, Mapping)]
         reason = f"last step recorded: {done[-1]}" if done else "no step has finished yet"
     else:
-        reason = describe_run(run).reason
+        report = describe_run(run)
+        outcome, reason = report.outcome, report.reason
     conclude = _result(steps, "conclude")
     return Headline(
         outcome=outcome,
