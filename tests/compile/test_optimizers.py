@@ -150,3 +150,18 @@ async def test_every_optimizer_says_why_it_stopped(sqlite_store: Store, optimize
     assert stop is not None and stop.code in UNBOUNDED_STOPS[optimizer], stop
     assert stop.text
     assert free.report.budget_left is not None and free.report.budget_left["lm_calls"] > 0
+
+
+async def test_the_search_spend_counts_the_searchs_seconds_not_the_holdouts(
+    sqlite_store: Store,
+) -> None:
+    seed_dataset(sqlite_store)
+    lm = planted_lm(planted_for("grid", sqlite_store))
+    lm.latency_s = 0.01
+    outcome = await compile_signature(
+        sqlite_store, ROUTE, lm, profile(max_calls=37, optimizer="grid"), concurrency=1
+    )
+    report = outcome.report
+    search_s, holdout_s = report.spend["seconds"], report.holdout_spend["seconds"]
+    assert holdout_s > 0.1  # at least one call per holdout example, 10 ms each
+    assert search_s + holdout_s <= report.wall_seconds + 0.01

@@ -252,6 +252,7 @@ async def compile_signature(
             code="unstated", text=f"{spec.optimizer} ended without saying why"
         )
         budget_left = _budget_left(ctx)
+        budget_used.close()
 
         tracker.update(phase="holdout", force=True)
         # Each holdout example costs its prediction plus, for a judged reward, the judge's call

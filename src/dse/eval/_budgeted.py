@@ -24,10 +24,17 @@ class SpendBudget:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self._started = time.monotonic()
+        self._closed_at: float | None = None
 
     @property
     def elapsed_s(self) -> float:
-        return time.monotonic() - self._started
+        return (self._closed_at or time.monotonic()) - self._started
+
+    def close(self) -> None:
+        """End the spending phase: its seconds stop counting, so a report written after later
+        phases (a compile's holdout) shows what this phase took."""
+        if self._closed_at is None:
+            self._closed_at = time.monotonic()
 
     @property
     def charged_calls(self) -> int:
