@@ -56,6 +56,8 @@ class ConstantLM:
 
     default_model_id = "constant"
     supports_constrained = False
+    supports_logprobs = False
+    context_tokens = None
 
     async def complete(self, request: LMRequest) -> Completion:
         return Completion(text=REPLY, usage=Usage(prompt_tokens=1), model_used="constant")

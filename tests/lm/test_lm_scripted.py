@@ -121,3 +121,11 @@ def test_recorded_file_errors_name_the_line(tmp_path: Path) -> None:
         ScriptedLM.from_file(path)
     with pytest.raises(LMError, match="cannot read"):
         ScriptedLM.from_file(tmp_path / "missing.jsonl")
+
+
+async def test_a_window_refuses_a_request_that_does_not_fit_and_is_reported() -> None:
+    lm = ScriptedLM(lambda request: "ok", context_tokens=300)  # max_tokens is 256
+    assert lm.context_tokens == 300 and ScriptedLM(lambda r: "ok").context_tokens is None
+    assert (await lm.complete(req("x" * 40))).text == "ok"
+    with pytest.raises(LMError, match=r"requested tokens \(\d+\) exceed the context window of 300"):
+        await lm.complete(req("x" * 400))

@@ -65,3 +65,28 @@ async def test_a_missing_blob_is_an_input_error() -> None:
     lm = ScriptedLM(lambda request: "{}")
     with pytest.raises(InvalidInputError):
         await DirectStrategy().run(_run_context(DictBlobs(), ["sha256:" + "1" * 64], lm))
+
+
+async def test_inlined_text_is_cut_to_what_the_models_window_has_room_for() -> None:
+    blobs = DictBlobs()
+    blob_id = blobs.put_blob("~" * 50_000)
+    requests: list[LMRequest] = []
+
+    def rule(request: LMRequest) -> str:
+        requests.append(request)
+        return json.dumps({"answer": "x", "evidence": []})
+
+    lm = ScriptedLM(rule, context_tokens=4096)
+    result = await DirectStrategy().run(_run_context(blobs, [blob_id], lm, inline_chars=24_000))
+
+    prompt = requests[0].messages[-1].content
+    assert result.output.model_dump()["answer"] == "x"
+    # Well under inline_chars: the window decided, and left room for the reply and a repair.
+    assert 1_000 < prompt.count("~") < 8_000
+    assert "chars not shown]" in prompt
+    # The same input with a model that does not say its window inlines all 24,000.
+    requests.clear()
+    await DirectStrategy().run(
+        _run_context(blobs, [blob_id], ScriptedLM(rule), inline_chars=24_000)
+    )
+    assert requests[0].messages[-1].content.count("~") == 24_000

@@ -232,6 +232,10 @@ class LocalLM:
     def supports_logprobs(self) -> bool:
         return True
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self.n_ctx
+
     def _grammar(self, schema: dict[str, Any]) -> tuple[Any, bool]:
         """Grammar for a schema, and whether it enforces the schema itself.
 

@@ -90,6 +90,7 @@ class OpenAILM:
         strict_schema: bool = False,
         seed: int | None = 0,
         schema_format: SchemaFormat | None = None,
+        context_tokens: int | None = None,
     ) -> None:
         if not model_id:
             raise LMError("openai LM: a model id is required (e.g. openai:gpt-4o-mini)")
@@ -97,7 +98,10 @@ class OpenAILM:
             raise LMError("openai LM: max_attempts and concurrency must be >= 1, timeout_s > 0")
         if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
             raise LMError("openai LM: max_tokens_param must be max_tokens or max_completion_tokens")
+        if context_tokens is not None and context_tokens < 1:
+            raise LMError("openai LM: context_tokens must be >= 1 when given")
         self.model_id = model_id
+        self._context_tokens = context_tokens
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         if not self._api_key:
@@ -130,6 +134,11 @@ class OpenAILM:
     def supports_logprobs(self) -> bool:
         """Chat endpoints do not score given continuations after a prompt."""
         return False
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The window given at construction; an endpoint does not report its own."""
+        return self._context_tokens
 
     def _state(self) -> _LoopState:
         """Client and semaphore per event loop: both are bound to the loop that first uses them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -55,13 +56,19 @@ class _RegexRules:
         return self._default
 
 
+# About what English prose measures on the shipped models' tokenizers.
+SCRIPTED_CHARS_PER_TOKEN = 4.0
+
+
 class ScriptedLM:
     """Replies by rule; counts calls; optionally sleeps ``latency_s`` to simulate a real model.
 
     ``rules`` is either a function of the request or a list of ``(regex, reply)`` pairs matched
     against the last user message. With ``strict_model`` a request for another model id is refused,
     as a real backend would. ``scorer`` answers scoring requests (``continuations``) with one
-    log-probability per continuation; without it the LM says it cannot score.
+    log-probability per continuation; without it the LM says it cannot score. With
+    ``context_tokens`` it refuses, as llama.cpp does, a request whose prompt (counted at
+    ``SCRIPTED_CHARS_PER_TOKEN``) and ``max_tokens`` do not fit that window.
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class ScriptedLM:
         supports_constrained: bool = False,
         strict_model: bool = False,
         scorer: Scorer | None = None,
+        context_tokens: int | None = None,
     ) -> None:
         if latency_s < 0:
             raise LMError("scripted LM: latency_s must be >= 0")
@@ -83,6 +91,7 @@ class ScriptedLM:
         self._supports_constrained = supports_constrained
         self.strict_model = strict_model
         self.scorer = scorer
+        self._context_tokens = context_tokens
         self.calls = 0
         self.last_request: LMRequest | None = None
 
@@ -143,6 +152,10 @@ class ScriptedLM:
     def supports_logprobs(self) -> bool:
         return self.scorer is not None
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self._context_tokens
+
     async def complete(self, request: LMRequest) -> Completion:
         if self.strict_model and request.config.model_id != self.model_id:
             raise LMError(
@@ -153,6 +166,7 @@ class ScriptedLM:
         started = time.perf_counter()
         self.calls += 1
         self.last_request = request
+        self._check_window(request)
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         if request.continuations is not None:
@@ -166,6 +180,18 @@ class ScriptedLM:
             latency_ms=(time.perf_counter() - started) * 1000.0,
             constrained=self._supports_constrained and request.response_schema is not None,
         )
+
+    def _check_window(self, request: LMRequest) -> None:
+        if self._context_tokens is None:
+            return
+        chars = sum(len(m.content) for m in request.messages)
+        wanted = math.ceil(chars / SCRIPTED_CHARS_PER_TOKEN) + request.config.max_tokens
+        if wanted > self._context_tokens:
+            raise LMError(
+                f"scripted LM {self.model_id}: requested tokens ({wanted}) exceed the context "
+                f"window of {self._context_tokens}",
+                model=self.model_id,
+            )
 
     def _score(self, request: LMRequest, started: float) -> Completion:
         if self.scorer is None:

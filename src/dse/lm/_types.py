@@ -98,7 +98,9 @@ class LM(Protocol):
 
     ``default_model_id`` fills params that do not pin a model; ``supports_constrained`` says whether
     ``response_schema`` is enforced by the backend; ``supports_logprobs`` whether it answers
-    scoring requests (``LMRequest.continuations``).
+    scoring requests (``LMRequest.continuations``); ``context_tokens`` is the model's window
+    (prompt and reply together) when the backend knows it, so strategies can fit long content
+    into it instead of failing the call.
     """
 
     @property
@@ -109,6 +111,9 @@ class LM(Protocol):
 
     @property
     def supports_logprobs(self) -> bool: ...
+
+    @property
+    def context_tokens(self) -> int | None: ...
 
     async def complete(self, request: LMRequest) -> Completion: ...
 

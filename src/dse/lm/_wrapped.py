@@ -25,6 +25,10 @@ class WrappedLM:
     def supports_logprobs(self) -> bool:
         return self.inner.supports_logprobs
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self.inner.context_tokens
+
     async def complete(self, request: LMRequest) -> Completion:
         return await self.inner.complete(request)
 

@@ -4,6 +4,7 @@ in the input are shown with their text, within a budget (see ``_inline.py``)."""
 from __future__ import annotations
 
 import asyncio
+import math
 
 from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError
@@ -12,7 +13,7 @@ from dse.runtime._choices import plan_choices
 from dse.runtime._decode import decode_output
 from dse.runtime._inline import inline_blobs
 from dse.runtime._render import input_json
-from dse.runtime._strategy import StrategyContext, StrategyResult
+from dse.runtime._strategy import CHARS_PER_TOKEN, StrategyContext, StrategyResult
 
 _REPAIR_ECHO_CHARS = 4000
 
@@ -25,9 +26,16 @@ class DirectStrategy:
         template = ctx.prompt_template()
         text = input_json(ctx.input)
         if '"blob_id":' in text:
+            room = ctx.room_chars(
+                template.prompt(text).messages, reserve_tokens=_repair_reserve(ctx)
+            )
             # Blob reads are store queries: off the event loop, as rlm_lite and search.v1 do.
             shown = await asyncio.to_thread(
-                inline_blobs, ctx.input.model_dump(mode="json"), ctx.blobs, params.strategy.config
+                inline_blobs,
+                ctx.input.model_dump(mode="json"),
+                ctx.blobs,
+                params.strategy.config,
+                room,
             )
             text = compact_json(shown)
         rendered = template.prompt(text)
@@ -69,6 +77,15 @@ class DirectStrategy:
                 completion = await ctx.call_lm(
                     repair_messages, role="repair", response_schema=schema
                 )
+
+
+def _repair_reserve(ctx: StrategyContext) -> int:
+    """Tokens a repair round adds to the prompt (the reply echoed, the error and the schema),
+    kept free when inlining so the repair fits the window too."""
+    if ctx.params.decode.max_repairs == 0:
+        return 0
+    extra = len(_repair_prompt(ctx, DecodeError("x" * 200)))
+    return ctx.model_config("repair").max_tokens + math.ceil(extra / CHARS_PER_TOKEN)
 
 
 def _repair_prompt(ctx: StrategyContext, error: DecodeError) -> str:

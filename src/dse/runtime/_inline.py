@@ -3,8 +3,9 @@
 A blob ref (``{"blob_id": "sha256:...", "chars"?: N}``) is only an id; a direct prompt that
 showed the id alone would ask the model about text it never sees. So the text is inlined, but
 at most ``inline_chars`` in total over all refs (``Params.strategy.config["inline_chars"]``,
-default ``DEFAULT_INLINE_CHARS``), each cut text ending in a marker that says how much was left
-out: a long input costs a bounded prompt, never the prior system's 240k characters.
+default ``DEFAULT_INLINE_CHARS``, and no more than the model's window has room for when the LM
+says its window), each cut text ending in a marker that says how much was left out: a long
+input costs a bounded prompt, never the prior system's 240k characters.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ DEFAULT_INLINE_CHARS = 24_000
 _BLOB_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-def inline_blobs(value: Any, blobs: BlobBackend | None, config: dict[str, Any]) -> Any:
+def inline_blobs(
+    value: Any, blobs: BlobBackend | None, config: dict[str, Any], room: int | None = None
+) -> Any:
     """``value`` (an input's JSON form) with each blob ref given its ``text``, cut to the
-    remaining budget in input order; unchanged when it holds no blob ref."""
+    remaining budget in input order; unchanged when it holds no blob ref. The budget is
+    ``inline_chars``, or ``room`` (what the model's window has left) when that is smaller."""
     limit = config.get("inline_chars", DEFAULT_INLINE_CHARS)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise StrategyError(
             f"params.strategy.config.inline_chars must be an int >= 0, got {limit!r}",
             strategy_id="direct.v1",
         )
-    left = [limit]
+    left = [limit if room is None else max(0, min(limit, room))]
 
     def walk(item: Any, path: str) -> Any:
         if is_blob_ref(item):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -12,6 +14,12 @@ from dse.lm import LM, Completion, LMRequest, Message, ModelConfig
 from dse.runtime._budget import BudgetTracker
 from dse.runtime._render import PromptTemplate, build_template
 from dse.signature import ModelRole, Params, Signature
+
+# Characters per token assumed when fitting text into a model's window: below what English and
+# JSON measure on the shipped models' tokenizer (3.4 to 4.3), so a fitted prompt has room left.
+CHARS_PER_TOKEN = 3.0
+# A chat template's role markers and separators, per message.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 
 @dataclass
@@ -64,6 +72,31 @@ class StrategyContext:
             self.template = build_template(self.signature, self.params)
         return self.template
 
+    def room_chars(
+        self,
+        messages: Sequence[Message],
+        *,
+        role: ModelRole = "main",
+        reserve_tokens: int = 0,
+    ) -> int | None:
+        """How many more characters ``messages`` can take and still fit the model's window
+        beside the reply (``max_tokens``) and ``reserve_tokens`` (e.g. a repair round's echo),
+        counted at ``CHARS_PER_TOKEN``; negative by as many as they are over; None when the LM
+        does not say its window."""
+        window = self.lm.context_tokens
+        if window is None:
+            return None
+        used = sum(len(m.content) for m in messages) / CHARS_PER_TOKEN
+        used += _TEMPLATE_TOKENS_PER_MESSAGE * (len(messages) + 1)
+        left = window - self.model_config(role).max_tokens - reserve_tokens - used
+        return math.floor(left * CHARS_PER_TOKEN)
+
+    def model_config(self, role: ModelRole) -> ModelConfig:
+        config = self.model_configs.get(role)
+        if config is None:
+            config = self.model_configs[role] = model_config(self.params, role)
+        return config
+
     async def call_lm(
         self,
         messages: tuple[Message, ...],
@@ -74,12 +107,9 @@ class StrategyContext:
         continuations: tuple[str, ...] | None = None,
     ) -> Completion:
         self.budget.on_lm_call(sub=sub)
-        config = self.model_configs.get(role)
-        if config is None:
-            config = self.model_configs[role] = model_config(self.params, role)
         request = LMRequest(
             messages=messages,
-            config=config,
+            config=self.model_config(role),
             response_schema=response_schema,
             sample_index=self.sample_index,
             continuations=continuations,
