@@ -59,3 +59,14 @@ def test_no_differing_row_and_no_rival() -> None:
     assert max_t_p_values([]) == []
     with pytest.raises(ValueError, match="same rows"):
         max_t_p_values([[1.0, 0.0], [1.0]])
+
+
+def test_a_noisy_rival_does_not_hide_a_steady_gain() -> None:
+    # A rival that gains on 12 rows and loses none, beside one that differs on 80 rows both ways
+    # (net +4): the steady gain is clear; summing raw differences would let the noisy rival's
+    # spread set the null maximum (p about 0.1).
+    steady = _rows(12, 0, 73)
+    noisy = _rows(42, 38, 5)
+    p_steady, p_noisy = max_t_p_values([steady, noisy], seed=4)
+    assert p_steady < 0.01
+    assert p_noisy > 0.2

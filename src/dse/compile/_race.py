@@ -31,7 +31,8 @@ Selection resists the winner's curse: the baseline is kept unless a finalist bea
 confidence on the whole scoring set, i.e. a higher mean and a p-value below ``select_alpha``
 adjusted for the F finalists it was picked from (:func:`~dse.eval.max_t_p_values`: sign flips of
 each row's differences to the baseline for all finalists at once, so a finalist and its tuned
-twins, which mostly agree, are not paid for as F independent tries the way Bonferroni would).
+twins, which mostly agree, are not paid for as F independent tries the way Bonferroni would;
+each finalist's sum studentized, so a noisy finalist does not hide a steady one).
 Among the candidates that pass, the highest mean wins (ties go to the earliest).
 
 Candidate generation is :func:`initial_candidates` (instructions x demo sets x decode modes x

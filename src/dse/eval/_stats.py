@@ -80,19 +80,28 @@ def max_t_p_values(
     draw flips the sign of a row's differences for all rivals at once, so rivals that mostly
     agree (a policy and its tuned twin) cost far less than a Bonferroni factor, while the chance
     that the best of them looks this good by luck stays below the p-value (strong control of the
-    family-wise error when every row's differences are symmetric under no difference)."""
+    family-wise error when every row's differences are symmetric under no difference).
+
+    Each rival's sum is studentized by the norm of its differences (a sign flip leaves the norm
+    unchanged, so the test stays exact): otherwise a rival that differs from the control on
+    many rows, both ways, sets the null maximum and hides a rival with a small, steady gain."""
     if not differences:
         return []
     if len({len(row) for row in differences}) != 1:
         raise ValueError("every rival needs a difference on the same rows")
     diff = np.asarray(differences, dtype=float)
+    norms = np.sqrt((diff**2).sum(axis=1))
+    if not norms.any():
+        return [1.0] * len(diff)
+    diff = diff / np.where(norms > 0.0, norms, 1.0)[:, None]
     observed = diff.sum(axis=1)
     moving = diff[:, np.any(diff != 0.0, axis=0)]
-    if moving.shape[1] == 0:
-        return [1.0] * len(observed)
     rng = np.random.default_rng(seed)
     signs = rng.choice(np.array([-1.0, 1.0]), size=(draws, moving.shape[1]))
     maxima = (signs @ moving.T).max(axis=1)
     # The observed labelling is one of the draws, so no p-value is ever zero.
     exceed = (maxima[None, :] >= observed[:, None] - 1e-9).sum(axis=1)
-    return [float((count + 1) / (draws + 1)) for count in exceed]
+    return [
+        float((count + 1) / (draws + 1)) if norm > 0.0 else 1.0
+        for count, norm in zip(exceed, norms, strict=True)
+    ]
