@@ -8,6 +8,7 @@ a JSONL file as it finishes, so a long benchmark can run in pieces; ``report`` p
 holdout accuracy before and after, recall of every expected value, LM calls, wall time per call.
 
     python -m bench.efficacy run --tasks kaomoji --seeds 0 1 2 --budget-calls 600
+    python -m bench.efficacy run --tasks select_tool --seeds 0 --teacher local:qwen2.5-coder-1.5b
     python -m bench.efficacy report
 """
 
@@ -51,7 +52,7 @@ def _reward(store: Store, lm: LM) -> RewardBundle:
 
 
 async def run_dse(
-    task: Task, seed: int, budget_calls: int, optimizer: str, lm: LM
+    task: Task, seed: int, budget_calls: int, optimizer: str, lm: LM, teacher: LM | None = None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(f"sqlite:///{tmp}/efficacy.db")
@@ -66,7 +67,7 @@ async def run_dse(
                 label_of=task.flat.flatten_output,
             )
             started = time.monotonic()
-            outcome = await compile_signature(store, task.signature, lm, profile)
+            outcome = await compile_signature(store, task.signature, lm, profile, teacher=teacher)
             wall = time.monotonic() - started
         finally:
             store.close()
@@ -100,7 +101,7 @@ async def run_dse(
         "candidates": [
             [c["label"], round(c["train_reward"], 4), c["n"], c["of"]] for c in report.candidates
         ],
-        "teacher": extra.get("teacher"),
+        "teacher": report.teacher_model_id,
     }
 
 
@@ -225,6 +226,7 @@ def run(args: argparse.Namespace) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     model = "qwen2.5-coder-0.5b"
     lm = lm_from_spec(f"local:{model}")
+    teacher = None if args.teacher is None else lm_from_spec(args.teacher)
     with contextlib.ExitStack() as stack:
         api_base = None
         if "dspy" in args.systems:
@@ -238,7 +240,7 @@ def run(args: argparse.Namespace) -> None:
                     started = time.monotonic()
                     if system == "dse":
                         row = asyncio.run(
-                            run_dse(task, seed, args.budget_calls, args.optimizer, lm)
+                            run_dse(task, seed, args.budget_calls, args.optimizer, lm, teacher)
                         )
                     else:
                         assert api_base is not None
@@ -340,6 +342,11 @@ def main() -> None:
     )
     run_parser.add_argument("--budget-calls", type=int, default=600)
     run_parser.add_argument("--optimizer", default=DEFAULT_OPTIMIZER)
+    run_parser.add_argument(
+        "--teacher",
+        help="LM spec of the model that writes instruction proposals, e.g. "
+        "local:qwen2.5-coder-1.5b (default: the task model)",
+    )
     run_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
