@@ -92,6 +92,7 @@ class StrategyContext:
         return math.floor(left * CHARS_PER_TOKEN)
 
     def model_config(self, role: ModelRole) -> ModelConfig:
+        """The LM settings the params give ``role``, built once and shared by every call."""
         config = self.model_configs.get(role)
         if config is None:
             config = self.model_configs[role] = model_config(self.params, role)
