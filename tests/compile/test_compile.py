@@ -20,6 +20,7 @@ from dse.eval import paired_bootstrap
 from dse.signature import (
     Artifact,
     Budgets,
+    ChoiceParams,
     DecodeParams,
     EnsembleParams,
     Params,
@@ -218,3 +219,9 @@ def test_the_holdout_bound_covers_what_one_prediction_may_spend() -> None:
     assert _calls_per_prediction(rlm) == MULTI_CALL_PREDICTION_CAP
     bounded = rlm.model_copy(update={"budgets": Budgets(max_lm_calls=20)})
     assert _calls_per_prediction(bounded) == 20
+    # A logprob pick with a blank contrast scores twice, even with no repair allowed.
+    contrasted = Params(
+        decode=DecodeParams(max_repairs=0),
+        choices=ChoiceParams(pick="logprob", blank_weight=1.0),
+    )
+    assert _calls_per_prediction(contrasted) == 2

@@ -458,11 +458,13 @@ MULTI_CALL_PREDICTION_CAP = 64
 
 
 def _calls_per_prediction(params: Params) -> int:
-    """What one prediction may spend: its own LM-call budget where it sets one, else a call and
-    its repairs per ensemble sample (``direct.v1``) or the multi-call cap (any other strategy)."""
+    """What one prediction may spend: its own LM-call budget where it sets one, else per
+    ensemble sample a call and its repairs, or two scoring calls for a logprob pick with a
+    blank contrast (``direct.v1``), else the multi-call cap (any other strategy)."""
     if params.budgets.max_lm_calls is not None:
         return max(1, params.budgets.max_lm_calls)
     if params.strategy.id == "direct.v1":
         samples = params.ensemble.samples if params.ensemble is not None else 1
-        return samples * (1 + params.decode.max_repairs)
+        contrasted = params.choices is not None and params.choices.blank_weight is not None
+        return samples * max(1 + params.decode.max_repairs, 2 if contrasted else 1)
     return MULTI_CALL_PREDICTION_CAP
