@@ -88,7 +88,9 @@ class BudgetedLM(WrappedLM):
 
     Cache traffic is batched off the event loop: lookups made in the same loop turn share one
     query, and new completions are written in groups (at most ``_WRITE_LINGER_S`` late; call
-    :meth:`flush` before relying on them being stored).
+    :meth:`flush` before relying on them being stored). A request identical to one in flight
+    waits for it and is served as a hit, so two candidates sharing a prompt pay for it once
+    whatever order their rows run in.
     """
 
     def __init__(
@@ -109,11 +111,25 @@ class BudgetedLM(WrappedLM):
         self._writer: asyncio.Task[None] | None = None
         self._fetches: set[asyncio.Task[None]] = set()
         self._flush_lock = asyncio.Lock()
+        self._in_flight: dict[str, asyncio.Event] = {}
+        # Keys this instance completed: a prefetched "not cached" for one of them is stale.
+        self._completed: set[str] = set()
 
     async def complete(self, request: LMRequest) -> Completion:
-        key = ""
+        if self.cache is None:
+            return await self._complete(request, "")
+        key = request.cache_key()
+        while (busy := self._in_flight.get(key)) is not None:
+            await busy.wait()
+        done = self._in_flight[key] = asyncio.Event()
+        try:
+            return await self._complete(request, key)
+        finally:
+            del self._in_flight[key]
+            done.set()
+
+    async def _complete(self, request: LMRequest, key: str) -> Completion:
         if self.cache is not None:
-            key = request.cache_key()
             hit = await self._lookup(key)
             if hit is not None:
                 self.budget.cache_hits += 1
@@ -132,6 +148,7 @@ class BudgetedLM(WrappedLM):
         self.budget.completion_tokens += completion.usage.completion_tokens
         if self.cache is not None:
             self._unwritten[key] = (key, request, completion)
+            self._completed.add(key)
             if self._writer is None or self._writer.done():
                 self._writer = asyncio.create_task(self._write_soon())
         return completion
@@ -163,7 +180,9 @@ class BudgetedLM(WrappedLM):
         if pending is not None:
             return pending[2]
         if key in self._known:
-            return self._known.pop(key)
+            known = self._known.pop(key)
+            if known is not None or key not in self._completed:
+                return known
         future = self._wanted.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
