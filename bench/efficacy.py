@@ -9,6 +9,7 @@ holdout accuracy before and after, recall of every expected value, LM calls, wal
 
     python -m bench.efficacy run --tasks kaomoji --seeds 0 1 2 --budget-calls 600
     python -m bench.efficacy run --tasks select_tool --seeds 0 --teacher local:qwen2.5-coder-1.5b
+    python -m bench.efficacy run --tasks kaomoji --optimizer-config '{"halving": "always"}'
     python -m bench.efficacy report
 """
 
@@ -38,6 +39,7 @@ from dse.compile import (
     compile_signature,
     default_space,
 )
+from dse.compile._job import DEFAULT_OPTIMIZER_CONFIG
 from dse.eval import RewardBundle, exact_match_reward
 from dse.lm import LM, lm_from_spec
 from dse.lm._packs import pack_path
@@ -224,6 +226,14 @@ def run_dspy(task: Task, seed: int, budget_calls: int, api_base: str, model: str
 def run(args: argparse.Namespace) -> None:
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
+    overrides = json.loads(args.optimizer_config) if args.optimizer_config else {}
+    if overrides:
+        # An experiment's settings become this run's defaults, so the job spec (and its hash)
+        # records them like any other optimizer setting.
+        DEFAULT_OPTIMIZER_CONFIG[args.optimizer] = {
+            **DEFAULT_OPTIMIZER_CONFIG[args.optimizer],
+            **overrides,
+        }
     model = "qwen2.5-coder-0.5b"
     lm = lm_from_spec(f"local:{model}")
     teacher = None if args.teacher is None else lm_from_spec(args.teacher)
@@ -255,6 +265,7 @@ def run(args: argparse.Namespace) -> None:
                             "holdout": len(task.split("holdout")),
                         },
                         abstain=task.abstain,
+                        optimizer_config=overrides if system == "dse" else {},
                         commit=_commit(),
                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     )
@@ -346,6 +357,11 @@ def main() -> None:
         "--teacher",
         help="LM spec of the model that writes instruction proposals, e.g. "
         "local:qwen2.5-coder-1.5b (default: the task model)",
+    )
+    run_parser.add_argument(
+        "--optimizer-config",
+        help="JSON settings merged over the optimizer's defaults for this run, e.g. "
+        '\'{"halving": "always"}\'',
     )
     run_parser.add_argument("--results", default=str(DEFAULT_RESULTS))
     report_parser = sub.add_parser("report")

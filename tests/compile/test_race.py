@@ -124,6 +124,47 @@ async def test_tied_candidates_run_to_the_end_and_the_baseline_is_kept(
     assert report.budget_left is not None and report.budget_left["lm_calls"] > 0
 
 
+async def test_halving_always_keeps_the_better_half_at_every_look_even_with_budget_left(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        DEFAULT_OPTIMIZER_CONFIG,
+        "race",
+        {**DEFAULT_OPTIMIZER_CONFIG["race"], "halving": "always", "ensemble_samples": 0},
+    )
+    monkeypatch.setattr(race_module, "choice_options", lambda ctx: {})
+    seed_dataset(sqlite_store)
+    n = len(scoring_numbers(sqlite_store))
+    # The better an instruction's rank, the more rows it gets right; none is proven worse early.
+    skill = {"A:": 0, "B:": 1, "C:": 2, "D:": 3}
+
+    def correct(request: LMRequest, text: str) -> bool:
+        prompt = prompt_of(request)
+        level = next((v for k, v in skill.items() if k in prompt), 0)
+        return number_of(text) % 4 < level
+
+    outcome = await compile_signature(
+        sqlite_store,
+        ROUTE,
+        planted_lm(correct),
+        race_profile(space(*((k.lower(), f"{k} answer.") for k in ("B:", "C:", "D:")))),
+        concurrency=4,
+    )
+    report = outcome.report
+    rungs = rungs_for(n, FIRST_RUNG, DEFAULT_OPTIMIZER_CONFIG["race"]["eta"])
+    assert len(rungs) > 2
+    reached = {c["label"].split(" | ")[0]: c["n"] for c in report.candidates}
+    # Four raced (authored + three): two go past the first look, one past the second.
+    assert sorted(v for k, v in reached.items() if k != "baseline") == [
+        rungs[0],
+        rungs[0],
+        rungs[1],
+        n,
+    ]
+    assert reached["d:"] == n
+    assert report.budget_left is not None and report.budget_left["lm_calls"] > 0
+
+
 async def test_a_small_lead_on_the_scoring_rows_does_not_beat_the_baseline(
     sqlite_store: Store,
 ) -> None:

@@ -9,9 +9,9 @@ any two candidates share their first rows and every comparison is paired.
    eliminated when a one-sided exact sign test on the rows it shares with the current leader
    (the best mean on that prefix) says it is worse: P(Bin(w + l, 1/2) <= w) < ``alpha`` / looks,
    where w and l count the rows it wins and loses (Bonferroni over the round's looks). When the
-   budget cannot carry every survivor to the end, only the better ``1/eta`` share by mean goes on
-   (successive halving). The first round starts as many candidates as fit ``race_share`` of the
-   budget left; the rest wait in a queue.
+   budget cannot carry every survivor to the end (or at every look, with ``halving: always``),
+   only the better ``1/eta`` share by mean goes on (successive halving). The first round starts
+   as many candidates as fit ``race_share`` of the budget left; the rest wait in a queue.
 3. After a round, finalists (scored on every row) proven worse than the leader the same way drop
    out. (A logprob-choice racer also gets, at its first look, a twin with its abstention bias
    tuned on the rows it was scored on; the twin joins the race there, for free. A tuned twin
@@ -503,8 +503,9 @@ class _Race:
         return joined
 
     def _look(self, batch: list[_Racer], rows: list[str], size: int) -> None:
-        """Eliminate the batch's racers proven worse than the leader on ``rows``, then, when the
-        budget cannot carry the rest to the end, keep only the better share."""
+        """Eliminate the batch's racers proven worse than the leader on ``rows``, then keep only
+        the better share: at every look with ``halving: always``, else when the budget cannot
+        carry the rest to the end."""
         alive = [r for r in self.racers if r.alive and len(r.rewards) >= size]
         leader = max(alive, key=lambda r: r.mean(rows))
         for racer in batch:
@@ -512,10 +513,11 @@ class _Race:
                 racer.alive = False
                 self.eliminated += 1
         going = [r for r in batch if r.alive]
-        left = self.ctx.calls_left()
-        need = len(going) * (len(self.ids) - size) * self.calls_per_row()
-        if left is None or need <= left:
-            return
+        if self.ctx.config.get("halving", "when_short") != "always":
+            left = self.ctx.calls_left()
+            need = len(going) * (len(self.ids) - size) * self.calls_per_row()
+            if left is None or need <= left:
+                return
         keep = math.ceil(len(going) / self.eta)
         ranked = sorted(going, key=lambda r: r.mean(rows), reverse=True)
         for racer in ranked[keep:]:
