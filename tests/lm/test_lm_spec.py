@@ -9,7 +9,7 @@ import pytest
 from dse.errors import LMError, ModelPackError
 from dse.lm import LocalLM, OpenAILM, lm_from_spec
 from dse.lm._local import LOCAL_TIMEOUT_S
-from dse.lm._openai import OPENAI_TIMEOUT_S
+from dse.lm._openai import CONTEXT_TOKENS_ENV, OPENAI_TIMEOUT_S
 
 
 @pytest.mark.parametrize("spec", ["", "qwen", "local:", "bogus:thing", "openai"])
@@ -58,3 +58,22 @@ def test_each_backend_keeps_its_own_timeout_unless_one_is_given(
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     remote = lm_from_spec("openai:gpt-test")
     assert isinstance(remote, OpenAILM) and remote.timeout_s == OPENAI_TIMEOUT_S == 60.0
+
+
+def test_an_openai_spec_takes_the_endpoint_window_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.delenv(CONTEXT_TOKENS_ENV, raising=False)
+    assert lm_from_spec("openai:m").context_tokens is None
+
+    monkeypatch.setenv(CONTEXT_TOKENS_ENV, " 8192 ")
+    assert lm_from_spec("openai:m").context_tokens == 8192
+    assert OpenAILM("m", context_tokens=2048).context_tokens == 2048
+
+    for bad in ("8k", "0", "-5"):
+        monkeypatch.setenv(CONTEXT_TOKENS_ENV, bad)
+        with pytest.raises(LMError, match=f"{CONTEXT_TOKENS_ENV} must be a whole number.*{bad}"):
+            lm_from_spec("openai:m")
+    with pytest.raises(LMError, match="context_tokens must be"):
+        OpenAILM("m", context_tokens=0)

@@ -8,7 +8,8 @@ A response schema travels in one of two shapes, chosen by ``schema_format`` (els
 ``DSE_OPENAI_SCHEMA_FORMAT`` environment variable): ``json_schema``, OpenAI's envelope (OpenAI,
 vLLM, llama.cpp's llama-server), or ``json_object`` with the schema beside it, the only shape
 llama-cpp-python's server constrains to (it answers 500 to the other). Servers disagree and none
-says which it wants, so the operator names it.
+says which it wants, so the operator names it. Nor does an endpoint report its context window:
+``context_tokens`` (else ``DSE_OPENAI_CONTEXT_TOKENS``) lets prompts be fitted to it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 SchemaFormat = Literal["json_schema", "json_object"]
 SCHEMA_FORMAT_ENV = "DSE_OPENAI_SCHEMA_FORMAT"
+CONTEXT_TOKENS_ENV = "DSE_OPENAI_CONTEXT_TOKENS"
 _RETRY_STATUSES = frozenset({408, 429})
 # What servers answer to a response_format shape they do not know: 400 (OpenAI-like), 422 (a
 # FastAPI model), 500 (llama-cpp-python's server). A failure with one of these names the setting.
@@ -98,10 +100,8 @@ class OpenAILM:
             raise LMError("openai LM: max_attempts and concurrency must be >= 1, timeout_s > 0")
         if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
             raise LMError("openai LM: max_tokens_param must be max_tokens or max_completion_tokens")
-        if context_tokens is not None and context_tokens < 1:
-            raise LMError("openai LM: context_tokens must be >= 1 when given")
         self.model_id = model_id
-        self._context_tokens = context_tokens
+        self._context_tokens = _context_tokens(context_tokens)
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         if not self._api_key:
@@ -300,6 +300,26 @@ def _schema_format(given: SchemaFormat | None) -> SchemaFormat:
         f"openai LM: {source} must be one of {', '.join(accepted)}, got {value!r}",
         field=source,
     )
+
+
+def _context_tokens(given: int | None) -> int | None:
+    """The argument, else the environment, else unknown; a window must be a positive integer."""
+    if given is not None:
+        source, raw = "context_tokens", str(given)
+    else:
+        source, raw = CONTEXT_TOKENS_ENV, os.environ.get(CONTEXT_TOKENS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise LMError(
+            f"openai LM: {source} must be a whole number of tokens >= 1, got {raw!r}",
+            field=source,
+        )
+    return value
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:

@@ -10,7 +10,7 @@ from dse.lm._types import LM
 SPEC_FORMS = (
     "local:NAME (an installed model pack, e.g. local:qwen2.5-coder-0.5b)",
     "gguf:PATH (a GGUF file)",
-    "openai:MODEL (with OPENAI_BASE_URL / OPENAI_API_KEY)",
+    "openai:MODEL (with OPENAI_BASE_URL / OPENAI_API_KEY; DSE_OPENAI_CONTEXT_TOKENS=N)",
     "scripted:FILE (JSONL of {match, reply} rules)",
 )
 
