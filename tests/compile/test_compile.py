@@ -151,11 +151,15 @@ def test_killed_compile_resumes_without_repeating_finished_lm_calls(tmp_path: Pa
         "--concurrency",
         "4",
     ]
+    # Every third row (both splits): enough calls to kill half way, a third of the wait.
+    rows = tmp_path / "rows.jsonl"
+    lines = Path(dataset_path()).read_text(encoding="utf-8").splitlines()
+    rows.write_text("\n".join(lines[::3]) + "\n", encoding="utf-8")
     clean_db = f"sqlite:///{tmp_path / 'clean.db'}"
     killed_db = f"sqlite:///{tmp_path / 'killed.db'}"
     for db in (clean_db, killed_db):
         subprocess.run(
-            dse(db, "import", SELECT_TOOL_ID, dataset_path()),
+            dse(db, "import", SELECT_TOOL_ID, str(rows)),
             check=True,
             capture_output=True,
             timeout=120,
