@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dse.errors import LMError
+import pytest
+
+from dse.errors import BudgetExceededError, LMError
 from dse.eval import BudgetedLM, SpendBudget
 from dse.lm import Completion, InMemoryLMCache, LMRequest, Message, ModelConfig, ScriptedLM
 
@@ -94,3 +96,20 @@ async def test_a_prefetched_miss_that_went_stale_does_not_buy_the_call_twice() -
     again = await lm.complete(request)
 
     assert again.cached and inner.calls == 1 and budget.cache_hits == 1
+
+
+async def test_a_call_running_when_the_seconds_run_out_stops_there_as_a_spent_budget() -> None:
+    inner = ScriptedLM(lambda request: "yes", latency_s=5.0)
+    budget = SpendBudget(max_seconds=0.2)
+    lm = BudgetedLM(inner, InMemoryLMCache(), budget, concurrency=2)
+
+    with pytest.raises(BudgetExceededError) as spent:
+        await lm.complete(_ask("slow"))
+
+    assert spent.value.details["budget"] == "compile.max_seconds"
+    assert budget.elapsed_s < 5.0 and budget.lm_calls == 1
+
+
+async def test_the_deadline_is_not_part_of_the_cache_key() -> None:
+    plain = _ask("same")
+    assert plain.model_copy(update={"not_after": 123.0}).cache_key() == plain.cache_key()

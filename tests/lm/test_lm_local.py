@@ -123,6 +123,34 @@ async def test_generation_deadline(smollm2_path: Path) -> None:
         await lm.complete(request)
 
 
+async def test_the_callers_deadline_stops_a_call_and_refuses_a_late_start(
+    local_lm: LocalLM,
+) -> None:
+    await local_lm.complete(routing(response_schema=SCHEMA))  # the model is loaded
+    # Scoring many long continuations takes seconds whatever the model would say.
+    words = " ".join(f"word{i}" for i in range(300))
+    slow = LMRequest(
+        messages=(Message(role="user", content="Say something."),),
+        config=ModelConfig(model_id=PACK),
+        continuations=tuple(f"{i} {words}" for i in range(40)),
+    )
+    with pytest.raises(LMError, match="deadline") as stopped:
+        await local_lm.complete(slow.model_copy(update={"not_after": time.monotonic() + 0.3}))
+    assert stopped.value.details["status"] == "deadline"
+
+    # A call that waited for the model past its deadline does not start; the next caller
+    # gets its answer.
+    passed = routing(response_schema=SCHEMA).model_copy(update={"not_after": time.monotonic()})
+    results = await asyncio.gather(
+        local_lm.complete(passed),
+        local_lm.complete(routing(response_schema=SCHEMA)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], LMError) and results[0].details["status"] == "deadline"
+    assert not isinstance(results[1], BaseException)
+    validate(json.loads(results[1].text), SCHEMA)
+
+
 async def test_concurrent_callers_share_one_model(local_lm: LocalLM) -> None:
     requests = [
         routing(response_schema=SCHEMA, sample_index=i).model_copy(

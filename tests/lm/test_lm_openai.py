@@ -162,6 +162,21 @@ async def test_slow_response_times_out(openai_server: FakeOpenAI) -> None:
     await lm.aclose()
 
 
+async def test_the_callers_deadline_ends_the_call_and_its_retries(
+    openai_server: FakeOpenAI,
+) -> None:
+    openai_server.script(Step(delay_s=5.0), Step(delay_s=5.0))
+    lm = make(openai_server, timeout_s=4.0, max_attempts=4)
+    with pytest.raises(LMError, match="deadline") as info:
+        await lm.complete(req().model_copy(update={"not_after": time.monotonic() + 0.3}))
+    assert info.value.details["status"] == "deadline"
+    assert len(openai_server.requests) == 1
+    with pytest.raises(LMError, match="deadline"):
+        await lm.complete(req().model_copy(update={"not_after": time.monotonic()}))
+    assert len(openai_server.requests) == 1
+    await lm.aclose()
+
+
 async def test_connection_refused_is_an_lm_error() -> None:
     lm = OpenAILM(
         "gpt-test",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dse.errors import BudgetExceededError
+from dse.errors import BudgetExceededError, LMError
 from dse.lm import LM, Completion, LMCache, LMRequest, Usage, WrappedLM
 
 SPEND_BUDGET_PREFIX = "compile."
@@ -52,14 +52,22 @@ class SpendBudget:
         time_out = self.max_seconds is not None and self.elapsed_s >= self.max_seconds
         return calls_out or time_out
 
+    @property
+    def deadline(self) -> float | None:
+        """The time.monotonic() instant the seconds run out, for LM calls to stop at."""
+        return None if self.max_seconds is None else self._started + self.max_seconds
+
+    def time_spent(self) -> BudgetExceededError:
+        return BudgetExceededError(
+            f"compile budget of {self.max_seconds:.0f} s is spent",
+            budget=SPEND_BUDGET_PREFIX + "max_seconds",
+            limit=self.max_seconds,
+            observed=round(self.elapsed_s, 1),
+        )
+
     def acquire_call(self) -> None:
         if self.max_seconds is not None and self.elapsed_s >= self.max_seconds:
-            raise BudgetExceededError(
-                f"compile budget of {self.max_seconds:.0f} s is spent",
-                budget=SPEND_BUDGET_PREFIX + "max_seconds",
-                limit=self.max_seconds,
-                observed=round(self.elapsed_s, 1),
-            )
+            raise self.time_spent()
         if self.max_lm_calls is not None and self.charged_calls >= self.max_lm_calls:
             raise BudgetExceededError(
                 f"compile budget of {self.max_lm_calls} LM calls is spent",
@@ -136,11 +144,11 @@ class BudgetedLM(WrappedLM):
                 return hit.model_copy(update={"cached": True, "usage": Usage(), "latency_ms": 0.0})
         if self._calls is None:
             self.budget.acquire_call()
-            completion = await self.inner.complete(request)
+            completion = await self._call(request)
         else:
             async with self._calls:
                 self.budget.acquire_call()
-                completion = await self.inner.complete(request)
+                completion = await self._call(request)
             # Let the call that was waiting for this slot start before the caller goes on
             # decoding and scoring, so CPU work never delays the next LM call.
             await asyncio.sleep(0)
@@ -152,6 +160,19 @@ class BudgetedLM(WrappedLM):
             if self._writer is None or self._writer.done():
                 self._writer = asyncio.create_task(self._write_soon())
         return completion
+
+    async def _call(self, request: LMRequest) -> Completion:
+        """The inner call, told when the budget's seconds end: a call still queued for a local
+        model then, or generating, stops there instead of running the search past its budget."""
+        deadline = self.budget.deadline
+        if deadline is None:
+            return await self.inner.complete(request)
+        try:
+            return await self.inner.complete(request.model_copy(update={"not_after": deadline}))
+        except LMError as exc:
+            if exc.details.get("status") == "deadline":
+                raise self.budget.time_spent() from None
+            raise
 
     async def flush(self) -> None:
         """Write every completion buffered so far."""

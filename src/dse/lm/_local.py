@@ -273,8 +273,9 @@ class LocalLM:
         if request.response_schema is not None:
             grammar, constrained = self._grammar(request.response_schema)
         with loaded.lock:
+            limit = self._start(request)
             loaded.timed_out = False
-            loaded.deadline = time.monotonic() + self.timeout_s
+            loaded.deadline = _sooner(limit, request.not_after)
             try:
                 result = loaded.llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in request.messages],
@@ -292,11 +293,7 @@ class LocalLM:
             finally:
                 loaded.deadline = None
             if loaded.timed_out:
-                raise LMError(
-                    f"local LM {self.model_id}: timed out after {self.timeout_s}s",
-                    model=self.model_id,
-                    status="timeout",
-                )
+                raise self._late(request, limit, "generation")
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         return Completion(
@@ -333,18 +330,17 @@ class LocalLM:
         under the model lock and the per-call deadline."""
         started = time.perf_counter()
         with loaded.lock:
-            deadline = time.monotonic() + self.timeout_s
+            limit = self._start(request)
             try:
                 prompt = chat_prompt_tokens(loaded.llama, request.messages)
                 scores = score_continuations(
-                    loaded.llama, prompt, request.continuations or (), deadline
+                    loaded.llama,
+                    prompt,
+                    request.continuations or (),
+                    _sooner(limit, request.not_after),
                 )
             except ScoringTimeout:
-                raise LMError(
-                    f"local LM {self.model_id}: scoring timed out after {self.timeout_s}s",
-                    model=self.model_id,
-                    status="timeout",
-                ) from None
+                raise self._late(request, limit, "scoring") from None
             except LMError:
                 raise
             except Exception as exc:
@@ -360,6 +356,35 @@ class LocalLM:
             choice_logprobs=tuple(scores.choices),
         )
 
+    def _start(self, request: LMRequest) -> float:
+        """Called holding the model: refuse a call whose caller's deadline passed while it
+        queued (a spent compile must not keep the model busy), else its own time limit."""
+        if request.past_deadline():
+            raise LMError(
+                f"local LM {self.model_id}: the caller's deadline passed before the call got "
+                "the model",
+                model=self.model_id,
+                status="deadline",
+            )
+        return time.monotonic() + self.timeout_s
+
+    def _late(self, request: LMRequest, limit: float, what: str) -> LMError:
+        if request.not_after is not None and request.not_after < limit:
+            return LMError(
+                f"local LM {self.model_id}: {what} stopped at the caller's deadline",
+                model=self.model_id,
+                status="deadline",
+            )
+        return LMError(
+            f"local LM {self.model_id}: {what} timed out after {self.timeout_s}s",
+            model=self.model_id,
+            status="timeout",
+        )
+
     async def aclose(self) -> None:
         """Models stay loaded for other instances on the same file; nothing to release here."""
         return None
+
+
+def _sooner(limit: float, not_after: float | None) -> float:
+    return limit if not_after is None else min(limit, not_after)

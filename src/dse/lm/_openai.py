@@ -232,11 +232,15 @@ class OpenAILM:
             retry_after: float | None = None
             hint = ""
             try:
-                async with state.semaphore, asyncio.timeout(self.timeout_s):
-                    response = await state.client.chat.completions.create(
-                        **params, timeout=self.timeout_s
-                    )
+                async with state.semaphore:
+                    wait = self._time_left(request)
+                    async with asyncio.timeout(wait):
+                        response = await state.client.chat.completions.create(
+                            **params, timeout=wait
+                        )
             except (TimeoutError, openai.APITimeoutError):
+                if request.past_deadline():
+                    raise self._late(request) from None
                 status, detail, retryable = "timeout", f"no answer within {self.timeout_s}s", True
             except openai.APIStatusError as exc:
                 status, detail = f"HTTP {exc.status_code}", exc.message
@@ -254,6 +258,23 @@ class OpenAILM:
             if not retryable or attempt >= self.max_attempts:
                 raise self._fail(request, status, attempt, detail, hint) from None
             await asyncio.sleep(self._delay(attempt, retry_after))
+
+    def _time_left(self, request: LMRequest) -> float:
+        """This attempt's time limit: ours, or less when the caller's deadline comes first; a
+        call (or a retry) whose deadline has passed does not start."""
+        if request.not_after is None:
+            return self.timeout_s
+        left = request.not_after - time.monotonic()
+        if left <= 0:
+            raise self._late(request)
+        return min(self.timeout_s, left)
+
+    def _late(self, request: LMRequest) -> LMError:
+        return LMError(
+            f"openai LM: model {request.config.model_id!r} stopped at the caller's deadline",
+            model=request.config.model_id,
+            status="deadline",
+        )
 
     def _completion(
         self, request: LMRequest, response: Any, started: float, attempt: int

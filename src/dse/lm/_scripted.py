@@ -167,8 +167,7 @@ class ScriptedLM:
         self.calls += 1
         self.last_request = request
         self._check_window(request)
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+        await self._wait(request)
         if request.continuations is not None:
             return self._score(request, started)
         text = self._rule(request)
@@ -180,6 +179,22 @@ class ScriptedLM:
             latency_ms=(time.perf_counter() - started) * 1000.0,
             constrained=self._supports_constrained and request.response_schema is not None,
         )
+
+    async def _wait(self, request: LMRequest) -> None:
+        """The scripted latency, cut short at the request's deadline as a real backend's is."""
+        if request.not_after is None:
+            if self.latency_s > 0:
+                await asyncio.sleep(self.latency_s)
+            return
+        left = request.not_after - time.monotonic()
+        if self.latency_s > 0:
+            await asyncio.sleep(max(0.0, min(self.latency_s, left)))
+        if left <= 0 or left < self.latency_s:
+            raise LMError(
+                "scripted LM: stopped at the caller's deadline",
+                model=self.model_id,
+                status="deadline",
+            )
 
     def _check_window(self, request: LMRequest) -> None:
         if self._context_tokens is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,16 @@ class LMRequest(BaseModel):
         description="Texts to score after the prompt instead of generating: the completion's "
         "``logprobs`` hold one total log-probability per continuation.",
     )
+    not_after: float | None = Field(
+        default=None,
+        exclude=True,
+        description="A time.monotonic() instant (a spend budget's end) after which the backend "
+        "must not start the call or go on with it: it fails with status ``deadline``. Not part "
+        "of the cache key.",
+    )
+
+    def past_deadline(self) -> bool:
+        return self.not_after is not None and time.monotonic() >= self.not_after
 
     def cache_key(self) -> str:
         """A private key (never an exported id), so it skips RFC 8785 for the fast encoder:
