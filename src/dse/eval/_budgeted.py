@@ -57,7 +57,7 @@ class SpendBudget:
         """The time.monotonic() instant the seconds run out, for LM calls to stop at."""
         return None if self.max_seconds is None else self._started + self.max_seconds
 
-    def time_spent(self) -> BudgetExceededError:
+    def seconds_spent_error(self) -> BudgetExceededError:
         return BudgetExceededError(
             f"compile budget of {self.max_seconds:.0f} s is spent",
             budget=SPEND_BUDGET_PREFIX + "max_seconds",
@@ -67,7 +67,7 @@ class SpendBudget:
 
     def acquire_call(self) -> None:
         if self.max_seconds is not None and self.elapsed_s >= self.max_seconds:
-            raise self.time_spent()
+            raise self.seconds_spent_error()
         if self.max_lm_calls is not None and self.charged_calls >= self.max_lm_calls:
             raise BudgetExceededError(
                 f"compile budget of {self.max_lm_calls} LM calls is spent",
@@ -171,7 +171,7 @@ class BudgetedLM(WrappedLM):
             return await self.inner.complete(request.model_copy(update={"not_after": deadline}))
         except LMError as exc:
             if exc.details.get("status") == "deadline":
-                raise self.budget.time_spent() from None
+                raise self.budget.seconds_spent_error() from None
             raise
 
     async def flush(self) -> None:
