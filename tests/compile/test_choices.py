@@ -126,6 +126,9 @@ def test_choices_named_by_the_input_are_inferred_with_their_abstention(
         'choices /tool in tools[*].name or {"tool":"none"} | grammar',
         'choices /tool in tools[*].name or {"tool":"none"} | logprob',
         'choices /tool in tools[*].name or {"tool":"none"} | logprob | blank contrast',
+        'choices /tool in tools[*].name or {"tool":"none"} | logprob | blank contrast | '
+        "neighbor vote (k=6)",
+        'choices /tool in tools[*].name or {"tool":"none"} | logprob | neighbor vote (k=6)',
     ]
     grammar = options['choices /tool in tools[*].name or {"tool":"none"} | grammar']["choices"]
     assert grammar.source == "input" and grammar.pick == "grammar"
@@ -229,6 +232,45 @@ async def test_blank_contrast_finds_what_the_input_adds_where_a_bias_alone_canno
     plain_honest = sum(plain_tuned.honest_rewards.values()) / rows
     assert honest >= 0.95 and plain_honest <= 0.8
     assert contrast_record.reward < honest
+
+
+def _blind_scorer(request: LMRequest, text: str) -> float:
+    """A model that cannot tell chit-chat from a request: the tool it picks (the named one, or
+    the first listed on chit-chat) leads "none" by the same 0.2 nats on every row."""
+    message, listed = _message(request)
+    tool = json.loads(text)["tool"]
+    named = next((t for t in listed if f"use {t}" in message), listed[0])
+    return {"none": -1.2, named: -1.0}.get(tool, -3.0)
+
+
+async def test_a_neighbor_vote_lets_labeled_rows_say_none_where_no_bias_can(
+    sqlite_store: Store,
+) -> None:
+    """Every train row is in the vote's pool, scoring rows too (a row never votes for itself).
+    The blind model's picks look alike on every row, so no bias separates chit-chat; the
+    nearest labeled rows do, and calibration turns the vote's weight up, with no LM call."""
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_blind_scorer)
+    ctx = _context(sqlite_store, _rows(60), lm, exact_match_reward())
+    options = choice_options(ctx)
+    plain_label = next(k for k in options if k.endswith("| logprob"))
+    vote_label = next(k for k in options if k.endswith("| logprob | neighbor vote (k=8)"))
+    vote = options[vote_label]["choices"].neighbors
+    train = {e.example_id for e in [*ctx.scoring, *ctx.demo_pool]}
+    assert {d.id for d in vote.pool} == train and vote.weight == 1.0
+
+    plain = await calibrate(ctx, ctx.baseline.model_copy(update=options[plain_label]), plain_label)
+    (scored,) = await ctx.score([(ctx.baseline.model_copy(update=options[vote_label]), vote_label)])
+    calls = lm.calls
+    tuned = await calibrate(ctx, ctx.baseline.model_copy(update=options[vote_label]), vote_label)
+    assert lm.calls == calls  # the plain variant's scores, cached; the votes cost nothing
+    assert plain is not None and tuned is not None
+    assert tuned.params.choices is not None and tuned.params.choices.neighbors is not None
+    assert "| vote weight " in tuned.label
+    rows = len(ctx.scoring)
+    plain_honest = sum(plain.honest_rewards.values()) / rows
+    honest = sum(tuned.honest_rewards.values()) / rows
+    assert plain_honest <= 0.75 and honest >= 0.9
+    assert scored.reward >= 0.9
 
 
 def test_cross_fitted_rewards_do_not_credit_a_bias_fitted_to_noise() -> None:
@@ -391,6 +433,9 @@ def test_a_finite_output_space_is_offered_with_its_frequent_abstention(
     assert list(options) == [
         'choices 4 outputs by schema or {"action":"none"} | logprob',
         'choices 4 outputs by schema or {"action":"none"} | logprob | blank contrast',
+        'choices 4 outputs by schema or {"action":"none"} | logprob | neighbor vote (k=4)',
+        'choices 4 outputs by schema or {"action":"none"} | logprob | blank contrast | '
+        "neighbor vote (k=4)",
     ]
     choices = next(iter(options.values()))["choices"]
     assert choices.source == "schema" and choices.abstain == {"action": "none"}

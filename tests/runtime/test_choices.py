@@ -4,12 +4,14 @@ logprob pick with its abstention bias, and outputs outside the set refused."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from dse._canonical import compact_json as compact
 from dse.errors import BudgetExceededError, DecodeError, StrategyError
 from dse.lm import LMRequest, ScriptedLM
 from dse.runtime import (
@@ -20,9 +22,19 @@ from dse.runtime import (
     choice_set,
     enumerate_outputs,
     input_values,
+    neighbor_votes,
     pick_index,
 )
-from dse.signature import Budgets, ChoiceParams, DecodeParams, Params, PromptBlocks, Signature
+from dse.signature import (
+    Budgets,
+    ChoiceParams,
+    DecodeParams,
+    Demo,
+    NeighborVote,
+    Params,
+    PromptBlocks,
+    Signature,
+)
 
 
 class Tool(BaseModel):
@@ -251,6 +263,75 @@ async def test_blank_contrast_scores_the_blanked_input_too_and_picks_on_the_diff
     plain = BY_INPUT.model_copy(update={"pick": "logprob"})
     result = await DirectStrategy().run(_context(PICK, Params(choices=plain), value, lm))
     assert result.output.model_dump() == {"tool": "email"}  # the favourite, without contrast
+
+
+def _row(ident: str, value: PickIn, tool: str) -> Demo:
+    return Demo(id=ident, input=value.model_dump(mode="json"), output={"tool": tool})
+
+
+async def test_a_neighbor_vote_adds_what_similar_labeled_inputs_were_answered() -> None:
+    """The model prefers email; the two labeled rows nearest "book the dentist appointment" were
+    answered calendar and none, so with the vote calendar wins, and a row whose input is this
+    very input never votes."""
+    lm = ScriptedLM(
+        lambda r: "unused",
+        scorer=_scorer({"email": -0.5, "calendar": -1.0, "none": -1.2}),
+    )
+    asked = _input("email", "calendar", message="book the dentist appointment")
+    pool = (
+        _row("a", _input("email", "calendar", message="book a dentist appointment"), "calendar"),
+        _row("b", _input("email", "calendar", message="dentist appointment tips"), "none"),
+        _row("c", _input("email", "calendar", message="send mail to Bob"), "email"),
+        _row("self", asked, "email"),
+    )
+    vote = NeighborVote(pool=pool, k=2, weight=2.0)
+    choices = BY_INPUT.model_copy(update={"pick": "logprob", "neighbors": vote})
+    ctx = _context(PICK, Params(choices=choices), asked, lm)
+    result = await DirectStrategy().run(ctx)
+
+    assert result.output.model_dump() == {"tool": "calendar"}
+    assert lm.calls == 1  # the vote costs no LM call
+    trace = result.trace["choices"] if result.trace else {}
+    assert trace["raw_scores"] == [-0.5, -1.0, -1.2]
+    # Shares with half a vote each: email 0.5/3.5, calendar 1.5/3.5, none 1.5/3.5.
+    assert trace["vote_scores"] == pytest.approx(
+        [math.log(1 / 7), math.log(3 / 7), math.log(3 / 7)]
+    )
+    assert trace["vote_weight"] == 2.0 and trace["picked"] == 1
+
+    unweighted = choices.model_copy(update={"neighbors": vote.model_copy(update={"weight": 0.0})})
+    result = await DirectStrategy().run(_context(PICK, Params(choices=unweighted), asked, lm))
+    assert result.output.model_dump() == {"tool": "email"}
+
+
+def test_a_neighbor_answering_a_tool_this_input_does_not_list_votes_for_answering() -> None:
+    """Input-defined choices differ per row: a neighbor that picked some other tool says "pick
+    a tool", so its vote is spread over this row's tools, never given to the abstention."""
+    pool = (
+        _row("a", _input("weather", message="forecast for Lisbon"), "weather"),
+        _row("b", _input("news", message="Lisbon headlines"), "none"),
+    )
+    texts = ('{"tool":"email"}', '{"tool":"maps"}', '{"tool":"none"}')
+    asked = _input("email", "maps", message="Lisbon forecast").model_dump(mode="json")
+    votes = neighbor_votes(PICK, NeighborVote(pool=pool, k=5), compact(asked), texts, 2)
+    # email and maps half a vote each from "a", none one from "b"; plus half a vote each.
+    assert votes == pytest.approx([math.log(2 / 7), math.log(2 / 7), math.log(3 / 7)])
+
+    nothing = neighbor_votes(
+        PICK, NeighborVote(pool=pool, k=5), compact({"message": "zzz", "tools": []}), texts, 2
+    )
+    assert nothing == pytest.approx([math.log(1 / 3)] * 3)
+
+
+def test_neighbors_need_a_logprob_pick() -> None:
+    pool = (_row("a", _input("email"), "email"),)
+    with pytest.raises(ValueError, match="neighbors needs pick='logprob'"):
+        ChoiceParams(
+            source="input",
+            output_field="/tool",
+            input_path="tools[*].name",
+            neighbors=NeighborVote(pool=pool),
+        )
 
 
 def test_blank_input_keeps_only_the_list_the_choices_come_from() -> None:

@@ -2,18 +2,20 @@
 
 :func:`choice_options` reads the train rows: does an output string field take values the input
 lists (a router's tool among the listed tools, with one consistent answer, the abstention, when
-none fits), or is the output space finite by schema? It offers the grammar and logprob variants.
+none fits), or is the output space finite by schema? It offers the grammar and logprob variants,
+and where answers repeat, logprob variants that add the vote of the nearest train rows.
 :func:`calibrate` reads the per-choice scores a logprob variant left in its results and picks the
-abstention bias (and, for a blank-contrast variant, the blank weight) that maximizes mean reward
-on the scoring rows, without new LM calls, and says what that tuned policy is honestly worth on
-those rows: each row's reward under a rule fitted without it (K-fold cross-fitting), since a rule
-tuned and judged on the same rows flatters itself.
+abstention bias (and the blank and vote weights, for variants that have them) that maximizes
+mean reward on the scoring rows, without new LM calls, and says what that tuned policy is
+honestly worth on those rows: each row's reward under a rule fitted without it (K-fold
+cross-fitting), since a rule tuned and judged on the same rows flatters itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import re
 from collections import Counter
@@ -25,7 +27,7 @@ from dse._canonical import canonical_str
 from dse.compile._search import SearchContext
 from dse.eval import Outcome
 from dse.runtime import contrasted, enumerate_outputs, input_values, pick_index, pointer_get
-from dse.signature import ChoiceParams, Params, Signature
+from dse.signature import ChoiceParams, NeighborVote, Params, Signature
 from dse.store import EvalResultRow, ExampleRow
 
 # Share of rows not answered by the abstention whose expected value the input lists.
@@ -37,9 +39,15 @@ _ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_actio
 _MISSING = object()
 _MAX_DEPTH = 4
 CROSS_FIT_FOLDS = 5
-_BIAS_SUFFIX = re.compile(r"( \| abstain bias [+-][0-9.]+( \| blank weight [0-9.]+)?)+$")
+_BIAS_SUFFIX = re.compile(
+    r"( \| abstain bias [+-][0-9.]+( \| blank weight [0-9.]+)?( \| vote weight [0-9.]+)?)+$"
+)
 # Blank weights calibration tries for a blank-contrast variant, besides its own.
 BLANK_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
+# Vote weights calibration tries for a neighbor-vote variant, besides its own.
+VOTE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+# Train rows a neighbor vote keeps in its pool (stored in the artifact); a seeded sample beyond.
+MAX_VOTE_POOL = 2000
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,33 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
         options[f"choices {found.summary} | logprob"] = {"choices": logprob}
         contrast = logprob.model_copy(update={"blank_weight": 1.0})
         options[f"choices {found.summary} | logprob | blank contrast"] = {"choices": contrast}
+        neighbors = neighbor_vote(ctx)
+        if neighbors is not None:
+            vote = f"neighbor vote (k={neighbors.k})"
+            for label, base in (
+                (f"logprob | {vote}", logprob),
+                (f"logprob | blank contrast | {vote}", contrast),
+            ):
+                options[f"choices {found.summary} | {label}"] = {
+                    "choices": base.model_copy(update={"neighbors": neighbors})
+                }
     elif found.scorable:
         _note(ctx, "choices: the LM cannot score continuations; only grammar picking is offered")
     return options
+
+
+def neighbor_vote(ctx: SearchContext) -> NeighborVote | None:
+    """A vote of the nearest train rows (every train row, scoring ones included: a row never
+    votes for its own input), with ``k`` about the square root of their number; ``None`` when
+    no answer repeats, so no neighbor could tell one input's answer from another's."""
+    rows = [*ctx.scoring, *ctx.demo_pool]
+    answers = Counter(canonical_str(_normalized(ctx.signature, r.expected)) for r in rows)
+    if not answers or answers.most_common(1)[0][1] < 2:
+        return None
+    if len(rows) > MAX_VOTE_POOL:
+        rows = random.Random(ctx.seed).sample(rows, MAX_VOTE_POOL)
+    k = max(3, min(32, round(math.sqrt(len(rows)))))
+    return NeighborVote(pool=tuple(ctx.demo(r) for r in rows), k=k)
 
 
 def infer_choices(
@@ -126,21 +158,32 @@ async def calibrate(
         rewards = [
             await _reward_for(ctx, example, row, json.loads(text)) for text in trace["outputs"]
         ]
-        picks.append(_Pick(row.example_id, raw, trace.get("blank_scores"), abstain, rewards))
+        picks.append(
+            _Pick(
+                row.example_id,
+                raw,
+                trace.get("blank_scores"),
+                abstain,
+                rewards,
+                trace.get("vote_scores"),
+            )
+        )
     if not picks:
         _note(ctx, f"calibrate {label}: its results hold no per-choice scores")
         return None
-    rule = _best_rule(picks, _Rule(choices.abstain_bias, choices.blank_weight))
-    calibrated = params.model_copy(
-        update={
-            "choices": choices.model_copy(
-                update={"abstain_bias": rule.bias, "blank_weight": rule.weight}
-            )
-        }
-    )
+    neighbors = choices.neighbors
+    vote_weight = None if neighbors is None else neighbors.weight
+    current = _Rule(choices.abstain_bias, choices.blank_weight, vote_weight)
+    rule = _best_rule(picks, current)
+    update: dict[str, Any] = {"abstain_bias": rule.bias, "blank_weight": rule.weight}
+    if neighbors is not None and rule.vote_weight is not None:
+        update["neighbors"] = neighbors.model_copy(update={"weight": rule.vote_weight})
+    calibrated = params.model_copy(update={"choices": choices.model_copy(update=update)})
     calibrated_label = f"{without_bias(label)} | abstain bias {rule.bias:+.3f}"
     if rule.weight is not None:
         calibrated_label += f" | blank weight {rule.weight:g}"
+    if rule.vote_weight is not None:
+        calibrated_label += f" | vote weight {rule.vote_weight:g}"
     await ctx.score([(calibrated, calibrated_label)], rows_used, minibatch=partial)
     return Calibration(calibrated, calibrated_label, _cross_fitted(picks, rule, ctx.seed))
 
@@ -152,31 +195,37 @@ def without_bias(label: str) -> str:
 
 @dataclass(frozen=True)
 class _Rule:
-    """How a logprob pick is made: the abstention's bias and the blank weight (``None``: no
-    blank contrast)."""
+    """How a logprob pick is made: the abstention's bias, the blank weight (``None``: no blank
+    contrast) and the neighbor vote's weight (``None``: no vote)."""
 
     bias: float
     weight: float | None
+    vote_weight: float | None = None
 
 
 @dataclass(frozen=True)
 class _Pick:
-    """One row's choice scores (raw, and after the blanked input when contrasted) and the
-    reward of every allowed output."""
+    """One row's choice scores (raw, after the blanked input when contrasted, and the neighbor
+    vote when there is one) and the reward of every allowed output."""
 
     example_id: str
     raw: list[float]
     blank: list[float] | None
     abstain: int
     rewards: list[float]
+    votes: list[float] | None = None
 
-    def scores(self, weight: float | None) -> list[float]:
-        if weight is None or self.blank is None:
-            return self.raw
-        return contrasted(self.raw, self.blank, weight)
+    def scores(self, weight: float | None, vote_weight: float | None = None) -> list[float]:
+        scores = self.raw
+        if weight is not None and self.blank is not None:
+            scores = contrasted(scores, self.blank, weight)
+        if vote_weight and self.votes is not None:
+            scores = [s + vote_weight * v for s, v in zip(scores, self.votes, strict=True)]
+        return scores
 
     def reward(self, rule: _Rule) -> float:
-        return self.rewards[pick_index(self.scores(rule.weight), self.abstain, rule.bias)]
+        scores = self.scores(rule.weight, rule.vote_weight)
+        return self.rewards[pick_index(scores, self.abstain, rule.bias)]
 
 
 def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, float]:
@@ -196,19 +245,23 @@ def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, fl
 
 def _best_rule(rows: list[_Pick], current: _Rule) -> _Rule:
     """The rule with the highest total reward: for each blank weight (the current one first,
-    then :data:`BLANK_WEIGHTS`; none without a contrast), the biases midway between the points
-    where some row's pick flips, so a small shift changes nothing. Among equals: the earlier
-    weight, then the bias nearest zero."""
+    then :data:`BLANK_WEIGHTS`; none without a contrast) and vote weight (likewise with
+    :data:`VOTE_WEIGHTS`), the biases midway between the points where some row's pick flips,
+    so a small shift changes nothing. Among equals: the earlier weights, then the bias nearest
+    zero."""
     weights: list[float | None] = [current.weight]
     if current.weight is not None and all(p.blank is not None for p in rows):
         weights = list(dict.fromkeys([current.weight, *BLANK_WEIGHTS]))
+    vote_weights: list[float | None] = [current.vote_weight]
+    if current.vote_weight is not None and all(p.votes is not None for p in rows):
+        vote_weights = list(dict.fromkeys([current.vote_weight, *VOTE_WEIGHTS]))
     best: tuple[float, _Rule] | None = None
-    for weight in weights:
-        flips = sorted({_flip(p.scores(weight), p.abstain) for p in rows})
+    for weight, vote_weight in itertools.product(weights, vote_weights):
+        flips = sorted({_flip(p.scores(weight, vote_weight), p.abstain) for p in rows})
         candidates = {0.0, current.bias, flips[0] - 1.0, flips[-1] + 1.0}
         candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
         for bias in sorted(candidates, key=abs):
-            rule = _Rule(round(bias, 4), weight)
+            rule = _Rule(round(bias, 4), weight, vote_weight)
             total = sum(p.reward(rule) for p in rows)
             if best is None or total > best[0]:
                 best = (total, rule)

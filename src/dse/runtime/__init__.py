@@ -10,6 +10,7 @@ from dse.runtime._choices import (
     enumerate_outputs,
     input_values,
     narrow_schema,
+    neighbor_votes,
     pick_index,
     pointer_get,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "input_size_problem",
     "input_values",
     "narrow_schema",
+    "neighbor_votes",
     "parse_json",
     "pick_index",
     "pointer_get",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,14 @@ from pydantic import BaseModel, ValidationError
 from dse._canonical import canonical_str, compact_json
 from dse.errors import DecodeError, LMError, StrategyError
 from dse.lm import Message
+from dse.runtime._retrieve import retriever_for
 from dse.runtime._strategy import StrategyContext
-from dse.signature import ChoiceParams, Signature
+from dse.signature import ChoiceParams, DemoRetrieval, NeighborVote, Signature
 
 _ABSENT = object()
 _PREVIEW = 300
+# Votes every allowed output gets before the neighbors cast theirs (additive smoothing).
+_VOTE_PRIOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,36 @@ def pick_index(scores: list[float], abstain_index: int | None, bias: float) -> i
 def contrasted(scores: list[float], blank: list[float], weight: float) -> list[float]:
     """Each output's score minus ``weight`` times its score after the blanked input."""
     return [score - weight * prior for score, prior in zip(scores, blank, strict=True)]
+
+
+def neighbor_votes(
+    signature: Signature[Any, Any],
+    spec: NeighborVote,
+    input_json: str,
+    texts: tuple[str, ...],
+    abstain_index: int | None,
+) -> list[float]:
+    """Each allowed output's log vote share among the ``spec.k`` pool rows nearest the input
+    (its :func:`~dse.runtime.input_json`), see :class:`~dse.signature.NeighborVote`. ``texts``
+    are the allowed outputs' canonical JSON. No matching row: every output gets the same share."""
+    # One index per pool, whatever k: ``nearest`` takes k itself.
+    retriever = retriever_for(DemoRetrieval(pool=spec.pool, k=1, query_fields=spec.query_fields))
+    index = {text: i for i, text in enumerate(texts)}
+    answers = [i for i in range(len(texts)) if i != abstain_index]
+    votes = [0.0] * len(texts)
+    for row in retriever.nearest(input_json, spec.k):
+        try:
+            answer = signature.output_model.model_validate(retriever.pool[row].output)
+        except ValidationError:
+            continue
+        hit = index.get(canonical_str(answer.model_dump(mode="json")))
+        if hit is not None:
+            votes[hit] += 1.0
+        elif answers:
+            for i in answers:
+                votes[i] += 1.0 / len(answers)
+    total = sum(votes) + _VOTE_PRIOR * len(texts)
+    return [math.log((v + _VOTE_PRIOR) / total) for v in votes]
 
 
 def blank_input(document: Any, keep: str) -> Any:
@@ -415,6 +449,18 @@ async def plan_choices(
                     "blank_weight": choices.blank_weight,
                 }
                 scores = contrasted(scores, blank, choices.blank_weight)
+            if choices.neighbors is not None:
+                votes = neighbor_votes(
+                    ctx.signature,
+                    choices.neighbors,
+                    compact_json(ctx.input.model_dump(mode="json")),
+                    allowed.texts,
+                    allowed.abstain_index,
+                )
+                contrast.setdefault("raw_scores", scores)
+                contrast |= {"vote_scores": votes, "vote_weight": choices.neighbors.weight}
+                weight = choices.neighbors.weight
+                scores = [score + weight * vote for score, vote in zip(scores, votes, strict=True)]
             index = pick_index(scores, allowed.abstain_index, choices.abstain_bias)
             trace = allowed.trace(
                 pick="logprob",

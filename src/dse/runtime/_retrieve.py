@@ -37,6 +37,19 @@ class DemoRetriever:
             self._index.index(documents, show_progress=False)
         self._fallback = _fallback_order(spec.pool)
 
+    def nearest(self, input_json: str, k: int) -> list[int]:
+        """Pool indices of up to ``k`` demos sharing a word with the input, best BM25 match
+        first (ties by pool order); never a demo whose input is this very input."""
+        query = tokenize([query_text(json.loads(input_json), self.spec.query_fields)])[0]
+        if self._index is None or not query:
+            return []
+        scores = self._index.get_scores(query)
+        matched = [
+            i for i, score in enumerate(scores) if score > 0.0 and self._inputs[i] != input_json
+        ]
+        matched.sort(key=lambda i: (-float(scores[i]), i))
+        return matched[:k]
+
     def select(self, input_json: str) -> tuple[int, ...]:
         """Pool indices of the demos to show for an input (its :func:`input_json`): the ``k``
         best BM25 matches (ties by pool order), topped up by the fallback order when fewer
@@ -44,13 +57,7 @@ class DemoRetriever:
         chosen."""
         k = min(self.spec.k, len(self.pool))
         allowed = [text != input_json for text in self._inputs]
-        picks: list[int] = []
-        query = tokenize([query_text(json.loads(input_json), self.spec.query_fields)])[0]
-        if self._index is not None and query:
-            scores = self._index.get_scores(query)
-            matched = [i for i, score in enumerate(scores) if score > 0.0 and allowed[i]]
-            matched.sort(key=lambda i: (-float(scores[i]), i))
-            picks = matched[:k]
+        picks = self.nearest(input_json, k)
         if len(picks) < k:
             chosen = set(picks)
             for i in self._fallback:

@@ -41,6 +41,24 @@ class DemoRetrieval(_Frozen):
     max_chars: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
 
 
+class NeighborVote(_Frozen):
+    """The answers of the ``k`` train rows nearest the input, as evidence for a logprob pick.
+
+    The nearest rows are ranked as :class:`DemoRetrieval` ranks demos (BM25 over the input's
+    string leaves; only rows that share a word; never a row whose input equals the input), and
+    each casts one vote: for its own answer when this input allows it, else spread over the
+    allowed answers other than the abstention (it says "answer", not which). Each allowed
+    output's log vote share (half a vote added to every output) times ``weight`` is added to
+    its score: what labeled inputs like this one were answered, where a small model's own
+    scores say little.
+    """
+
+    pool: tuple[Demo, ...] = Field(min_length=1)
+    k: int = Field(default=10, ge=1, le=64)
+    weight: float = Field(default=1.0, ge=0.0)
+    query_fields: tuple[str, ...] | None = None
+
+
 class DecodeParams(_Frozen):
     """How model text becomes an output model.
 
@@ -110,7 +128,8 @@ class ChoiceParams(_Frozen):
     input's own text blanked (every string emptied but the list the choices come from) and
     subtracts that score times the weight: what this input says for each output rather than how
     likely the model finds it anyway (a short or familiar name, "none" after any text). One
-    more LM call a prediction; compile tunes the weight with the bias.
+    more LM call a prediction; compile tunes the weight with the bias. ``neighbors``
+    (logprob only, :class:`NeighborVote`) adds the votes of the nearest labeled rows; no LM call.
     """
 
     source: Literal["schema", "input"] = "schema"
@@ -121,6 +140,7 @@ class ChoiceParams(_Frozen):
     pick: Literal["grammar", "logprob"] = "grammar"
     abstain_bias: float = 0.0
     blank_weight: float | None = Field(default=None, ge=0.0, le=1.0)
+    neighbors: NeighborVote | None = Field(default=None, exclude_if=lambda v: v is None)
     max_outputs: int = Field(default=64, ge=1, le=1024)
 
     @model_validator(mode="after")
@@ -129,6 +149,8 @@ class ChoiceParams(_Frozen):
             raise ValueError("choices from the input need output_field and input_path")
         if self.blank_weight is not None and self.pick != "logprob":
             raise ValueError("blank_weight needs pick='logprob': it adjusts the scores")
+        if self.neighbors is not None and self.pick != "logprob":
+            raise ValueError("neighbors needs pick='logprob': its votes adjust the scores")
         if self.output_field is not None and not self.output_field.startswith("/"):
             raise ValueError(
                 f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}"
