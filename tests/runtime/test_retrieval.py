@@ -54,6 +54,22 @@ def retrieval(k: int = 2, **extra: Any) -> Params:
 @pytest.fixture(autouse=True)
 def fresh_index_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retrieve, "_CACHE", OrderedDict())
+    monkeypatch.setattr(retrieve, "_BY_POOL", OrderedDict())
+
+
+def test_a_policys_index_is_found_again_without_hashing_its_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Predictions reuse one params object, so its pool is found by identity; an equal spec
+    over another copy of the pool is found by content; another k is another retriever."""
+    hashed: list[int] = []
+    original = retrieve.sha256_id
+    monkeypatch.setattr(retrieve, "sha256_id", lambda value: hashed.append(1) or original(value))
+    spec = DemoRetrieval(pool=POOL, k=2)
+    first = retrieve.retriever_for(spec)
+    assert retrieve.retriever_for(spec) is first and len(hashed) == 1
+    assert retrieve.retriever_for(DemoRetrieval(pool=POOL, k=2)) is first and len(hashed) == 2
+    assert retrieve.retriever_for(DemoRetrieval(pool=POOL, k=3)) is not first
 
 
 def test_the_nearest_pool_demos_come_first_and_k_is_respected() -> None:

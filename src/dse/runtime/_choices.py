@@ -151,8 +151,10 @@ def neighbor_votes(
     """Each allowed output's log vote share among the ``spec.k`` pool rows nearest the input
     (its :func:`~dse.runtime.input_json`), see :class:`~dse.signature.NeighborVote`. ``texts``
     are the allowed outputs' canonical JSON. No matching row: every output gets the same share."""
-    # One index per pool, whatever k: ``nearest`` takes k itself.
-    retriever = retriever_for(DemoRetrieval(pool=spec.pool, k=1, query_fields=spec.query_fields))
+    # One index per pool, whatever k (``nearest`` takes k itself); built without validation so
+    # it holds the very pool tuple, which finds the cached index without hashing the pool.
+    retrieval = DemoRetrieval.model_construct(pool=spec.pool, k=1, query_fields=spec.query_fields)
+    retriever = retriever_for(retrieval)
     index = {text: i for i, text in enumerate(texts)}
     answers = [i for i in range(len(texts)) if i != abstain_index]
     votes = [0.0] * len(texts)

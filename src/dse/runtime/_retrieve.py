@@ -94,19 +94,44 @@ def within_chars(items: Sequence[T], size: Callable[[T], int], limit: int | None
 
 
 def retriever_for(spec: DemoRetrieval) -> DemoRetriever:
-    """The shared retriever of ``spec``: built on first use, then reused (bounded LRU)."""
+    """The shared retriever of ``spec``: built on first use, then reused (bounded LRU). A spec
+    whose pool is the very tuple of a cached one is found without hashing the pool again (a
+    policy's params are reused across predictions; hashing a large pool costs milliseconds)."""
+    with _LOCK:
+        recent = _BY_POOL.get(id(spec.pool))
+        if recent is not None and _same(recent[0], spec):
+            return recent[1]
     key = sha256_id(spec.model_dump(mode="json"))
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             _CACHE.move_to_end(key)
+            _remember(spec, cached)
             return cached
     built = DemoRetriever(spec)
     with _LOCK:
         _CACHE[key] = built
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
+        _remember(spec, built)
     return built
+
+
+def _same(cached: DemoRetrieval, spec: DemoRetrieval) -> bool:
+    """Equal specs over the very same pool tuple, compared without walking the pool."""
+    settings = ("k", "method", "query_fields", "max_chars")
+    return cached.pool is spec.pool and all(
+        getattr(cached, name) == getattr(spec, name) for name in settings
+    )
+
+
+def _remember(spec: DemoRetrieval, retriever: DemoRetriever) -> None:
+    """Index ``retriever`` by the identity of ``spec``'s pool (the lock is held). The entry
+    keeps the pool alive, so its id cannot be reused while it is cached."""
+    _BY_POOL[id(spec.pool)] = (spec, retriever)
+    _BY_POOL.move_to_end(id(spec.pool))
+    while len(_BY_POOL) > _CACHE_SIZE:
+        _BY_POOL.popitem(last=False)
 
 
 def query_text(value: Any, fields: Sequence[str] | None = None) -> str:
@@ -151,4 +176,5 @@ def _fallback_order(pool: Sequence[Demo]) -> list[int]:
 
 
 _CACHE: OrderedDict[str, DemoRetriever] = OrderedDict()
+_BY_POOL: OrderedDict[int, tuple[DemoRetrieval, DemoRetriever]] = OrderedDict()
 _LOCK = threading.Lock()
