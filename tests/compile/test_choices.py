@@ -257,6 +257,7 @@ async def test_a_neighbor_vote_lets_labeled_rows_say_none_where_no_bias_can(
     vote = options[vote_label]["choices"].neighbors
     train = {e.example_id for e in [*ctx.scoring, *ctx.demo_pool]}
     assert {d.id for d in vote.pool} == train and vote.weight == 1.0
+    assert vote.query_fields == ("message",)  # the request is matched, not the listed tools
 
     plain = await calibrate(ctx, ctx.baseline.model_copy(update=options[plain_label]), plain_label)
     (scored,) = await ctx.score([(ctx.baseline.model_copy(update=options[vote_label]), vote_label)])

@@ -87,7 +87,7 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
         options[f"choices {found.summary} | logprob"] = {"choices": logprob}
         contrast = logprob.model_copy(update={"blank_weight": 1.0})
         options[f"choices {found.summary} | logprob | blank contrast"] = {"choices": contrast}
-        neighbors = neighbor_vote(ctx)
+        neighbors = neighbor_vote(ctx, found.choices)
         if neighbors is not None:
             vote = f"neighbor vote (k={neighbors.k})"
             for label, base in (
@@ -102,10 +102,12 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
     return options
 
 
-def neighbor_vote(ctx: SearchContext) -> NeighborVote | None:
+def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | None:
     """A vote of the nearest train rows (every train row, scoring ones included: a row never
     votes for its own input), with ``k`` about the square root of their number; ``None`` when
-    no answer repeats, so no neighbor could tell one input's answer from another's."""
+    no answer repeats, so no neighbor could tell one input's answer from another's. Where the
+    choices come from a list in the input, rows are matched on the other top-level fields (the
+    request, not the menu), when there are any."""
     rows = [*ctx.scoring, *ctx.demo_pool]
     answers = Counter(canonical_str(_normalized(ctx.signature, r.expected)) for r in rows)
     if not answers or answers.most_common(1)[0][1] < 2:
@@ -113,7 +115,12 @@ def neighbor_vote(ctx: SearchContext) -> NeighborVote | None:
     if len(rows) > MAX_VOTE_POOL:
         rows = random.Random(ctx.seed).sample(rows, MAX_VOTE_POOL)
     k = max(3, min(32, round(math.sqrt(len(rows)))))
-    return NeighborVote(pool=tuple(ctx.demo(r) for r in rows), k=k)
+    fields: tuple[str, ...] | None = None
+    if choices.source == "input" and choices.input_path:
+        menu = re.split(r"[.\[]", choices.input_path, maxsplit=1)[0]
+        others = sorted({name for r in rows for name in r.input if name != menu})
+        fields = tuple(others) or None
+    return NeighborVote(pool=tuple(ctx.demo(r) for r in rows), k=k, query_fields=fields)
 
 
 def infer_choices(
