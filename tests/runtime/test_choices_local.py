@@ -14,7 +14,7 @@ import pytest
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
 from dse.lm import LM, install_pack, lm_from_spec
 from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext
-from dse.signature import ChoiceParams, Params
+from dse.signature import ChoiceParams, Demo, NeighborVote, Params
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +28,14 @@ def qwen() -> LM:
     return lm_from_spec(f"local:{PACK}", timeout_s=600)
 
 
-def _rows(count: int) -> list[dict[str, Any]]:
+def _split(name: str) -> list[dict[str, Any]]:
     text = Path(dataset_path()).read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    holdout = [r for r in rows if r["split"] == "holdout"]
-    return holdout[::7][:count]
+    return [r for r in rows if r["split"] == name]
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    return _split("holdout")[::7][:count]
 
 
 async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -96,3 +99,35 @@ async def test_blank_contrast_on_select_tool_with_the_real_model(qwen: LM) -> No
         blanks.append(blank)
     assert blanks[1] == pytest.approx(blanks[0], abs=1e-3)
     assert blanks[2] == pytest.approx(blanks[0], abs=1e-3)
+
+
+async def test_a_neighbor_vote_on_select_tool_with_the_real_model(qwen: LM) -> None:
+    """The train rows vote beside the model's one scoring call: the vote is a distribution over
+    the same six outputs, added times its weight to the model's scores, and at a large weight
+    the pick is the nearest rows' majority whatever the model thinks."""
+    train = _split("train")
+    pool = tuple(Demo(id=r["example_id"], input=r["input"], output=r["expected"]) for r in train)
+    assert len(pool) > 100
+    for weight in (1.0, 1000.0):
+        vote = NeighborVote(pool=pool, k=11, weight=weight)
+        choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob", neighbors=vote)
+        params = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
+        for row in _rows(3):
+            ctx = StrategyContext(
+                signature=SELECT_TOOL,
+                params=params.with_model_id(qwen.default_model_id),
+                input=SELECT_TOOL.input_model.model_validate(row["input"]),
+                lm=qwen,
+                budget=BudgetTracker(params.budgets),
+            )
+            result = await DirectStrategy().run(ctx)
+            assert ctx.calls.lm_calls == 1
+            body = (result.trace or {})["choices"]
+            raw, votes = body["raw_scores"], body["vote_scores"]
+            assert sum(math.exp(s) for s in raw) == pytest.approx(1.0, abs=0.02)
+            assert sum(math.exp(v) for v in votes) == pytest.approx(1.0)
+            combined = [r + weight * v for r, v in zip(raw, votes, strict=True)]
+            assert body["scores"] == pytest.approx(combined)
+            if weight > 1.0 and max(votes) > sorted(votes)[-2]:
+                majority = json.loads(body["outputs"][votes.index(max(votes))])
+                assert result.output.model_dump(mode="json") == majority
