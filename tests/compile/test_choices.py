@@ -11,13 +11,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from dse._canonical import compact_json
 from dse.compile import SearchSpace, split_train
 from dse.compile._choices import _best_rule, _cross_fitted, _Pick, _Rule, calibrate, choice_options
 from dse.compile._race import RaceOptimizer, combined_candidates
 from dse.compile._search import SearchContext
 from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
 from dse.lm import LMRequest, ScriptedLM
-from dse.signature import DecodeParams, Params, PromptBlocks, Signature
+from dse.runtime._retrieve import retriever_for
+from dse.signature import DecodeParams, DemoRetrieval, Params, PromptBlocks, Signature
 from dse.store import ExampleIn, Store
 
 TOOLS = ("weather", "email", "calendar", "maps", "search", "notes", "music", "timer")
@@ -258,6 +260,18 @@ async def test_a_neighbor_vote_lets_labeled_rows_say_none_where_no_bias_can(
     train = {e.example_id for e in [*ctx.scoring, *ctx.demo_pool]}
     assert {d.id for d in vote.pool} == train and vote.weight == 1.0
     assert vote.query_fields == ("message",)  # the request is matched, not the listed tools
+    # Pool inputs are as Predict sees them (the tools' default descriptions filled in), so a
+    # scoring row finds itself in the pool and does not vote for its own input.
+    row = ctx.scoring[0]
+    own = PICK.input_model.model_validate(row.input).model_dump(mode="json")
+    assert "description" not in row.input["tools"][0] and own["tools"][0]["description"] == ""
+    assert next(d for d in vote.pool if d.id == row.example_id).input == own
+    voter = retriever_for(
+        DemoRetrieval.model_construct(pool=vote.pool, k=1, query_fields=vote.query_fields)
+    )
+    assert row.example_id not in {
+        vote.pool[i].id for i in voter.nearest(compact_json(own), len(vote.pool))
+    }
 
     plain = await calibrate(ctx, ctx.baseline.model_copy(update=options[plain_label]), plain_label)
     (scored,) = await ctx.score([(ctx.baseline.model_copy(update=options[vote_label]), vote_label)])

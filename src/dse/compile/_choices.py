@@ -23,11 +23,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from dse._canonical import canonical_str
 from dse.compile._search import SearchContext
 from dse.eval import Outcome
 from dse.runtime import contrasted, enumerate_outputs, input_values, pick_index, pointer_get
-from dse.signature import ChoiceParams, NeighborVote, Params, Signature
+from dse.signature import ChoiceParams, Demo, NeighborVote, Params, Signature
 from dse.store import EvalResultRow, ExampleRow
 
 # Share of rows not answered by the abstention whose expected value the input lists.
@@ -120,7 +122,18 @@ def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | N
         menu = re.split(r"[.\[]", choices.input_path, maxsplit=1)[0]
         others = sorted({name for r in rows for name in r.input if name != menu})
         fields = tuple(others) or None
-    return NeighborVote(pool=tuple(ctx.demo(r) for r in rows), k=k, query_fields=fields)
+    pool = tuple(_as_predicted(ctx.signature, r) for r in rows)
+    return NeighborVote(pool=pool, k=k, query_fields=fields)
+
+
+def _as_predicted(signature: Signature[Any, Any], row: ExampleRow) -> Demo:
+    """A train row as the vote's pool holds it: its input as Predict sees it (validated, defaults
+    filled), so a scoring row is recognized as itself and never votes for its own input."""
+    try:
+        value = signature.input_model.model_validate(row.input).model_dump(mode="json")
+    except ValidationError:
+        value = row.input
+    return Demo(id=row.example_id, input=value, output=_normalized(signature, row.expected))
 
 
 def infer_choices(
