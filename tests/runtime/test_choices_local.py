@@ -38,15 +38,18 @@ def _rows(count: int) -> list[dict[str, Any]]:
     return _split("holdout")[::7][:count]
 
 
-async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    ctx = StrategyContext(
+def _context(lm: LM, params: Params, row: dict[str, Any]) -> StrategyContext:
+    return StrategyContext(
         signature=SELECT_TOOL,
         params=params.with_model_id(lm.default_model_id),
         input=SELECT_TOOL.input_model.model_validate(row["input"]),
         lm=lm,
         budget=BudgetTracker(params.budgets),
     )
-    result = await DirectStrategy().run(ctx)
+
+
+async def _run(lm: LM, params: Params, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    result = await DirectStrategy().run(_context(lm, params, row))
     return result.output.model_dump(mode="json"), result.trace
 
 
@@ -113,13 +116,7 @@ async def test_a_neighbor_vote_on_select_tool_with_the_real_model(qwen: LM) -> N
         choices = ChoiceParams(source="schema", abstain=NONE, pick="logprob", neighbors=vote)
         params = SELECT_TOOL.defaults.model_copy(update={"choices": choices})
         for row in _rows(3):
-            ctx = StrategyContext(
-                signature=SELECT_TOOL,
-                params=params.with_model_id(qwen.default_model_id),
-                input=SELECT_TOOL.input_model.model_validate(row["input"]),
-                lm=qwen,
-                budget=BudgetTracker(params.budgets),
-            )
+            ctx = _context(qwen, params, row)
             result = await DirectStrategy().run(ctx)
             assert ctx.calls.lm_calls == 1
             body = (result.trace or {})["choices"]
