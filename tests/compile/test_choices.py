@@ -3,6 +3,7 @@ the abstention bias offline so a model that under-weights "none" learns to say i
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -286,6 +287,123 @@ async def test_a_neighbor_vote_lets_labeled_rows_say_none_where_no_bias_can(
     honest = sum(tuned.honest_rewards.values()) / rows
     assert plain_honest <= 0.75 and honest >= 0.9
     assert scored.reward >= 0.9
+
+
+DESCRIBED = {
+    "weather": "forecast and temperature",
+    "email": "send mail",
+    "calendar": "meetings and appointments",
+    "maps": "directions and routes",
+    "search": "look things up on the web",
+    "notes": "write down a note",
+    "music": "play songs",
+    "timer": "countdown alarm",
+}
+
+
+def _described_rows(n: int, seed: int = 11) -> list[ExampleIn]:
+    """Rows whose tools carry descriptions; a request uses a word of its tool's description
+    (never its name), and 30% of messages need none of the listed tools."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        listed = rng.sample(TOOLS, rng.randint(3, 5))
+        if i % 10 < 3:
+            message, answer = f"case {i}: just chatting, thanks", "none"
+        else:
+            answer = rng.choice(listed)
+            word = rng.choice([w for w in DESCRIBED[answer].split() if len(w) > 3])
+            message = f"case {i}: {word} now"
+        tools = [{"name": t, "description": DESCRIBED[t]} for t in listed]
+        rows.append(
+            ExampleIn(
+                example_id=f"row-{i:03d}",
+                input={"message": message, "tools": tools},
+                expected={"tool": answer},
+                split="train",
+            )
+        )
+    return rows
+
+
+def _blind_reader(request: LMRequest, text: str) -> float:
+    """A model that finds the tool a request asks for but cannot tell chit-chat from a request:
+    its pick (that tool, or the first listed) leads "none" by the same 0.2 nats on every row."""
+    match = re.search(r"Input:\n(\{.*\})\s*$", request.messages[-1].content, re.S)
+    assert match is not None
+    value = json.loads(match.group(1))
+    words = set(value["message"].split())
+    listed = [t["name"] for t in value["tools"]]
+    named = next((t for t in listed if words & set(DESCRIBED[t].split())), listed[0])
+    return {"none": -1.2, named: -1.0}.get(json.loads(text)["tool"], -3.0)
+
+
+async def test_a_menu_match_lets_described_tools_say_none_where_no_bias_can(
+    sqlite_store: Store,
+) -> None:
+    """Where the listed tools carry text of their own, every logprob variant compares the
+    request with it. The blind model's picks look alike on every row; chit-chat shares no word
+    with any tool, so calibration turns the match weight up and separates it, no LM call."""
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_blind_reader)
+    ctx = _context(sqlite_store, _described_rows(60), lm, exact_match_reward())
+    options = choice_options(ctx)
+    suffixes = sorted(label.split(" | ", 1)[1] for label in options)
+    assert suffixes == [
+        "grammar",
+        "logprob | menu match",
+        "logprob | menu match | blank contrast",
+        "logprob | menu match | blank contrast | neighbor vote (k=8)",
+        "logprob | menu match | neighbor vote (k=8)",
+    ]
+    label = next(k for k in options if k.endswith("| logprob | menu match"))
+    match = ctx.baseline.model_copy(update=options[label])
+    assert match.choices is not None and match.choices.menu_match == 1.0
+    unmatched = match.model_copy(
+        update={"choices": match.choices.model_copy(update={"menu_match": None})}
+    )
+
+    plain = await calibrate(ctx, unmatched, "unmatched")
+    calls = lm.calls
+    tuned = await calibrate(ctx, match, label)
+    assert lm.calls == calls  # the same scoring requests, cached; the match costs nothing
+    assert plain is not None and tuned is not None
+    assert tuned.params.choices is not None and (tuned.params.choices.menu_match or 0) > 0
+    assert "| match weight " in tuned.label
+    rows = len(ctx.scoring)
+    assert sum(plain.honest_rewards.values()) / rows <= 0.75
+    assert sum(tuned.honest_rewards.values()) / rows >= 0.9
+
+
+def test_the_rule_search_agrees_with_picking_every_row_at_every_bias_it_considers() -> None:
+    """The rule search counts each bias's reward from the rows sorted by where they flip; it
+    must choose what picking every row at every candidate bias (midway between flips, and the
+    ends) chooses, with the same preference among equals."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        picks = []
+        for i in range(40):
+            size = rng.randint(2, 4)
+            raw = [rng.uniform(-3, 0) for _ in range(size)]
+            votes = [rng.uniform(-2, 0) for _ in range(size)]
+            rewards = [float(rng.random() < 0.4) for _ in range(size)]
+            picks.append(_Pick(f"r{i}", raw, None, rng.randrange(size), rewards, votes))
+        current = _Rule(0.3, None, 1.0)
+        expected: tuple[float, _Rule] | None = None
+        for vote_weight in (1.0, 0.0, 0.5, 2.0, 4.0):
+            flips = sorted(
+                max(s for j, s in enumerate(scores) if j != p.abstain) - scores[p.abstain]
+                for p in picks
+                for scores in [p.scores(_Rule(0.0, None, vote_weight))]
+            )
+            biases = {0.0, 0.3, flips[0] - 1.0, flips[-1] + 1.0}
+            biases.update((x + y) / 2 for x, y in itertools.pairwise(flips))
+            for bias in sorted(biases, key=abs):
+                rule = _Rule(round(bias, 4), None, vote_weight)
+                total = sum(p.reward(rule) for p in picks)
+                if expected is None or total > expected[0]:
+                    expected = (total, rule)
+        assert expected is not None
+        assert _best_rule(picks, current) == expected[1]
 
 
 def test_cross_fitted_rewards_do_not_credit_a_bias_fitted_to_noise() -> None:

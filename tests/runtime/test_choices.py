@@ -22,6 +22,7 @@ from dse.runtime import (
     choice_set,
     enumerate_outputs,
     input_values,
+    menu_matches,
     neighbor_votes,
     pick_index,
 )
@@ -321,6 +322,68 @@ def test_a_neighbor_answering_a_tool_this_input_does_not_list_votes_for_answerin
         PICK, NeighborVote(pool=pool, k=5), compact({"message": "zzz", "tools": []}), texts, 2
     )
     assert nothing == pytest.approx([math.log(1 / 3)] * 3)
+
+
+def test_menu_matches_are_the_share_of_the_request_words_each_listed_item_repeats() -> None:
+    """Words meet by their first six letters ("calculating" meets "calculate"); function words,
+    numbers and a JSON Schema's own vocabulary ("type", "string") are no one's text; a
+    parameter's name is the item's text; a value the list does not hold matches nothing."""
+    choices = BY_INPUT.model_copy(update={"pick": "logprob", "menu_match": 1.0})
+    document = {
+        "message": "What is the weather in Lisbon, calculating 2 string types?",
+        "tools": [
+            {"name": "get_weather", "description": "Current weather", "city": {"type": "string"}},
+            {"name": "calculate_area", "description": "Area of a shape"},
+            {"name": "lisbonTrams", "description": ""},
+        ],
+    }
+    # Own words: weather, lisbon, calcul(ating), string, types -> 5.
+    shares = menu_matches(document, choices, ("get_weather", "calculate_area", "lisbonTrams", "x"))
+    assert shares == pytest.approx([1 / 5, 1 / 5, 1 / 5, 0.0])
+
+    silent = {"message": "what is it?", "tools": document["tools"]}
+    assert menu_matches(silent, choices, ("get_weather",)) == [0.0]
+
+
+async def test_a_menu_match_lifts_the_tool_the_request_names_and_leaves_the_abstention() -> None:
+    """The model prefers email whatever is asked; the request shares words with the maps tool's
+    description only, so with the match weighted in maps wins (no LM call added), and a request
+    sharing no word with any tool leaves the abstention ahead under the same bias."""
+    lm = ScriptedLM(lambda r: "unused", scorer=_scorer({"email": -0.5, "maps": -1.0, "none": -0.9}))
+    tools = [
+        Tool(name="email", description="send a message to a contact"),
+        Tool(name="maps", description="driving directions and routes to a place"),
+    ]
+    choices = BY_INPUT.model_copy(update={"pick": "logprob", "menu_match": 2.0})
+    asked = PickIn(message="directions to the station", tools=tools)
+    ctx = _context(PICK, Params(choices=choices), asked, lm)
+    result = await DirectStrategy().run(ctx)
+
+    assert result.output.model_dump() == {"tool": "maps"}
+    assert lm.calls == 1
+    trace = result.trace["choices"] if result.trace else {}
+    assert trace["raw_scores"] == [-0.5, -1.0, -0.9]
+    assert trace["match_scores"] == pytest.approx([0.0, 0.5, 0.0])  # directions of 2 words
+    assert trace["match_weight"] == 2.0
+    assert trace["scores"] == pytest.approx([-0.5, 0.0, -0.9])
+
+    biased = choices.model_copy(update={"abstain_bias": 0.6})
+    unrelated = PickIn(message="what's the capital of Peru", tools=tools)
+    result = await DirectStrategy().run(_context(PICK, Params(choices=biased), unrelated, lm))
+    assert result.output.model_dump() == {"tool": "none"}
+
+    unweighted = choices.model_copy(update={"menu_match": 0.0})
+    result = await DirectStrategy().run(_context(PICK, Params(choices=unweighted), asked, lm))
+    assert result.output.model_dump() == {"tool": "email"}
+
+
+def test_a_menu_match_needs_a_logprob_pick_over_a_list_of_objects() -> None:
+    with pytest.raises(ValueError, match="menu_match needs pick='logprob'"):
+        ChoiceParams.model_validate(BY_INPUT.model_dump() | {"menu_match": 1.0})
+    strings = {"source": "input", "output_field": "/tool", "input_path": "tags[*]"}
+    with pytest.raises(ValueError, match="a list of objects"):
+        ChoiceParams.model_validate(strings | {"pick": "logprob", "menu_match": 1.0})
+    assert "menu_match" not in Params(choices=BY_INPUT).canonical()["choices"]
 
 
 def test_neighbors_need_a_logprob_pick() -> None:

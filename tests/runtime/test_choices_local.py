@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
 from dse.lm import LM, install_pack, lm_from_spec
-from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext
-from dse.signature import ChoiceParams, Demo, NeighborVote, Params
+from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext, menu_matches
+from dse.signature import ChoiceParams, Demo, NeighborVote, Params, PromptBlocks, Signature
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +39,13 @@ def _rows(count: int) -> list[dict[str, Any]]:
     return _split("holdout")[::7][:count]
 
 
-def _context(lm: LM, params: Params, row: dict[str, Any]) -> StrategyContext:
+def _context(
+    lm: LM, params: Params, row: dict[str, Any], signature: Signature[Any, Any] = SELECT_TOOL
+) -> StrategyContext:
     return StrategyContext(
-        signature=SELECT_TOOL,
+        signature=signature,
         params=params.with_model_id(lm.default_model_id),
-        input=SELECT_TOOL.input_model.model_validate(row["input"]),
+        input=signature.input_model.model_validate(row["input"]),
         lm=lm,
         budget=BudgetTracker(params.budgets),
     )
@@ -128,3 +131,72 @@ async def test_a_neighbor_vote_on_select_tool_with_the_real_model(qwen: LM) -> N
             if weight > 1.0 and max(votes) > sorted(votes)[-2]:
                 majority = json.loads(body["outputs"][votes.index(max(votes))])
                 assert result.output.model_dump(mode="json") == majority
+
+
+class Function(BaseModel):
+    name: str
+    description: str
+
+
+class CallIn(BaseModel):
+    question: str
+    functions: list[Function]
+
+
+class CallOut(BaseModel):
+    function: str
+
+
+CALL = Signature(
+    id="test/CallFunction.v1",
+    input_model=CallIn,
+    output_model=CallOut,
+    prompt=PromptBlocks(
+        system="You route a question to a function.",
+        instruction="Name the function that answers the question, or none if none fits.",
+    ),
+)
+FUNCTIONS = [
+    {"name": "triangle_area", "description": "Area of a triangle from its base and height."},
+    {"name": "exchange_rate", "description": "Exchange rate between two currencies."},
+]
+
+
+async def test_a_menu_match_on_described_functions_with_the_real_model(qwen: LM) -> None:
+    """The match rides on the model's one scoring call: its scores are a distribution over the
+    three allowed outputs, the match adds weight x each function's share of the question's
+    words, and at a large weight the function the question names wins; a question naming
+    neither leaves the model's own pick."""
+    asked = {"question": "What is the area of a triangle with base 4 and height 3?"}
+    unrelated = {"question": "Who painted the Mona Lisa?"}
+    for weight in (1.0, 1000.0):
+        choices = ChoiceParams(
+            source="input",
+            output_field="/function",
+            input_path="functions[*].name",
+            abstain={"function": "none"},
+            pick="logprob",
+            menu_match=weight,
+        )
+        params = CALL.defaults.model_copy(update={"choices": choices})
+        for question in (asked, unrelated):
+            row = {"input": question | {"functions": FUNCTIONS}}
+            ctx = _context(qwen, params, row, CALL)
+            result = await DirectStrategy().run(ctx)
+            assert ctx.calls.lm_calls == 1
+            body = (result.trace or {})["choices"]
+            raw, matches = body["raw_scores"], body["match_scores"]
+            assert len(raw) == 3 and sum(math.exp(s) for s in raw) == pytest.approx(1.0, abs=0.02)
+            names = ("triangle_area", "exchange_rate")
+            assert matches == pytest.approx([*menu_matches(row["input"], choices, names), 0.0])
+            assert body["scores"] == pytest.approx(
+                [r + weight * m for r, m in zip(raw, matches, strict=True)]
+            )
+            picked = result.output.model_dump(mode="json")
+            if question is asked:
+                assert matches[0] > 0.5 and matches[1] == 0.0
+                if weight > 1.0:
+                    assert picked == {"function": "triangle_area"}
+            else:
+                assert matches == [0.0, 0.0, 0.0]
+                assert picked == json.loads(body["outputs"][raw.index(max(raw))])

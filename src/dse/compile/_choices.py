@@ -13,6 +13,7 @@ cross-fitting), since a rule tuned and judged on the same rows flatters itself.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -20,7 +21,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,7 +29,14 @@ from pydantic import ValidationError
 from dse._canonical import canonical_str
 from dse.compile._search import SearchContext
 from dse.eval import Outcome
-from dse.runtime import contrasted, enumerate_outputs, input_values, pick_index, pointer_get
+from dse.runtime import (
+    contrasted,
+    enumerate_outputs,
+    input_nodes,
+    input_values,
+    pick_index,
+    pointer_get,
+)
 from dse.signature import ChoiceParams, Demo, NeighborVote, Params, Signature
 from dse.store import EvalResultRow, ExampleRow
 
@@ -42,12 +50,15 @@ _MISSING = object()
 _MAX_DEPTH = 4
 CROSS_FIT_FOLDS = 5
 _BIAS_SUFFIX = re.compile(
-    r"( \| abstain bias [+-][0-9.]+( \| blank weight [0-9.]+)?( \| vote weight [0-9.]+)?)+$"
+    r"( \| abstain bias [+-][0-9.]+( \| blank weight [0-9.]+)?( \| vote weight [0-9.]+)?"
+    r"( \| match weight [0-9.]+)?)+$"
 )
 # Blank weights calibration tries for a blank-contrast variant, besides its own.
 BLANK_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 # Vote weights calibration tries for a neighbor-vote variant, besides its own.
 VOTE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+# Menu-match weights calibration tries where the listed items have text of their own.
+MATCH_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
 # Train rows a neighbor vote keeps in its pool (stored in the artifact); a seeded sample beyond.
 MAX_VOTE_POOL = 2000
 
@@ -86,15 +97,19 @@ def choice_options(ctx: SearchContext) -> dict[str, dict[str, Any]]:
         options[f"choices {found.summary} | grammar"] = {"choices": found.choices}
     if found.scorable and ctx.evaluator.lm.supports_logprobs:
         logprob = found.choices.model_copy(update={"pick": "logprob"})
-        options[f"choices {found.summary} | logprob"] = {"choices": logprob}
+        pick = "logprob"
+        if _items_have_text([*ctx.scoring, *ctx.demo_pool], found.choices):
+            logprob = logprob.model_copy(update={"menu_match": 1.0})
+            pick = "logprob | menu match"
+        options[f"choices {found.summary} | {pick}"] = {"choices": logprob}
         contrast = logprob.model_copy(update={"blank_weight": 1.0})
-        options[f"choices {found.summary} | logprob | blank contrast"] = {"choices": contrast}
+        options[f"choices {found.summary} | {pick} | blank contrast"] = {"choices": contrast}
         neighbors = neighbor_vote(ctx, found.choices)
         if neighbors is not None:
             vote = f"neighbor vote (k={neighbors.k})"
             for label, base in (
-                (f"logprob | {vote}", logprob),
-                (f"logprob | blank contrast | {vote}", contrast),
+                (f"{pick} | {vote}", logprob),
+                (f"{pick} | blank contrast | {vote}", contrast),
             ):
                 options[f"choices {found.summary} | {label}"] = {
                     "choices": base.model_copy(update={"neighbors": neighbors})
@@ -124,6 +139,20 @@ def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | N
         fields = tuple(others) or None
     pool = tuple(_as_predicted(ctx.signature, r) for r in rows)
     return NeighborVote(pool=pool, k=k, query_fields=fields)
+
+
+def _items_have_text(rows: Sequence[ExampleRow], choices: ChoiceParams) -> bool:
+    """Whether the listed items the choices come from are objects with more to them than the
+    value (a tool's description, its parameters): what a menu match compares the input with."""
+    path = choices.input_path or ""
+    if choices.source != "input" or "[*]." not in path:
+        return False
+    menu = path.rsplit("[*].", 1)[0] + "[*]"
+    return any(
+        isinstance(item, dict) and len(item) > 1
+        for r in rows
+        for item in input_nodes(r.input, menu)
+    )
 
 
 def _as_predicted(signature: Signature[Any, Any], row: ExampleRow) -> Demo:
@@ -186,6 +215,7 @@ async def calibrate(
                 abstain,
                 rewards,
                 trace.get("vote_scores"),
+                trace.get("match_scores"),
             )
         )
     if not picks:
@@ -193,9 +223,13 @@ async def calibrate(
         return None
     neighbors = choices.neighbors
     vote_weight = None if neighbors is None else neighbors.weight
-    current = _Rule(choices.abstain_bias, choices.blank_weight, vote_weight)
+    current = _Rule(choices.abstain_bias, choices.blank_weight, vote_weight, choices.menu_match)
     rule = _best_rule(picks, current)
-    update: dict[str, Any] = {"abstain_bias": rule.bias, "blank_weight": rule.weight}
+    update: dict[str, Any] = {
+        "abstain_bias": rule.bias,
+        "blank_weight": rule.weight,
+        "menu_match": rule.match_weight,
+    }
     if neighbors is not None and rule.vote_weight is not None:
         update["neighbors"] = neighbors.model_copy(update={"weight": rule.vote_weight})
     calibrated = params.model_copy(update={"choices": choices.model_copy(update=update)})
@@ -204,6 +238,8 @@ async def calibrate(
         calibrated_label += f" | blank weight {rule.weight:g}"
     if rule.vote_weight is not None:
         calibrated_label += f" | vote weight {rule.vote_weight:g}"
+    if rule.match_weight is not None:
+        calibrated_label += f" | match weight {rule.match_weight:g}"
     await ctx.score([(calibrated, calibrated_label)], rows_used, minibatch=partial)
     return Calibration(calibrated, calibrated_label, _cross_fitted(picks, rule, ctx.seed))
 
@@ -216,17 +252,18 @@ def without_bias(label: str) -> str:
 @dataclass(frozen=True)
 class _Rule:
     """How a logprob pick is made: the abstention's bias, the blank weight (``None``: no blank
-    contrast) and the neighbor vote's weight (``None``: no vote)."""
+    contrast), the neighbor vote's weight (``None``: no vote) and the menu match's."""
 
     bias: float
     weight: float | None
     vote_weight: float | None = None
+    match_weight: float | None = None
 
 
 @dataclass(frozen=True)
 class _Pick:
-    """One row's choice scores (raw, after the blanked input when contrasted, and the neighbor
-    vote when there is one) and the reward of every allowed output."""
+    """One row's choice scores (raw, after the blanked input when contrasted, the neighbor
+    vote and the menu match when there are) and the reward of every allowed output."""
 
     example_id: str
     raw: list[float]
@@ -234,18 +271,19 @@ class _Pick:
     abstain: int
     rewards: list[float]
     votes: list[float] | None = None
+    matches: list[float] | None = None
 
-    def scores(self, weight: float | None, vote_weight: float | None = None) -> list[float]:
+    def scores(self, rule: _Rule) -> list[float]:
         scores = self.raw
-        if weight is not None and self.blank is not None:
-            scores = contrasted(scores, self.blank, weight)
-        if vote_weight and self.votes is not None:
-            scores = [s + vote_weight * v for s, v in zip(scores, self.votes, strict=True)]
+        if rule.weight is not None and self.blank is not None:
+            scores = contrasted(scores, self.blank, rule.weight)
+        for weight, extra in ((rule.vote_weight, self.votes), (rule.match_weight, self.matches)):
+            if weight and extra is not None:
+                scores = [s + weight * e for s, e in zip(scores, extra, strict=True)]
         return scores
 
     def reward(self, rule: _Rule) -> float:
-        scores = self.scores(rule.weight, rule.vote_weight)
-        return self.rewards[pick_index(scores, self.abstain, rule.bias)]
+        return self.rewards[pick_index(self.scores(rule), self.abstain, rule.bias)]
 
 
 def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, float]:
@@ -265,33 +303,66 @@ def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, fl
 
 def _best_rule(rows: list[_Pick], current: _Rule) -> _Rule:
     """The rule with the highest total reward: for each blank weight (the current one first,
-    then :data:`BLANK_WEIGHTS`; none without a contrast) and vote weight (likewise with
-    :data:`VOTE_WEIGHTS`), the biases midway between the points where some row's pick flips,
-    so a small shift changes nothing. Among equals: the earlier weights, then the bias nearest
-    zero."""
-    weights: list[float | None] = [current.weight]
-    if current.weight is not None and all(p.blank is not None for p in rows):
-        weights = list(dict.fromkeys([current.weight, *BLANK_WEIGHTS]))
-    vote_weights: list[float | None] = [current.vote_weight]
-    if current.vote_weight is not None and all(p.votes is not None for p in rows):
-        vote_weights = list(dict.fromkeys([current.vote_weight, *VOTE_WEIGHTS]))
+    then :data:`BLANK_WEIGHTS`; none without a contrast), vote weight (likewise with
+    :data:`VOTE_WEIGHTS`) and menu-match weight (with :data:`MATCH_WEIGHTS`), the biases midway
+    between the points where some row's pick flips, so a small shift changes nothing. Among
+    equals: the earlier weights, then the bias nearest zero."""
+    weights = _tried(current.weight, BLANK_WEIGHTS, all(p.blank is not None for p in rows))
+    vote_weights = _tried(current.vote_weight, VOTE_WEIGHTS, all(p.votes is not None for p in rows))
+    match_weights = _tried(
+        current.match_weight, MATCH_WEIGHTS, all(p.matches is not None for p in rows)
+    )
     best: tuple[float, _Rule] | None = None
-    for weight, vote_weight in itertools.product(weights, vote_weights):
-        flips = sorted({_flip(p.scores(weight, vote_weight), p.abstain) for p in rows})
-        candidates = {0.0, current.bias, flips[0] - 1.0, flips[-1] + 1.0}
-        candidates.update((a + b) / 2 for a, b in itertools.pairwise(flips))
+    for weight, vote_weight, match_weight in itertools.product(
+        weights, vote_weights, match_weights
+    ):
+        shape = _Rule(current.bias, weight, vote_weight, match_weight)
+        splits = sorted((_Split.of(p, p.scores(shape)) for p in rows), key=lambda s: s.flip)
+        flips = [s.flip for s in splits]
+        unique = sorted(set(flips))
+        candidates = {0.0, current.bias, unique[0] - 1.0, unique[-1] + 1.0}
+        candidates.update((a + b) / 2 for a, b in itertools.pairwise(unique))
+        answered = sum(s.answered for s in splits)
+        gains = list(itertools.accumulate((s.abstained - s.answered for s in splits), initial=0.0))
         for bias in sorted(candidates, key=abs):
-            rule = _Rule(round(bias, 4), weight, vote_weight)
-            total = sum(p.reward(rule) for p in rows)
+            rule = replace(shape, bias=round(bias, 4))
+            # Rows whose flip lies below the bias abstain; at a tie, those listing it first.
+            below = bisect.bisect_left(flips, rule.bias)
+            tied = range(below, bisect.bisect_right(flips, rule.bias))
+            total = answered + gains[below]
+            total += sum(s.abstained - s.answered for s in map(splits.__getitem__, tied) if s.first)
             if best is None or total > best[0]:
                 best = (total, rule)
     assert best is not None
     return best[1]
 
 
-def _flip(scores: list[float], abstain: int) -> float:
-    """The bias at which the pick turns from the best other output to the abstention."""
-    return max(s for i, s in enumerate(scores) if i != abstain) - scores[abstain]
+def _tried(current: float | None, grid: tuple[float, ...], available: bool) -> list[float | None]:
+    """The weights one term is tried at: its own first, then ``grid`` when every row has it."""
+    if current is None or not available:
+        return [current]
+    return list(dict.fromkeys([current, *grid]))
+
+
+@dataclass(frozen=True)
+class _Split:
+    """One row under fixed weights: the bias at which its pick turns to the abstention, the
+    reward either way, and whether the abstention wins a tie (it is listed first)."""
+
+    flip: float
+    answered: float
+    abstained: float
+    first: bool
+
+    @classmethod
+    def of(cls, pick: _Pick, scores: list[float]) -> _Split:
+        other = max((i for i in range(len(scores)) if i != pick.abstain), key=scores.__getitem__)
+        return cls(
+            scores[other] - scores[pick.abstain],
+            pick.rewards[other],
+            pick.rewards[pick.abstain],
+            pick.abstain < other,
+        )
 
 
 async def _reward_for(

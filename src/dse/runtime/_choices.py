@@ -12,6 +12,7 @@ import copy
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,20 @@ _ABSENT = object()
 _PREVIEW = 300
 # Votes every allowed output gets before the neighbors cast theirs (additive smoothing).
 _VOTE_PRIOR = 0.5
+_WORD = re.compile(r"[A-Za-z]+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+# English function words: they say how a request is asked, not what it asks for.
+_FUNCTION_WORDS = frozenset(
+    "a an and are as at be been but by can could do does for from get give had has have how i "  # noqa: SIM905
+    "if in into is it its me my no not of on or our please should so some such tell than that "
+    "the their them then there these they this to us was we were what when where which who "
+    "why will with would you your".split()
+)
+# A JSON Schema's own keywords, not words of the item it describes.
+_SCHEMA_KEYWORDS = frozenset(
+    "type properties required description items enum default format title "  # noqa: SIM905
+    "additionalProperties minimum maximum anyOf oneOf allOf".split()
+)
 
 
 @dataclass(frozen=True)
@@ -245,6 +260,49 @@ def enumerate_outputs(signature: Signature[Any, Any], limit: int) -> list[dict[s
 def input_values(document: Any, path: str) -> list[str]:
     """String values at ``path`` in the input: dotted keys, ``name[*]`` for every list item
     (``tools[*].name``, or ``tools[*]`` for a list of strings); unique, in order."""
+    return list(dict.fromkeys(n for n in input_nodes(document, path) if isinstance(n, str)))
+
+
+def menu_matches(document: Any, choices: ChoiceParams, values: tuple[str, ...]) -> list[float]:
+    """For each of ``values``, the share of the input's own words (its strings outside the list
+    the choices come from) that the listed item naming it repeats anywhere in its text (keys
+    included: a tool's parameter names), see ``ChoiceParams.menu_match``. Words compare by
+    their first six letters, so "calculate" meets "calculating"; function words and numbers
+    are left out. An input with no words of its own matches nothing."""
+    path = choices.input_path or ""
+    if "[*]." not in path:
+        return [0.0] * len(values)
+    menu, key = path.rsplit("[*].", 1)
+    items: dict[str, Any] = {}
+    for item in input_nodes(document, menu + "[*]"):
+        named = next((n for n in input_nodes(item, key) if isinstance(n, str)), None)
+        if named is not None:
+            items.setdefault(named, item)
+    top = menu.split(".", 1)[0].split("[", 1)[0]
+    own = {k: v for k, v in document.items() if k != top} if isinstance(document, dict) else {}
+    asked = _words(own, with_keys=False)
+    if not asked:
+        return [0.0] * len(values)
+    shares = []
+    for value in values:
+        listed = _words(items.get(value), with_keys=True)
+        shares.append(len(asked & listed) / len(asked))
+    return shares
+
+
+def _output_matches(document: Any, allowed: ChoiceSet) -> list[float]:
+    """:func:`menu_matches` per allowed output: an output names the value at its position, and
+    the abstention (or any output past the values) matches nothing."""
+    values = allowed.values or ()
+    shares = menu_matches(document, allowed.choices, values)
+    count = len(allowed.texts or ())
+    return [
+        shares[i] if i < len(values) and i != allowed.abstain_index else 0.0 for i in range(count)
+    ]
+
+
+def input_nodes(document: Any, path: str) -> list[Any]:
+    """Every node at ``path`` (as :func:`input_values` reads it), of any type."""
     nodes: list[Any] = [document]
     for segment in (s for s in path.split(".") if s):
         each = segment.endswith("[*]")
@@ -259,7 +317,37 @@ def input_values(document: Any, path: str) -> list[str]:
             else:
                 following.append(item)
         nodes = following
-    return list(dict.fromkeys(n for n in nodes if isinstance(n, str)))
+    return nodes
+
+
+def _words(node: Any, *, with_keys: bool) -> set[str]:
+    """The comparable words of every string in ``node`` (and of its keys when ``with_keys``):
+    split at non-letters and camelCase, lowercased, cut to six letters; a JSON Schema's own
+    vocabulary (its keywords and type names) is not the item's text."""
+    words: set[str] = set()
+
+    def add(text: str) -> None:
+        for word in _WORD.findall(_CAMEL.sub(" ", text)):
+            lowered = word.lower()
+            if len(lowered) > 1 and lowered not in _FUNCTION_WORDS:
+                words.add(lowered[:6])
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            add(value)
+        elif isinstance(value, dict):
+            for name, child in value.items():
+                if name == "type" and isinstance(child, (str, list)):
+                    continue
+                if with_keys and name not in _SCHEMA_KEYWORDS:
+                    add(name)
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(node)
+    return words
 
 
 def pointer_get(document: Any, pointer: str, default: Any = None) -> Any:
@@ -463,6 +551,12 @@ async def plan_choices(
                 contrast |= {"vote_scores": votes, "vote_weight": choices.neighbors.weight}
                 weight = choices.neighbors.weight
                 scores = [score + weight * vote for score, vote in zip(scores, votes, strict=True)]
+            if choices.menu_match is not None:
+                matches = _output_matches(ctx.input.model_dump(mode="json"), allowed)
+                contrast.setdefault("raw_scores", scores)
+                contrast |= {"match_scores": matches, "match_weight": choices.menu_match}
+                weight = choices.menu_match
+                scores = [score + weight * m for score, m in zip(scores, matches, strict=True)]
             index = pick_index(scores, allowed.abstain_index, choices.abstain_bias)
             trace = allowed.trace(
                 pick="logprob",

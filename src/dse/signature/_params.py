@@ -130,6 +130,11 @@ class ChoiceParams(_Frozen):
     likely the model finds it anyway (a short or familiar name, "none" after any text). One
     more LM call a prediction; compile tunes the weight with the bias. ``neighbors``
     (logprob only, :class:`NeighborVote`) adds the votes of the nearest labeled rows; no LM call.
+    ``menu_match`` (logprob, choices from a list of objects such as ``tools[*].name``) adds that
+    weight times the share of the input's own words (its text outside the list) that each
+    listed item repeats in its name, description or parameters: how plainly the request asks
+    for that item, a lexical cue a small model's scores miss when nothing listed fits; no LM
+    call.
     """
 
     source: Literal["schema", "input"] = "schema"
@@ -141,6 +146,7 @@ class ChoiceParams(_Frozen):
     abstain_bias: float = 0.0
     blank_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     neighbors: NeighborVote | None = Field(default=None, exclude_if=lambda v: v is None)
+    menu_match: float | None = Field(default=None, ge=0.0, exclude_if=lambda v: v is None)
     max_outputs: int = Field(default=64, ge=1, le=1024)
 
     @model_validator(mode="after")
@@ -151,6 +157,15 @@ class ChoiceParams(_Frozen):
             raise ValueError("blank_weight needs pick='logprob': it adjusts the scores")
         if self.neighbors is not None and self.pick != "logprob":
             raise ValueError("neighbors needs pick='logprob': its votes adjust the scores")
+        if self.menu_match is not None and (
+            self.pick != "logprob"
+            or self.source != "input"
+            or "[*]." not in (self.input_path or "")
+        ):
+            raise ValueError(
+                "menu_match needs pick='logprob' and choices from a list of objects in the input "
+                "(input_path like 'tools[*].name'): it compares the input with each listed item"
+            )
         if self.output_field is not None and not self.output_field.startswith("/"):
             raise ValueError(
                 f"output_field must be a JSON pointer like '/tool', got {self.output_field!r}"
