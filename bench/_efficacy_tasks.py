@@ -1,10 +1,12 @@
 """The efficacy benchmark's tasks: each a signature with only its authored instruction, labeled rows
 split into train and holdout, and the flat field view DSPy's peer run needs.
 
-Three tasks, none tuned by hand for the optimizer: SelectTool without its hand-written instruction
-variants, the support-triage example app, and a routing task built from the public kaomoji dataset
+Four tasks, none tuned by hand for the optimizer: SelectTool without its hand-written instruction
+variants, the support-triage example app, a routing task built from the public kaomoji dataset
 that ships inside the ``kaomoji-dataset`` package (CC-BY-4.0): given a kaomoji's name in one of
-four languages and five listed categories, answer the category or ``none`` when it is not listed.
+four languages and five listed categories, answer the category or ``none`` when it is not listed,
+and the support tickets again with the queues offered listed, described, in the input (a router
+over described tools).
 """
 
 from __future__ import annotations
@@ -206,8 +208,89 @@ def kaomoji(rows: int = 300, abstain_share: float = 0.3, seed: int = 7) -> Task:
     )
 
 
+class MenuTicket(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject: str
+    body: str
+    channel: str
+    queues: list[dict[str, str]] = Field(description="The queues open today: name, description.")
+
+
+class MenuAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue: str = Field(description="One of the listed queues, or none.")
+
+
+SUPPORT_MENU = dse.Signature(
+    id="bench/TriageFromMenu.v1",
+    input_model=MenuTicket,
+    output_model=MenuAnswer,
+    prompt=dse.PromptBlocks(
+        system="You route customer tickets of a smart-lighting company. You answer with JSON only.",
+        instruction=(
+            "Pick the listed queue that should handle the ticket, or none if no listed queue "
+            'should act on it. Answer {"queue": "<queue>"}.'
+        ),
+    ),
+    defaults=dse.Params(
+        decode=DecodeParams(mode="constrained", max_repairs=1),
+        model=ModelParams(temperature=0.0, max_tokens=32),
+    ),
+    description="Route a ticket to one of the queues the input lists, or none.",
+)
+
+
+def support_menu(unlisted_share: float = 0.15, seed: int = 7) -> Task:
+    """The support-triage tickets with the queues a router is offered listed in the input, each
+    with its description from the example app's authored instruction, the shape of a function
+    router with described tools: 3 to 5 queues a row; a ticket's own queue is left off the list
+    on ``unlisted_share`` of the answerable rows, whose answer is then ``none``, as it is for the
+    tickets nobody needs to act on. Rows keep their train or holdout split."""
+    from examples.support_triage.app import QUEUE_DESCRIPTIONS
+
+    rng = random.Random(seed)
+    names = sorted(QUEUE_DESCRIPTIONS)
+    out: list[ExampleIn] = []
+    for row in support_triage().rows:
+        queue = row.expected["queue"]
+        unlisted = queue != "none" and rng.random() < unlisted_share
+        others = [n for n in names if n != queue]
+        listed = rng.sample(others, rng.randint(3, 5) - (queue != "none" and not unlisted))
+        if queue != "none" and not unlisted:
+            listed.append(queue)
+        rng.shuffle(listed)
+        menu = [{"name": n, "description": QUEUE_DESCRIPTIONS[n]} for n in listed]
+        out.append(
+            row.model_copy(
+                update={
+                    "input": {**row.input, "queues": menu},
+                    "expected": {"queue": "none" if unlisted else queue},
+                }
+            )
+        )
+    return Task(
+        name="support_menu",
+        signature=SUPPORT_MENU,
+        rows=out,
+        flat=FlatView(
+            inputs=("subject", "body", "channel", "queues"),
+            output="queue",
+            choices=None,
+            flatten_input=lambda i: {
+                **{k: str(i[k]) for k in ("subject", "body", "channel")},
+                "queues": "; ".join(f"{q['name']}: {q['description']}" for q in i["queues"]),
+            },
+            flatten_output=lambda o: str(o["queue"]),
+        ),
+        abstain="none",
+    )
+
+
 TASKS: dict[str, Callable[[], Task]] = {
     "select_tool": select_tool,
     "support_triage": support_triage,
     "kaomoji": kaomoji,
+    "support_menu": support_menu,
 }

@@ -58,14 +58,22 @@ _SYSTEM = (
     "Lumio for Business. You answer with JSON only."
 )
 
+# What each queue handles, as the instruction tells the model (and a menu of queues would).
+QUEUE_DESCRIPTIONS: dict[str, str] = {
+    "billing": "charges, invoices, payments, subscriptions",
+    "technical": "the app, the hub, devices or integrations not working",
+    "account_access": "logging in, passwords, two-factor, account changes",
+    "shipping": "orders on their way, tracking, delivery",
+    "returns": "returns, exchanges, damaged or faulty items, warranty",
+    "sales": "prices, quotes and questions before buying",
+}
+_LISTED = [f"{name} ({what})" for name, what in QUEUE_DESCRIPTIONS.items()]
 _INSTRUCTION = (
-    "Read the customer's ticket and pick the queue that should handle it: billing (charges, "
-    "invoices, payments, subscriptions), technical (the app, the hub, devices or integrations not "
-    "working), account_access (logging in, passwords, two-factor, account changes), shipping "
-    "(orders on their way, tracking, delivery), returns (returns, exchanges, damaged or faulty "
-    "items, warranty) or sales (prices, quotes and questions before buying). If nobody needs to "
-    "act on the message, like a thank-you, spam, an automatic reply or a message meant for "
-    'another company, use none. Answer {"queue": "<queue>"}.'
+    "Read the customer's ticket and pick the queue that should handle it: "
+    + ", ".join(_LISTED[:-1])
+    + f" or {_LISTED[-1]}. If nobody needs to act on the message, like a thank-you, spam, an "
+    "automatic reply or a message meant for another company, use none. "
+    'Answer {"queue": "<queue>"}.'
 )
 
 TRIAGE: dse.Signature[Ticket, Triage] = dse.Signature(

@@ -325,7 +325,8 @@ def test_a_neighbor_answering_a_tool_this_input_does_not_list_votes_for_answerin
 
 
 def test_menu_matches_are_the_share_of_the_request_words_each_listed_item_repeats() -> None:
-    """Words meet by their first six letters ("calculating" meets "calculate"); function words,
+    """Words meet by their first five letters after a plural "s" ("calculating" meets
+    "calculate", "areas" meets "area"); function words,
     numbers and a JSON Schema's own vocabulary ("type", "string") are no one's text; a
     parameter's name is the item's text; a value the list does not hold matches nothing."""
     choices = BY_INPUT.model_copy(update={"pick": "logprob", "menu_match": 1.0})

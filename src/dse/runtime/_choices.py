@@ -267,8 +267,9 @@ def menu_matches(document: Any, choices: ChoiceParams, values: tuple[str, ...]) 
     """For each of ``values``, the share of the input's own words (its strings outside the list
     the choices come from) that the listed item naming it repeats anywhere in its text (keys
     included: a tool's parameter names), see ``ChoiceParams.menu_match``. Words compare by
-    their first six letters, so "calculate" meets "calculating"; function words and numbers
-    are left out. An input with no words of its own matches nothing."""
+    their first five letters after a plural "s", so "prices" meets "price" and "tracking"
+    meets "track"; function words and numbers are left out. An input with no words of its own
+    matches nothing."""
     path = choices.input_path or ""
     if "[*]." not in path:
         return [0.0] * len(values)
@@ -322,15 +323,16 @@ def input_nodes(document: Any, path: str) -> list[Any]:
 
 def _words(node: Any, *, with_keys: bool) -> set[str]:
     """The comparable words of every string in ``node`` (and of its keys when ``with_keys``):
-    split at non-letters and camelCase, lowercased, cut to six letters; a JSON Schema's own
-    vocabulary (its keywords and type names) is not the item's text."""
+    split at non-letters and camelCase, lowercased, a plural "s" dropped, cut to five letters;
+    a JSON Schema's own vocabulary (its keywords and type names) is not the item's text."""
     words: set[str] = set()
 
     def add(text: str) -> None:
         for word in _WORD.findall(_CAMEL.sub(" ", text)):
             lowered = word.lower()
             if len(lowered) > 1 and lowered not in _FUNCTION_WORDS:
-                words.add(lowered[:6])
+                singular = lowered[:-1] if len(lowered) > 3 and lowered.endswith("s") else lowered
+                words.add(singular[:5])
 
     def walk(value: Any) -> None:
         if isinstance(value, str):
