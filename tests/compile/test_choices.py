@@ -52,21 +52,39 @@ PICK = Signature(
 )
 
 
-def _rows(n: int = 40, seed: int = 7) -> list[ExampleIn]:
-    """Each row lists 3-5 tools; 30% of messages need none of them (expected "none")."""
+DESCRIBED = {
+    "weather": "forecast and temperature",
+    "email": "send mail",
+    "calendar": "meetings and appointments",
+    "maps": "directions and routes",
+    "search": "look things up on the web",
+    "notes": "write down a note",
+    "music": "play songs",
+    "timer": "countdown alarm",
+}
+
+
+def _rows(n: int = 40, seed: int = 7, *, described: bool = False) -> list[ExampleIn]:
+    """Each row lists 3-5 tools; 30% of messages need none of them (expected "none"). A request
+    names its tool, or, ``described``, uses a word of the tool's description (listed with it)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         listed = rng.sample(TOOLS, rng.randint(3, 5))
         if i % 10 < 3:
             message, answer = f"case {i}: just chatting, thanks", "none"
+        elif described:
+            answer = rng.choice(listed)
+            word = rng.choice([w for w in DESCRIBED[answer].split() if len(w) > 3])
+            message = f"case {i}: {word} now"
         else:
             answer = rng.choice(listed)
             message = f"case {i}: please use {answer}"
+        tools = [{"name": t} | ({"description": DESCRIBED[t]} if described else {}) for t in listed]
         rows.append(
             ExampleIn(
                 example_id=f"row-{i:03d}",
-                input={"message": message, "tools": [{"name": t} for t in listed]},
+                input={"message": message, "tools": tools},
                 expected={"tool": answer},
                 split="train",
             )
@@ -289,43 +307,6 @@ async def test_a_neighbor_vote_lets_labeled_rows_say_none_where_no_bias_can(
     assert scored.reward >= 0.9
 
 
-DESCRIBED = {
-    "weather": "forecast and temperature",
-    "email": "send mail",
-    "calendar": "meetings and appointments",
-    "maps": "directions and routes",
-    "search": "look things up on the web",
-    "notes": "write down a note",
-    "music": "play songs",
-    "timer": "countdown alarm",
-}
-
-
-def _described_rows(n: int, seed: int = 11) -> list[ExampleIn]:
-    """Rows whose tools carry descriptions; a request uses a word of its tool's description
-    (never its name), and 30% of messages need none of the listed tools."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        listed = rng.sample(TOOLS, rng.randint(3, 5))
-        if i % 10 < 3:
-            message, answer = f"case {i}: just chatting, thanks", "none"
-        else:
-            answer = rng.choice(listed)
-            word = rng.choice([w for w in DESCRIBED[answer].split() if len(w) > 3])
-            message = f"case {i}: {word} now"
-        tools = [{"name": t, "description": DESCRIBED[t]} for t in listed]
-        rows.append(
-            ExampleIn(
-                example_id=f"row-{i:03d}",
-                input={"message": message, "tools": tools},
-                expected={"tool": answer},
-                split="train",
-            )
-        )
-    return rows
-
-
 def _blind_reader(request: LMRequest, text: str) -> float:
     """A model that finds the tool a request asks for but cannot tell chit-chat from a request:
     its pick (that tool, or the first listed) leads "none" by the same 0.2 nats on every row."""
@@ -345,7 +326,7 @@ async def test_a_menu_match_lets_described_tools_say_none_where_no_bias_can(
     request with it. The blind model's picks look alike on every row; chit-chat shares no word
     with any tool, so calibration turns the match weight up and separates it, no LM call."""
     lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_blind_reader)
-    ctx = _context(sqlite_store, _described_rows(60), lm, exact_match_reward())
+    ctx = _context(sqlite_store, _rows(60, described=True), lm, exact_match_reward())
     options = choice_options(ctx)
     suffixes = sorted(label.split(" | ", 1)[1] for label in options)
     assert suffixes == [
