@@ -474,6 +474,50 @@ async def test_race_calibrates_a_logprob_finalist_and_chooses_it(sqlite_store: S
     assert twin_at < min(full, default=len(order))
 
 
+def _uneven_scorer(request: LMRequest, text: str) -> float:
+    """Like :func:`_shy_scorer`, but how far "none" trails differs from row to row, so a bias
+    fitted on the first few rows is not the one all the rows call for."""
+    message, listed = _message(request)
+    tool = json.loads(text)["tool"]
+    case = int(message.split()[1].rstrip(":"))
+    if tool == "none":
+        return -1.5 + ((case * 37) % 13) / 13 * 0.6 - 0.3
+    if f"use {tool}" in message:
+        return -1.0
+    return -1.2 if tool == listed[0] else -3.0
+
+
+async def test_a_spent_budget_still_tunes_the_finalists_bias_on_every_row(
+    sqlite_store: Store,
+) -> None:
+    """The budget runs out as the logprob candidate's twin (tuned at its first look, on 8
+    rows) finishes the last rung. Tuning it again on every scoring row costs nothing, so the
+    race still does it and races that twin on cached scores before choosing."""
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_uneven_scorer)
+    ctx = _context(sqlite_store, _rows(60), lm, exact_match_reward())
+    rows = len(ctx.scoring)
+    ctx.budget.max_lm_calls = 2 * rows  # the baseline's rows, then one scoring call a row
+    label, update = next((k, v) for k, v in choice_options(ctx).items() if k.endswith("logprob"))
+
+    def initial(ctx: SearchContext) -> list[tuple[Params, str]]:
+        return [(ctx.baseline.model_copy(update=update), label)]
+
+    await RaceOptimizer(initial=initial).search(ctx)
+
+    assert ctx.exhausted and ctx.stop_reason is not None
+    assert ctx.stop_reason.code == "budget_spent"
+    assert lm.calls == 2 * rows
+    tuned = [r for r in ctx.records if "abstain bias" in r.label and not r.minibatch]
+    biases = {r.params.choices.abstain_bias for r in tuned if r.params.choices is not None}
+    early = next(r for r in ctx.records if "abstain bias" in r.label)
+    assert early.params.choices is not None
+    assert len(biases) == 2 and early.params.choices.abstain_bias in biases
+    best = ctx.best()
+    assert best is not None and best.params.choices is not None
+    assert best.params.choices.abstain_bias != early.params.choices.abstain_bias
+    assert best.reward > max(r.reward for r in tuned if r.compiled_id != best.compiled_id)
+
+
 async def _none_recall(ctx: SearchContext, compiled_id: str) -> float:
     rows = ctx.evaluator.store.get_eval_results(
         dataset_version_id=ctx.evaluator.dataset_version_id,

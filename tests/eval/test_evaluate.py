@@ -59,3 +59,31 @@ async def test_budget_stops_new_pairs_and_a_resumed_attempt_is_charged_for_reuse
     assert resumed_budget.exhausted
     assert resumed_lm.calls == 0
     assert resumed[candidate.compiled_id].n == 10
+
+
+async def test_a_spent_budget_still_scores_pairs_the_cache_answers_and_only_those(
+    store: Store,
+) -> None:
+    """A second candidate whose prompts are the first's (another label, the same LM requests)
+    costs nothing, so a spent budget still scores it wherever the first was scored; the rows
+    the cache cannot answer stay unscored and make no call."""
+    seed_dataset(store)
+    train = store.list_examples(ROUTE.id, "train")
+    first = Candidate.of(ROUTE, Params().with_model_id("scripted"))
+    lm = planted_lm(lambda request, text: True)
+    budget = SpendBudget(max_lm_calls=10)
+    run = evaluator(store, lm, budget)
+    await run.evaluate([first], train)
+    assert budget.exhausted and lm.calls == 10
+
+    twin = Candidate.of(
+        ROUTE,
+        Params(budgets=Params().budgets.model_copy(update={"max_lm_calls": 7})).with_model_id(
+            "scripted"
+        ),
+    )
+    assert twin.compiled_id != first.compiled_id
+    result = await run.evaluate([twin], train)
+    assert lm.calls == 10 and budget.lm_calls == 10
+    assert result[twin.compiled_id].n == 10
+    assert not result[twin.compiled_id].complete

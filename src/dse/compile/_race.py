@@ -296,14 +296,16 @@ class RaceOptimizer:
         calibrated: set[str] = set()
         batch = race.take(queue, share)
         while True:
-            if batch and not await race.run(batch):
-                ctx.stop_for_budget(race.summary())
-                break
+            complete = not batch or await race.run(batch)
             leader, tied = race.settle()
-            if ctx.exhausted:
+            fresh = _tuned(ctx, seen, await _calibrated(ctx, [leader, *tied], calibrated))
+            if not complete or ctx.exhausted:
+                # The finalists' tuned twins cost nothing (their scores are the finalists'
+                # cached ones), so a spent budget still races them before the choice.
+                if fresh and await race.run(fresh):
+                    race.settle()
                 ctx.stop_for_budget(race.summary())
                 break
-            fresh = _tuned(ctx, seen, await _calibrated(ctx, [leader, *tied], calibrated))
             if not fresh:
                 _enqueue(ctx, fresh, seen, combined_candidates(ctx, race.winners()))
             front = [r.record for r in [leader, *tied] if r.record is not None]

@@ -176,8 +176,8 @@ class Evaluator:
         async def run_pair(candidate: Candidate, template: Any, example: ExampleRow) -> None:
             async with self._limit:
                 await warmed[candidate.compiled_id].wait()
-                if self.budget.exhausted:
-                    return
+                # Past a spent budget a pair still scores from the cache (free); its first
+                # uncached call is refused and leaves it unscored.
                 row = await self._score(candidate, template, example, evals[candidate.compiled_id])
             if row is not None:
                 pending.append(row)
