@@ -5,8 +5,10 @@ lists (a router's tool among the listed tools, with one consistent answer, the a
 none fits), or is the output space finite by schema? It offers the grammar and logprob variants,
 and where answers repeat, logprob variants that add the vote of the nearest train rows.
 :func:`calibrate` reads the per-choice scores a logprob variant left in its results and picks the
-abstention bias (and the blank and vote weights, for variants that have them) that maximizes
-mean reward on the scoring rows, without new LM calls, and says what that tuned policy is
+abstention bias (and the blank, vote and match weights, for variants that have them) with the
+best reward on the scoring rows (:func:`most_balanced`: of the rules tied with the best, the one
+that serves the abstention's rows and the others alike), without new LM calls, and says what
+that tuned policy is
 honestly worth on those rows: each row's reward under a rule fitted without it (K-fold
 cross-fitting), since a rule tuned and judged on the same rows flatters itself.
 """
@@ -22,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -47,6 +49,7 @@ MIN_MATCHED_ROWS = 4
 MIN_ABSTAIN_SHARE = 0.1
 _ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_action|no_tool)$", re.I)
 _MISSING = object()
+T = TypeVar("T")
 _MAX_DEPTH = 4
 CROSS_FIT_FOLDS = 5
 _BIAS_SUFFIX = re.compile(
@@ -178,9 +181,9 @@ async def calibrate(
     label: str,
     examples: Sequence[ExampleRow] | None = None,
 ) -> Calibration | None:
-    """The logprob variant with the abstention bias (and blank weight, when it contrasts with
-    the blanked input) that maximizes mean reward on the scoring rows (or ``examples``, rows it
-    was already scored on), each row's reward recomputed for every pick; scored through ``ctx``
+    """The logprob variant with the rule (abstention bias and weights) :func:`_best_rule` picks
+    on the scoring rows (or ``examples``, rows it was already scored on), each row's reward
+    recomputed for every pick; scored through ``ctx``
     (cache hits, so free) so the report lists it. ``None``, with the reason in ``ctx.notes``,
     when it cannot be calibrated."""
     choices = params.choices
@@ -285,6 +288,12 @@ class _Pick:
     def reward(self, rule: _Rule) -> float:
         return self.rewards[pick_index(self.scores(rule), self.abstain, rule.bias)]
 
+    @property
+    def expects_abstention(self) -> bool:
+        """Whether the abstention is this row's best answer, better than every other."""
+        others = (r for i, r in enumerate(self.rewards) if i != self.abstain)
+        return self.rewards[self.abstain] > max(others, default=float("-inf"))
+
 
 def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, float]:
     """Each row's reward under the rule fitted on the other folds (rows dealt to
@@ -302,17 +311,17 @@ def _cross_fitted(picks: list[_Pick], current: _Rule, seed: int) -> dict[str, fl
 
 
 def _best_rule(rows: list[_Pick], current: _Rule) -> _Rule:
-    """The rule with the highest total reward: for each blank weight (the current one first,
-    then :data:`BLANK_WEIGHTS`; none without a contrast), vote weight (likewise with
+    """The rule to ship: for each blank weight (the current one first, then
+    :data:`BLANK_WEIGHTS`; none without a contrast), vote weight (likewise with
     :data:`VOTE_WEIGHTS`) and menu-match weight (with :data:`MATCH_WEIGHTS`), the biases midway
-    between the points where some row's pick flips, so a small shift changes nothing. Among
-    equals: the earlier weights, then the bias nearest zero."""
+    between the points where some row's pick flips, so a small shift changes nothing. Of these,
+    :func:`most_balanced`; among equals, the earlier weights, then the bias nearest zero."""
     weights = _tried(current.weight, BLANK_WEIGHTS, all(p.blank is not None for p in rows))
     vote_weights = _tried(current.vote_weight, VOTE_WEIGHTS, all(p.votes is not None for p in rows))
     match_weights = _tried(
         current.match_weight, MATCH_WEIGHTS, all(p.matches is not None for p in rows)
     )
-    best: tuple[float, _Rule] | None = None
+    tallies: list[Tally[_Rule]] = []
     for weight, vote_weight, match_weight in itertools.product(
         weights, vote_weights, match_weights
     ):
@@ -322,19 +331,91 @@ def _best_rule(rows: list[_Pick], current: _Rule) -> _Rule:
         unique = sorted(set(flips))
         candidates = {0.0, current.bias, unique[0] - 1.0, unique[-1] + 1.0}
         candidates.update((a + b) / 2 for a, b in itertools.pairwise(unique))
-        answered = sum(s.answered for s in splits)
-        gains = list(itertools.accumulate((s.abstained - s.answered for s in splits), initial=0.0))
+        # Each tallied sum with every row answered, and how it grows as rows turn to abstain.
+        answered = [s.tallied(s.answered) for s in splits]
+        change = [
+            tuple(x - y for x, y in zip(s.tallied(s.abstained), kept, strict=True))
+            for s, kept in zip(splits, answered, strict=True)
+        ]
+        base = [sum(column) for column in zip(*answered, strict=True)]
+        gains = [
+            list(itertools.accumulate(column, initial=0.0)) for column in zip(*change, strict=True)
+        ]
         for bias in sorted(candidates, key=abs):
             rule = replace(shape, bias=round(bias, 4))
             # Rows whose flip lies below the bias abstain; at a tie, those listing it first.
             below = bisect.bisect_left(flips, rule.bias)
-            tied = range(below, bisect.bisect_right(flips, rule.bias))
-            total = answered + gains[below]
-            total += sum(s.abstained - s.answered for s in map(splits.__getitem__, tied) if s.first)
-            if best is None or total > best[0]:
-                best = (total, rule)
-    assert best is not None
-    return best[1]
+            tied = [
+                change[i]
+                for i in range(below, bisect.bisect_right(flips, rule.bias))
+                if splits[i].first
+            ]
+            total, squares, on_abstention = (
+                base[k] + gains[k][below] + sum(c[k] for c in tied) for k in range(3)
+            )
+            tallies.append(Tally(rule, total, squares, on_abstention))
+    abstaining = sum(p.expects_abstention for p in rows)
+    return most_balanced(tallies, len(rows), abstaining).option
+
+
+# Options whose total reward is within this many standard errors of the best one's are tied.
+TIE_BAND = 1.0
+
+
+@dataclass(frozen=True)
+class Tally(Generic[T]):
+    """One option's rewards on the rows, summed: in all, squared, and on the rows that expect
+    the abstention."""
+
+    option: T
+    total: float
+    squares: float
+    on_abstention: float
+
+    @classmethod
+    def of(cls, option: T, rewards: Sequence[float], expecting: Sequence[bool]) -> Tally[T]:
+        """The tally of ``rewards``, one per row, ``expecting`` marking the abstention's rows."""
+        return cls(
+            option,
+            sum(rewards),
+            sum(r * r for r in rewards),
+            sum(r for r, e in zip(rewards, expecting, strict=True) if e),
+        )
+
+    def balance(self, rows: int, abstaining: int) -> float:
+        """The mean of the mean reward on the rows that expect the abstention and the mean on
+        the others: what the option would score were they equally common. Just the mean when
+        either kind is missing."""
+        if abstaining in (0, rows):
+            return self.total / rows
+        answering = self.total - self.on_abstention
+        return (self.on_abstention / abstaining + answering / (rows - abstaining)) / 2
+
+
+def most_balanced(tallies: Sequence[Tally[T]], rows: int, abstaining: int) -> Tally[T]:
+    """Of the options whose total is within :data:`TIE_BAND` standard errors of the best
+    (tied with it on these rows: the one-standard-error rule), the one with the best
+    :meth:`Tally.balance`, so the abstention is not traded away for a share of rows that shifts
+    as soon as requests outside the menu grow more or less common; then the higher total.
+    ``tallies`` come in order of preference among equals."""
+    best = max(tallies, key=lambda t: round(t.total, 9))
+    mean = best.total / rows
+    spread = math.sqrt(max(best.squares / rows - mean * mean, 0.0) * rows)
+    floor = best.total - TIE_BAND * spread - 1e-9
+    tied = [t for t in tallies if t.total >= floor]
+    return max(tied, key=lambda t: (round(t.balance(rows, abstaining), 9), round(t.total, 9)))
+
+
+def abstention_rows(signature: Signature[Any, Any], rows: Sequence[ExampleRow]) -> set[str]:
+    """The ids of ``rows`` whose expected output is the abstention the rows show (empty when
+    they show none)."""
+    found = infer_choices(signature, rows)
+    if found is None or found.choices.abstain is None:
+        return set()
+    abstain = canonical_str(_normalized(signature, found.choices.abstain))
+    return {
+        r.example_id for r in rows if canonical_str(_normalized(signature, r.expected)) == abstain
+    }
 
 
 def _tried(current: float | None, grid: tuple[float, ...], available: bool) -> list[float | None]:
@@ -353,6 +434,7 @@ class _Split:
     answered: float
     abstained: float
     first: bool
+    expects_abstention: bool
 
     @classmethod
     def of(cls, pick: _Pick, scores: list[float]) -> _Split:
@@ -362,7 +444,13 @@ class _Split:
             pick.rewards[other],
             pick.rewards[pick.abstain],
             pick.abstain < other,
+            pick.expects_abstention,
         )
+
+    def tallied(self, reward: float) -> tuple[float, float, float]:
+        """What :class:`Tally` sums for this row at ``reward``: it, its square, and it again
+        when the row expects the abstention (else 0)."""
+        return reward, reward * reward, reward if self.expects_abstention else 0.0
 
 
 async def _reward_for(

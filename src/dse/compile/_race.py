@@ -33,7 +33,10 @@ adjusted for the F finalists it was picked from (:func:`~dse.eval.max_t_p_values
 each row's differences to the baseline for all finalists at once, so a finalist and its tuned
 twins, which mostly agree, are not paid for as F independent tries the way Bonferroni would;
 each finalist's sum studentized, so a noisy finalist does not hide a steady one).
-Among the candidates that pass, the highest mean wins (ties go to the earliest).
+Among the candidates that pass, those within a standard error of the highest mean are tied, and
+the one most balanced between the rows that expect the abstention and the others wins
+(:func:`~dse.compile._choices.most_balanced`; with no abstention, the highest mean); ties go to
+the earliest.
 
 Candidate generation is :func:`initial_candidates` (instructions x demo sets x decode modes x
 choices x temperatures x long-context knobs, those changing one knob first) and
@@ -49,7 +52,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dse.compile._choices import Calibration, calibrate, choice_options, without_bias
+from dse.compile._choices import (
+    Calibration,
+    Tally,
+    abstention_rows,
+    calibrate,
+    choice_options,
+    most_balanced,
+    without_bias,
+)
 from dse.compile._demos import demo_options
 from dse.compile._longctx_search import CHUNK_KEYS, long_context_options, refine_controller
 from dse.compile._reflect import reflect
@@ -420,6 +431,8 @@ class _Race:
         self.rungs = rungs
         self.eta = eta
         self.alpha_look = alpha_look
+        # Scoring rows whose expected output is the abstention: the selection weighs them.
+        self.abstaining = abstention_rows(ctx.signature, [*ctx.scoring, *ctx.demo_pool])
         self.racers: list[_Racer] = []
         # Compiled ids raced so far, and those whose bias was tuned at their first look.
         self.seen: set[str] = set()
@@ -584,12 +597,25 @@ class _Race:
                 f"the baseline: none of {len(rivals)} finalist(s) beats it with confidence "
                 f"on {len(self.ids)} rows{closest}"
             )
-        best, p = max(winners, key=lambda w: w[0].mean(self.ids))
+        expecting = [i in self.abstaining for i in self.ids]
+        chosen = most_balanced(
+            [Tally.of(w, [w[0].rewards[i] for i in self.ids], expecting) for w in winners],
+            len(self.ids),
+            sum(expecting),
+        )
+        best, p = chosen.option
         wins, losses = _wins_losses(best, baseline, self.ids)
+        top = max(racer.mean(self.ids) for racer, _ in winners)
+        balanced = (
+            f"; the most balanced between the abstention and the answers of those within a "
+            f"standard error of the best mean {top:.3f}"
+            if best.mean(self.ids) < top
+            else ""
+        )
         return best, (
             f"{best.label}: {best.mean(self.ids):.3f} vs baseline {base_mean:.3f} on "
             f"{len(self.ids)} rows ({wins} rows won, {losses} lost; p = {p:.3f} adjusted "
-            f"for {len(rivals)} finalist(s))"
+            f"for {len(rivals)} finalist(s){balanced})"
         )
 
     def summary(self) -> str:
