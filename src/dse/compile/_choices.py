@@ -8,9 +8,8 @@ and where answers repeat, logprob variants that add the vote of the nearest trai
 abstention bias (and the blank, vote and match weights, for variants that have them) with the
 best reward on the scoring rows (:func:`most_balanced`: of the rules tied with the best, the one
 that serves the abstention's rows and the others alike), without new LM calls, and says what
-that tuned policy is
-honestly worth on those rows: each row's reward under a rule fitted without it (K-fold
-cross-fitting), since a rule tuned and judged on the same rows flatters itself.
+that tuned policy is honestly worth on those rows: each row's reward under a rule fitted without
+it (K-fold cross-fitting), since a rule tuned and judged on the same rows flatters itself.
 """
 
 from __future__ import annotations
@@ -42,6 +41,8 @@ from dse.runtime import (
 from dse.signature import ChoiceParams, Demo, NeighborVote, Params, Signature
 from dse.store import EvalResultRow, ExampleRow
 
+T = TypeVar("T")
+
 # Share of rows not answered by the abstention whose expected value the input lists.
 MIN_COVERAGE = 0.9
 MIN_MATCHED_ROWS = 4
@@ -49,7 +50,6 @@ MIN_MATCHED_ROWS = 4
 MIN_ABSTAIN_SHARE = 0.1
 _ABSTAIN_WORDS = re.compile(r"^(none|no|null|n/?a|abstain|unknown|other|no_action|no_tool)$", re.I)
 _MISSING = object()
-T = TypeVar("T")
 _MAX_DEPTH = 4
 CROSS_FIT_FOLDS = 5
 _BIAS_SUFFIX = re.compile(
@@ -183,9 +183,8 @@ async def calibrate(
 ) -> Calibration | None:
     """The logprob variant with the rule (abstention bias and weights) :func:`_best_rule` picks
     on the scoring rows (or ``examples``, rows it was already scored on), each row's reward
-    recomputed for every pick; scored through ``ctx``
-    (cache hits, so free) so the report lists it. ``None``, with the reason in ``ctx.notes``,
-    when it cannot be calibrated."""
+    recomputed for every pick; scored through ``ctx`` (cache hits, so free) so the report lists
+    it. ``None``, with the reason in ``ctx.notes``, when it cannot be calibrated."""
     choices = params.choices
     if choices is None or choices.pick != "logprob" or choices.abstain is None:
         _note(ctx, f"calibrate {label}: not a logprob choice with an abstention")
