@@ -600,6 +600,8 @@ async def test_the_race_chooses_the_balanced_of_two_tied_winners(sqlite_store: S
         assert full["eager"] > full["careful"] > full["baseline"]
         best = ctx.best()
         assert best is not None and best.label == chosen, (misses, full)
+        assert ctx.stop_reason is not None
+        assert ("chosen over the best mean" in ctx.stop_reason.text) is (chosen == "careful")
         assert await _none_recall(ctx, best.compiled_id) == (1.0 if chosen == "careful" else 0.0)
 
 

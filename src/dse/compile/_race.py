@@ -607,8 +607,8 @@ class _Race:
         wins, losses = _wins_losses(best, baseline, self.ids)
         top = max(racer.mean(self.ids) for racer, _ in winners)
         balanced = (
-            f"; the most balanced between the abstention and the answers of those within a "
-            f"standard error of the best mean {top:.3f}"
+            f"; chosen over the best mean {top:.3f} as the finalist within a standard error of "
+            "it that does best on the abstention's rows and the others alike"
             if best.mean(self.ids) < top
             else ""
         )
