@@ -2,11 +2,11 @@
 split into train and holdout, and the flat field view DSPy's peer run needs.
 
 Four tasks, none tuned by hand for the optimizer: SelectTool without its hand-written instruction
-variants, the support-triage example app, a routing task built from the public kaomoji dataset
-that ships inside the ``kaomoji-dataset`` package (CC-BY-4.0): given a kaomoji's name in one of
-four languages and five listed categories, answer the category or ``none`` when it is not listed,
-and the support tickets again with the queues offered listed, described, in the input (a router
-over described tools).
+variants (its holdout widened by 52 rows written for the benchmark), the support-triage example
+app, a routing task built from the public kaomoji dataset that ships inside the
+``kaomoji-dataset`` package (CC-BY-4.0): given a kaomoji's name in one of four languages and five
+listed categories, answer the category or ``none`` when it is not listed, and the support tickets
+again with the queues offered listed, described, in the input (a router over described tools).
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from dse.signature import DecodeParams, ModelParams
 from dse.store import ExampleIn
 
 ROOT = Path(__file__).resolve().parent.parent
+# 52 more authored holdout rows for SelectTool (the demo's own holdout has 53): a +15-point gain
+# cannot be told from noise on 53 rows. The demo's dataset is left as it is.
+MORE_SELECT_TOOL_HOLDOUT = ROOT / "bench/data/select_tool_holdout_more.jsonl"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def select_tool() -> Task:
     return Task(
         name="select_tool",
         signature=bare,
-        rows=_rows(_read_jsonl(dataset_path())),
+        rows=_rows(_read_jsonl(dataset_path()) + _read_jsonl(MORE_SELECT_TOOL_HOLDOUT)),
         flat=FlatView(
             inputs=("message", "user_handle", "agent_name"),
             output="tool",

@@ -327,19 +327,24 @@ def report(args: argparse.Namespace) -> None:
             f"{per_call}  {stop}"
         )
     # The comparison uses each (task, seed, system)'s latest result: earlier lines are history.
-    latest = {(r["task"], r["seed"], r["system"]): r for r in rows}
+    # A task whose holdout changed is another comparison: results are grouped by holdout size.
+    latest = {(r["task"], r["n"], r["seed"], r["system"]): r for r in rows}
     rows = list(latest.values())
-    print("\nLatest result per task, seed and system:")
-    for task in sorted({r["task"] for r in rows}):
+    print("\nLatest result per task, holdout size, seed and system:")
+    for task, n in sorted({(r["task"], r["n"]) for r in rows}):
         means = {}
         for system in ("dse", "dspy"):
-            afters = [r["after"] for r in rows if r["task"] == task and r["system"] == system]
+            afters = [
+                r["after"]
+                for r in rows
+                if r["task"] == task and r["n"] == n and r["system"] == system
+            ]
             if afters:
                 means[system] = statistics.mean(afters)
         line = ", ".join(f"{s} mean after {_pct(m)}" for s, m in means.items())
         if len(means) == 2:
             line += f"; dse - dspy {100 * (means['dse'] - means['dspy']):+.1f} points"
-        print(f"{task}: {line}")
+        print(f"{task} (holdout {n}): {line}")
 
 
 def main() -> None:
