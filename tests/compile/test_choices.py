@@ -11,18 +11,27 @@ import re
 import statistics
 from typing import Annotated, Any, Literal
 
+import pytest
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from dse._canonical import compact_json
 from dse.compile import SearchSpace, split_train
-from dse.compile._choices import _best_rule, _cross_fitted, _Pick, _Rule, calibrate, choice_options
+from dse.compile._choices import (
+    _best_rule,
+    _cross_fitted,
+    _Pick,
+    _Rule,
+    calibrate,
+    choice_options,
+    infer_choices,
+)
 from dse.compile._race import RaceOptimizer, combined_candidates
 from dse.compile._search import SearchContext
 from dse.eval import Evaluator, RewardBundle, SpendBudget, exact_match_reward
 from dse.lm import LMRequest, ScriptedLM
 from dse.runtime._retrieve import retriever_for
 from dse.signature import DecodeParams, DemoRetrieval, Params, PromptBlocks, Signature
-from dse.store import ExampleIn, Store
+from dse.store import ExampleIn, ExampleRow, Store
 
 TOOLS = ("weather", "email", "calendar", "maps", "search", "notes", "music", "timer")
 
@@ -112,19 +121,25 @@ def _shy_scorer(request: LMRequest, text: str) -> float:
     return -1.2 if tool == listed[0] else -3.0
 
 
-def _context(store: Store, rows: list[ExampleIn], lm: ScriptedLM, reward: RewardBundle) -> Any:
-    store.upsert_examples(PICK.id, rows)
-    version = store.create_dataset_version(PICK.id)
+def _context(
+    store: Store,
+    rows: list[ExampleIn],
+    lm: ScriptedLM,
+    reward: RewardBundle,
+    signature: Signature[Any, Any] = PICK,
+) -> Any:
+    store.upsert_examples(signature.id, rows)
+    version = store.create_dataset_version(signature.id)
     train = store.dataset_examples(version.id, "train")
     pool, scoring = split_train(train, 0.25)
     budget = SpendBudget(max_lm_calls=1000)
     evaluator = Evaluator(
-        store, PICK, lm, reward, version.id, budget=budget, cache=store.lm_cache()
+        store, signature, lm, reward, version.id, budget=budget, cache=store.lm_cache()
     )
     return SearchContext(
-        signature=PICK,
+        signature=signature,
         space=SearchSpace(),
-        baseline=PICK.defaults.with_model_id(lm.default_model_id),
+        baseline=signature.defaults.with_model_id(lm.default_model_id),
         scoring=scoring,
         demo_pool=pool,
         evaluator=evaluator,
@@ -164,6 +179,112 @@ def test_no_choices_when_answers_are_not_in_the_input_lists(sqlite_store: Store)
     ]
     ctx = _context(sqlite_store, rows, _lm(), exact_match_reward())
     assert choice_options(ctx) == {}
+
+
+class OpenAITool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"] = "function"
+    function: Tool
+
+
+class AskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    functions: list[OpenAITool]
+
+
+class AskOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    function: str
+
+
+ASK = Signature(
+    id="test/AskFunction.v1",
+    input_model=AskIn,
+    output_model=AskOut,
+    prompt=PromptBlocks(system="Route.", instruction="Name the function to call, or none."),
+)
+
+
+def _ask_rows(listed: int) -> list[ExampleIn]:
+    """A function-calling benchmark's shape: tools listed as OpenAI lists them (the name under
+    ``function``), ``listed`` of them a row; 30% of rows ask what no listed function does."""
+    rows = []
+    for i in range(40):
+        names = [TOOLS[(i + j) % len(TOOLS)] for j in range(listed)]
+        answer = "none" if i % 10 < 3 else names[i % listed]
+        words = DESCRIBED.get(answer, "just chatting").split()
+        value = {
+            "question": f"case {i}: {words[i % len(words)]} now",
+            "functions": [{"function": {"name": n, "description": DESCRIBED[n]}} for n in names],
+        }
+        rows.append(
+            ExampleIn(
+                example_id=f"ask-{i:02d}",
+                input=AskIn.model_validate(value).model_dump(mode="json"),
+                expected={"function": answer},
+                split="train",
+            )
+        )
+    return rows
+
+
+def _stored(rows: list[ExampleIn]) -> list[ExampleRow]:
+    return [
+        ExampleRow(
+            signature_id=ASK.id,
+            example_id=r.example_id,
+            input=r.input,
+            expected=r.expected,
+            split="train",
+            tags=[],
+            source=None,
+            label_source="human",
+            meta={},
+            content_hash="",
+        )
+        for r in rows
+    ]
+
+
+@pytest.mark.parametrize("listed", [1, 3])
+def test_choices_are_found_under_openai_style_tools_even_one_a_row(listed: int) -> None:
+    """One listed function and the abstention is still a choice of two: a router shown the one
+    tool that may fit. Names nested under ``function`` are found as the list's values."""
+    found = infer_choices(ASK, _stored(_ask_rows(listed)))
+
+    assert found is not None
+    assert found.choices.source == "input"
+    assert found.choices.input_path == "functions[*].function.name"
+    assert found.choices.output_field == "/function"
+    assert found.choices.abstain == {"function": "none"}
+
+
+async def test_one_openai_style_tool_a_row_is_matched_against_the_request(
+    sqlite_store: Store,
+) -> None:
+    """A model blind to the request scores the one listed tool and "none" alike on every row;
+    the menu match, read under ``function``, tells the requests its description covers."""
+    lm = ScriptedLM(lambda r: '{"function": "none"}', supports_constrained=True, scorer=_flat)
+    ctx = _context(sqlite_store, _ask_rows(1), lm, exact_match_reward(), ASK)
+    options = choice_options(ctx)
+    assert any("neighbor vote" in label for label in options)
+    label = next(k for k in options if k.endswith("| logprob | menu match"))
+
+    tuned = await calibrate(ctx, ctx.baseline.model_copy(update=options[label]), label)
+
+    assert tuned is not None and "| match weight " in tuned.label
+    assert sum(tuned.honest_rewards.values()) / len(ctx.scoring) >= 0.9
+
+
+def _flat(request: LMRequest, text: str) -> float:
+    return -1.0
+
+
+def test_a_list_of_one_value_that_is_always_the_answer_is_no_choice() -> None:
+    rows = [r for r in _ask_rows(1) if r.expected != {"function": "none"}]
+    found = infer_choices(ASK, _stored(rows))
+    assert found is None or found.choices.source != "input"
 
 
 def test_an_lm_that_cannot_score_gets_only_the_grammar_variant(sqlite_store: Store) -> None:

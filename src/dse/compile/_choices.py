@@ -491,7 +491,10 @@ def _from_input(
         return None
     expected = [_normalized(signature, r.expected) for r in rows]
     pointers = sorted({p for e in expected for p in _string_pointers(e)})
-    paths = sorted({p for r in rows for p in _list_paths(r.input)})
+    # Only paths most rows have can list every row's choices (a tool's own parameter names
+    # are not a menu); this also bounds the search on inputs with deep tool schemas.
+    seen = Counter(p for r in rows for p in set(_list_paths(r.input)))
+    paths = sorted(p for p, count in seen.items() if 2 * count >= len(rows))
     best: tuple[tuple[float, int], ChoiceInference] | None = None
     for pointer in pointers:
         for path in paths:
@@ -505,7 +508,7 @@ def _fit(
     rows: Sequence[ExampleRow], expected: list[dict[str, Any]], pointer: str, path: str
 ) -> tuple[tuple[float, int], ChoiceInference] | None:
     listed = [input_values(r.input, path) for r in rows]
-    if sum(len(values) for values in listed) < 2 * len(rows):
+    if sum(len(values) for values in listed) < len(rows):
         return None
     member = [
         isinstance(v := pointer_get(e, pointer, _MISSING), str) and v in values
@@ -517,6 +520,11 @@ def _fit(
         text, count = outside.most_common(1)[0]
         if count >= 2:
             abstain = json.loads(text)
+    # A choice offers two outputs a row on average: two listed values, or one and the abstention
+    # (a router shown the one tool that may fit, as function-calling benchmarks often do).
+    offered = sum(len(values) for values in listed) + (len(rows) if abstain else 0)
+    if offered < 2 * len(rows):
+        return None
     answered = [m for e, m in zip(expected, member, strict=True) if e != abstain]
     matched = sum(answered)
     if matched < MIN_MATCHED_ROWS or matched / len(answered) < MIN_COVERAGE:
@@ -579,7 +587,8 @@ def _string_pointers(value: Any, prefix: str = "") -> Iterator[str]:
 
 
 def _list_paths(value: Any, prefix: str = "", depth: int = 0) -> Iterator[str]:
-    """Paths to string lists in an input: ``a[*]`` and ``a[*].name`` forms, nested dicts too."""
+    """Paths to string lists in an input: ``a[*]`` and ``a[*].name`` forms, nested dicts too,
+    in the input and in the list's items (``tools[*].function.name``, as OpenAI lists tools)."""
     if not isinstance(value, dict) or depth > _MAX_DEPTH:
         return
     for key, item in value.items():
@@ -587,11 +596,20 @@ def _list_paths(value: Any, prefix: str = "", depth: int = 0) -> Iterator[str]:
         if isinstance(item, list):
             if any(isinstance(x, str) for x in item):
                 yield f"{path}[*]"
-            for name in {k for x in item if isinstance(x, dict) for k, v in x.items()}:
-                if any(isinstance(x, dict) and isinstance(x.get(name), str) for x in item):
-                    yield f"{path}[*].{name}"
+            keys = dict.fromkeys(k for x in item if isinstance(x, dict) for k in _string_keys(x))
+            yield from (f"{path}[*].{k}" for k in keys)
         elif isinstance(item, dict):
             yield from _list_paths(item, path, depth + 1)
+
+
+def _string_keys(value: dict[str, Any], prefix: str = "", depth: int = 0) -> Iterator[str]:
+    """Dotted keys of the string values in ``value`` and in the dicts nested in it."""
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, str):
+            yield path
+        elif isinstance(item, dict) and depth < _MAX_DEPTH:
+            yield from _string_keys(item, path, depth + 1)
 
 
 def _without(value: dict[str, Any], pointer: str) -> dict[str, Any]:
