@@ -36,6 +36,7 @@ from dse.compile import (
     DEFAULT_OPTIMIZER,
     CompileBudget,
     CompileProfile,
+    CompileReport,
     compile_signature,
     default_space,
 )
@@ -49,8 +50,11 @@ DEFAULT_RESULTS = ROOT / "bench" / "results" / "efficacy.jsonl"
 DSPY_PYTHON = ROOT / ".venv-dspy" / "bin" / "python"
 
 
+REWARD = exact_match_reward()
+
+
 def _reward(store: Store, lm: LM) -> RewardBundle:
-    return exact_match_reward()
+    return REWARD
 
 
 async def run_dse(
@@ -71,6 +75,7 @@ async def run_dse(
             started = time.monotonic()
             outcome = await compile_signature(store, task.signature, lm, profile, teacher=teacher)
             wall = time.monotonic() - started
+            per_row = _holdout_rows(store, task, outcome.report)
         finally:
             store.close()
     report = outcome.report
@@ -104,6 +109,26 @@ async def run_dse(
             [c["label"], round(c["train_reward"], 4), c["n"], c["of"]] for c in report.candidates
         ],
         "teacher": report.teacher_model_id,
+        # Each holdout row's reward before and after, so any subset of rows can be read again.
+        "per_row": per_row,
+    }
+
+
+def _holdout_rows(store: Store, task: Task, report: CompileReport) -> dict[str, list[float]]:
+    reward = REWARD
+    control, best = report.holdout.control_compiled_id, report.best_compiled_id
+    results = store.get_eval_results(
+        dataset_version_id=report.dataset_version,
+        reward_id=reward.id,
+        reward_version=reward.version,
+        compiled_ids=[control, best],
+        example_ids=[row.example_id for row in task.split("holdout")],
+    )
+    scores = {(r.compiled_id, r.example_id): r.reward for r in results}
+    return {
+        row.example_id: [scores[(control, row.example_id)], scores[(best, row.example_id)]]
+        for row in task.split("holdout")
+        if (control, row.example_id) in scores and (best, row.example_id) in scores
     }
 
 
