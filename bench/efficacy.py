@@ -115,12 +115,11 @@ async def run_dse(
 
 
 def _holdout_rows(store: Store, task: Task, report: CompileReport) -> dict[str, list[float]]:
-    reward = REWARD
     control, best = report.holdout.control_compiled_id, report.best_compiled_id
     results = store.get_eval_results(
         dataset_version_id=report.dataset_version,
-        reward_id=reward.id,
-        reward_version=reward.version,
+        reward_id=REWARD.id,
+        reward_version=REWARD.version,
         compiled_ids=[control, best],
         example_ids=[row.example_id for row in task.split("holdout")],
     )
