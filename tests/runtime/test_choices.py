@@ -193,6 +193,38 @@ async def test_the_abstention_is_always_allowed_and_answers_alone_when_nothing_i
         await DirectStrategy().run(_context(PICK, Params(choices=no_abstain), _input(), silent))
 
 
+class MaybeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: str | None = None
+
+
+MAYBE = Signature(
+    id="test/MaybeTool.v1",
+    input_model=PickIn,
+    output_model=MaybeOut,
+    prompt=PromptBlocks(system="Route.", instruction="Pick the tool the message needs, or null."),
+)
+
+
+async def test_a_null_abstention_stays_writable_under_the_narrowed_grammar() -> None:
+    """An Optional field whose abstention is null: the grammar allows the listed values or
+    null (narrowing to the values alone made the abstention impossible to write)."""
+    choices = BY_INPUT.model_copy(update={"abstain": {"tool": None}})
+    allowed = choice_set(MAYBE, choices, _input("email", "maps"))
+    assert allowed.schema["properties"]["tool"] == {
+        "anyOf": [{"type": "string", "enum": ["email", "maps"]}, {"type": "null"}]
+    }
+    assert allowed.texts == ('{"tool":"email"}', '{"tool":"maps"}', '{"tool":null}')
+
+    lm = ScriptedLM(lambda r: '{"tool": null}', supports_constrained=True)
+    result = await DirectStrategy().run(
+        _context(MAYBE, Params(choices=choices), _input("email"), lm)
+    )
+    assert result.output.model_dump() == {"tool": None}
+    assert lm.last_request is not None and lm.last_request.response_schema is not None
+    assert {"type": "null"} in lm.last_request.response_schema["properties"]["tool"]["anyOf"]
+
+
 def _scorer(table: dict[str, float]):  # type: ignore[no-untyped-def]
     def score(request: LMRequest, text: str) -> float:
         return table[json.loads(text)["tool"]]

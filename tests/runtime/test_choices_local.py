@@ -15,7 +15,15 @@ from pydantic import BaseModel
 from dse.autopilot._select_tool import SELECT_TOOL, dataset_path
 from dse.lm import LM, install_pack, lm_from_spec
 from dse.runtime import BudgetTracker, DirectStrategy, StrategyContext, menu_matches
-from dse.signature import ChoiceParams, Demo, NeighborVote, Params, PromptBlocks, Signature
+from dse.signature import (
+    ChoiceParams,
+    DecodeParams,
+    Demo,
+    NeighborVote,
+    Params,
+    PromptBlocks,
+    Signature,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +208,46 @@ async def test_a_menu_match_on_described_functions_with_the_real_model(qwen: LM)
             else:
                 assert matches == [0.0, 0.0, 0.0]
                 assert picked == json.loads(body["outputs"][raw.index(max(raw))])
+
+
+class MaybeCallOut(BaseModel):
+    function: str | None = None
+
+
+MAYBE_CALL = Signature(
+    id="test/MaybeCallFunction.v1",
+    input_model=CallIn,
+    output_model=MaybeCallOut,
+    prompt=PromptBlocks(
+        system="You route a question to a function.",
+        instruction=(
+            "Name the function that answers the question. If no listed function can answer it, "
+            'answer {"function": null}.'
+        ),
+    ),
+)
+
+
+async def test_grammar_choices_with_a_null_abstention_on_the_real_model(qwen: LM) -> None:
+    """llama.cpp compiles the narrowed grammar with null beside the listed names: a question
+    the first function answers gets its name, and a request to call none of them gets null,
+    which a grammar of the names alone could not write. (Whether the 0.5B model abstains by
+    itself is what compile's calibration is for.)"""
+    choices = ChoiceParams(
+        source="input",
+        output_field="/function",
+        input_path="functions[*].name",
+        abstain={"function": None},
+    )
+    params = MAYBE_CALL.defaults.model_copy(
+        update={"choices": choices, "decode": DecodeParams(mode="constrained")}
+    )
+    asked = "What is the area of a triangle with base 4 and height 3?"
+    refused = "Do not call any function for this one; answer null."
+    picks = []
+    for question in (asked, refused):
+        row = {"input": {"question": question, "functions": FUNCTIONS}}
+        result = await DirectStrategy().run(_context(qwen, params, row, MAYBE_CALL))
+        assert (result.trace or {})["choices"]["pick"] == "grammar"
+        picks.append(result.output.model_dump(mode="json"))
+    assert picks == [{"function": "triangle_area"}, {"function": None}]

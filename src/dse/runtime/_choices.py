@@ -123,7 +123,13 @@ def choice_set(
     allowed = values
     if isinstance(abstain_value, str) and abstain_value not in values:
         allowed = (*values, abstain_value)
-    schema = narrow_schema(signature.output_schema, pointer, allowed) if allowed else {}
+    # An abstention that leaves the field empty (``null``) must stay writable under the grammar.
+    nullable = abstain is not None and abstain_value is None
+    schema = (
+        narrow_schema(signature.output_schema, pointer, allowed, nullable=nullable)
+        if allowed or nullable
+        else {}
+    )
     notes: list[str] = []
     if len(values) + 1 > choices.max_outputs:
         notes.append(f"{len(values)} values exceed max_outputs {choices.max_outputs}")
@@ -375,11 +381,15 @@ def pointer_set(document: dict[str, Any], pointer: str, value: Any) -> dict[str,
     return document
 
 
-def narrow_schema(schema: dict[str, Any], pointer: str, values: tuple[str, ...]) -> dict[str, Any]:
-    """The output schema with the string field at ``pointer`` limited to ``values`` (in every
-    union branch that has it)."""
+def narrow_schema(
+    schema: dict[str, Any], pointer: str, values: tuple[str, ...], *, nullable: bool = False
+) -> dict[str, Any]:
+    """The output schema with the string field at ``pointer`` limited to ``values``, or
+    ``null`` too when ``nullable`` (in every union branch that has it)."""
     narrowed = copy.deepcopy(schema)
-    enum = {"type": "string", "enum": list(values)}
+    enum: dict[str, Any] = {"type": "string", "enum": list(values)}
+    if nullable:
+        enum = {"anyOf": [enum, {"type": "null"}]} if values else {"type": "null"}
     if not _narrow(narrowed, _tokens(pointer), narrowed, enum):
         raise StrategyError(f"choices: the output schema has no field at {pointer}")
     return narrowed
