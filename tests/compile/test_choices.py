@@ -281,6 +281,54 @@ def _flat(request: LMRequest, text: str) -> float:
     return -1.0
 
 
+class AskTextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    functions: str
+
+
+class AskTextsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    functions: list[str]
+
+
+def _as_json_text(rows: list[ExampleIn], each: bool) -> list[ExampleIn]:
+    """The rows with their tool list kept as JSON text: the whole list, or ``each`` tool."""
+    out = []
+    for r in rows:
+        tools = r.input["functions"]
+        text: Any = [json.dumps(t) for t in tools] if each else json.dumps(tools)
+        out.append(r.model_copy(update={"input": r.input | {"functions": text}}))
+    return out
+
+
+@pytest.mark.parametrize("each", [False, True])
+async def test_a_tool_list_kept_as_json_text_is_read_as_the_list(
+    sqlite_store: Store, each: bool
+) -> None:
+    """A caller that passes its tools as JSON text (the list, or each tool) gets the same
+    choices, menu match included, as one that passes objects: the text is read as JSON where a
+    path goes into it."""
+    signature = Signature(
+        id=f"test/AskText{'s' if each else ''}.v1",
+        input_model=AskTextsIn if each else AskTextIn,
+        output_model=AskOut,
+        prompt=ASK.prompt,
+    )
+    lm = ScriptedLM(lambda r: '{"function": "none"}', supports_constrained=True, scorer=_flat)
+    rows = _as_json_text(_ask_rows(1), each)
+    ctx = _context(sqlite_store, rows, lm, exact_match_reward(), signature)
+    options = choice_options(ctx)
+    label = next(k for k in options if k.endswith("| logprob | menu match"))
+    assert "/function in functions[*].function.name" in label
+
+    tuned = await calibrate(ctx, ctx.baseline.model_copy(update=options[label]), label)
+
+    assert tuned is not None and "| match weight " in tuned.label
+    assert sum(tuned.honest_rewards.values()) / len(ctx.scoring) >= 0.9
+
+
 def test_a_list_of_one_value_that_is_always_the_answer_is_no_choice() -> None:
     rows = [r for r in _ask_rows(1) if r.expected != {"function": "none"}]
     found = infer_choices(ASK, _stored(rows))

@@ -129,6 +129,13 @@ def test_input_paths_read_lists_of_strings_and_of_objects() -> None:
     assert input_values(document, "tags[*]") == ["x", "y"]
     assert input_values(document, "missing[*].name") == []
 
+    each = [json.dumps({"name": "c"}), json.dumps({"name": "d", "description": "x"})]
+    as_text = {"tools": json.dumps(document["tools"]), "each": each}
+    assert input_values(as_text, "tools[*].name") == ["a", "b"]
+    assert input_values(as_text, "each[*].name") == ["c", "d"]
+    assert input_values(as_text, "each[*]") == each
+    assert input_values({"tools": "[not json"}, "tools[*].name") == []
+
 
 def test_a_finite_union_schema_lists_every_output() -> None:
     outputs = enumerate_outputs(UNION, 64)

@@ -35,6 +35,7 @@ from dse.runtime import (
     enumerate_outputs,
     input_nodes,
     input_values,
+    json_text_value,
     pick_index,
     pointer_get,
 )
@@ -152,7 +153,7 @@ def _items_have_text(rows: Sequence[ExampleRow], choices: ChoiceParams) -> bool:
         return False
     menu = path.rsplit("[*].", 1)[0] + "[*]"
     return any(
-        isinstance(item, dict) and len(item) > 1
+        isinstance(parsed := json_text_value(item), dict) and len(parsed) > 1
         for r in rows
         for item in input_nodes(r.input, menu)
     )
@@ -588,28 +589,34 @@ def _string_pointers(value: Any, prefix: str = "") -> Iterator[str]:
 
 def _list_paths(value: Any, prefix: str = "", depth: int = 0) -> Iterator[str]:
     """Paths to string lists in an input: ``a[*]`` and ``a[*].name`` forms, nested dicts too,
-    in the input and in the list's items (``tools[*].function.name``, as OpenAI lists tools)."""
+    in the input and in the list's items (``tools[*].function.name``, as OpenAI lists tools),
+    and inside strings that hold JSON (a tool list kept as JSON text), as the runtime reads them."""
     if not isinstance(value, dict) or depth > _MAX_DEPTH:
         return
-    for key, item in value.items():
+    for key, raw in value.items():
         path = f"{prefix}.{key}" if prefix else str(key)
+        item = json_text_value(raw)
         if isinstance(item, list):
-            if any(isinstance(x, str) for x in item):
+            if any(isinstance(json_text_value(x), str) for x in item):
                 yield f"{path}[*]"
-            keys = dict.fromkeys(k for x in item if isinstance(x, dict) for k in _string_keys(x))
+            parsed = (json_text_value(x) for x in item)
+            keys = dict.fromkeys(k for x in parsed if isinstance(x, dict) for k in _string_keys(x))
             yield from (f"{path}[*].{k}" for k in keys)
         elif isinstance(item, dict):
             yield from _list_paths(item, path, depth + 1)
 
 
 def _string_keys(value: dict[str, Any], prefix: str = "", depth: int = 0) -> Iterator[str]:
-    """Dotted keys of the string values in ``value`` and in the dicts nested in it."""
-    for key, item in value.items():
+    """Dotted keys of the string values in ``value`` and in the dicts nested in it (JSON text
+    included)."""
+    for key, raw in value.items():
         path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(item, str):
+        item = json_text_value(raw)
+        if isinstance(item, dict):
+            if depth < _MAX_DEPTH:
+                yield from _string_keys(item, path, depth + 1)
+        elif isinstance(item, str):
             yield path
-        elif isinstance(item, dict) and depth < _MAX_DEPTH:
-            yield from _string_keys(item, path, depth + 1)
 
 
 def _without(value: dict[str, Any], pointer: str) -> dict[str, Any]:

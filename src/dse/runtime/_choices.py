@@ -284,7 +284,7 @@ def menu_matches(document: Any, choices: ChoiceParams, values: tuple[str, ...]) 
     for item in input_nodes(document, menu + "[*]"):
         named = next((n for n in input_nodes(item, key) if isinstance(n, str)), None)
         if named is not None:
-            items.setdefault(named, item)
+            items.setdefault(named, json_text_value(item))
     top = menu.split(".", 1)[0].split("[", 1)[0]
     own = {k: v for k, v in document.items() if k != top} if isinstance(document, dict) else {}
     asked = _words(own, with_keys=False)
@@ -309,22 +309,36 @@ def _output_matches(document: Any, allowed: ChoiceSet) -> list[float]:
 
 
 def input_nodes(document: Any, path: str) -> list[Any]:
-    """Every node at ``path`` (as :func:`input_values` reads it), of any type."""
+    """Every node at ``path`` (as :func:`input_values` reads it), of any type. A string that
+    holds a JSON list or object is read as that value where the path goes into it (a menu an
+    input carries as JSON text)."""
     nodes: list[Any] = [document]
     for segment in (s for s in path.split(".") if s):
         each = segment.endswith("[*]")
         key = segment.removesuffix("[*]")
         following: list[Any] = []
         for node in nodes:
+            node = json_text_value(node) if key else node
             item = node.get(key, _ABSENT) if isinstance(node, dict) and key else node
             if item is _ABSENT:
                 continue
             if each:
+                item = json_text_value(item)
                 following.extend(item if isinstance(item, list) else [])
             else:
                 following.append(item)
         nodes = following
     return nodes
+
+
+def json_text_value(node: Any) -> Any:
+    """``node`` parsed when it is a string holding a JSON list or object, else ``node``."""
+    if isinstance(node, str) and node.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(node)
+        except ValueError:
+            return node
+    return node
 
 
 def _words(node: Any, *, with_keys: bool) -> set[str]:
