@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dse.autopilot import SELECT_TOOL_ID
 from dse.autopilot import app as autopilot_app
-from dse.eval import paired_bootstrap, value_breakdown, value_key
+from dse.eval import OTHER_OUTPUTS, paired_bootstrap, value_breakdown, value_key
 from dse.signature import PromptBlocks, Signature
 
 from ..compile._route import ROUTE
@@ -138,6 +138,48 @@ def test_repeated_free_text_outputs_are_values_all_the_same() -> None:
     rows = [{"summary": ["yes", "no", "maybe"][i % 3]} for i in range(12)]
     key = value_key(summary, rows)
     assert key is not None and key.key == "output" and key.label(rows[2]) == "summary=maybe"
+
+
+class Call(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    function: str
+
+
+def test_a_recurring_abstention_is_a_value_beside_tools_each_named_once() -> None:
+    """A router over the functions each input lists: 60 rows name 42 functions once each and
+    18 say "none". Too many outputs to group, no categorical field, yet "none" recurs: it is
+    a value of its own, the rest pooled, so a lost abstention shows and can be gated."""
+    call = signature(Call)
+    expected = {f"r{i}": {"function": "none" if i % 10 < 3 else f"tool_{i}"} for i in range(60)}
+    key = value_key(call, list(expected.values()))
+    assert key is not None and key.key == "recurring"
+    assert "pooled" in key.rule
+    assert key.label({"function": "none"}) == "function=none"
+    assert key.label({"function": "tool_7"}) == OTHER_OUTPUTS
+    assert key.label(None) is None
+
+    none_rows = {k for k, v in expected.items() if v["function"] == "none"}
+    control = {k: 1.0 if k in none_rows else 0.0 for k in expected}
+    candidate = {k: 0.0 if k in none_rows else 1.0 for k in expected}
+    breakdown = value_breakdown(
+        call,
+        expected,
+        control,
+        candidate,
+        control_predicted={k: {"function": "none"} for k in expected},
+        candidate_predicted=dict(expected) | {k: {"function": "tool_1"} for k in none_rows},
+    )
+    by_value = {v.value: v for v in breakdown.values}
+    assert sorted(by_value) == [OTHER_OUTPUTS, "function=none"]
+    none, other = by_value["function=none"], by_value[OTHER_OUTPUTS]
+    assert (none.n, none.paired.delta, none.control_recall, none.candidate_recall) == (
+        18,
+        -1.0,
+        1.0,
+        0.0,
+    )
+    assert none.regressed
+    assert (other.n, other.paired.delta, other.control_recall) == (42, 1.0, None)
 
 
 def test_an_apps_label_of_groups_expected_and_predicted_outputs() -> None:

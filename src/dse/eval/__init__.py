@@ -37,6 +37,7 @@ from dse.eval._reward import (
 from dse.eval._stats import PairedDelta, max_t_p_values, paired_bootstrap
 from dse.eval._values import (
     MAX_VALUES,
+    OTHER_OUTPUTS,
     LabelFn,
     ValueBreakdown,
     ValueDelta,
@@ -48,6 +49,7 @@ from dse.eval._values import (
 
 __all__ = [
     "MAX_VALUES",
+    "OTHER_OUTPUTS",
     "BudgetedLM",
     "Candidate",
     "CandidateEval",

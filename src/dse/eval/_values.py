@@ -12,7 +12,11 @@ signature gets a breakdown with no configuration:
 3. Else the most informative categorical top-level field (a Literal/enum/bool field of the
    schema, or one with few repeated scalar values): the one whose expected values have the
    highest entropy, e.g. ``sentiment=negative`` beside a free-text explanation.
-4. Else none: a free-text output has no values to break down by (key ``none``, no values).
+4. Else the whole outputs that recur (on at least ``MIN_GROUP_SHARE`` of the rows, and two),
+   each a value, and every other output pooled as ``(other outputs)``: a router over tools each
+   input lists names hundreds of tools once or twice, yet its abstention ("none") recurs and is
+   the value a gain on average can hide.
+5. Else none: a free-text output has no values to break down by (key ``none``, no values).
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ from dse.store import ExampleRow, Store
 
 MAX_VALUES = 20
 """The most distinct values a breakdown shows; more are not "a few labels" but free text."""
+
+MIN_GROUP_SHARE = 0.05
+"""The share of rows an output must recur on to be a value of its own beside pooled ones."""
+
+OTHER_OUTPUTS = "(other outputs)"
+"""The pooled value of the outputs that recur too little to be values of their own."""
 
 LabelFn = Callable[[Any], str]
 """An app's grouping key: the output (as JSON, expected or predicted) to its value's label."""
@@ -119,13 +129,31 @@ def value_key(
             output_label,
         )
     field = _most_informative_field(expected, enums)
-    if field is None:
+    if field is not None:
+        return ValueKey(
+            f"field:{field}",
+            f"grouped by field {field!r}: {len(whole)} distinct outputs over {n} rows are too "
+            f"many to group by, and {field!r} is the categorical field whose values spread the "
+            "rows most",
+            lambda output: _field_label(output, field),
+        )
+    floor = max(2, math.ceil(MIN_GROUP_SHARE * n))
+    counts = Counter(_canonical(e) for e in expected).most_common(MAX_VALUES - 1)
+    recurring = {text for text, count in counts if count >= floor}
+    if not recurring:
         return None
     return ValueKey(
-        f"field:{field}",
-        f"grouped by field {field!r}: {len(whole)} distinct outputs over {n} rows are too many "
-        f"to group by, and {field!r} is the categorical field whose values spread the rows most",
-        lambda output: _field_label(output, field),
+        "recurring",
+        f"grouped by the {len(recurring)} whole outputs on at least {floor} rows each, the "
+        f"other {len(whole) - len(recurring)} distinct outputs over {n} rows pooled as "
+        f"{OTHER_OUTPUTS!r}",
+        lambda output: (
+            None
+            if output is None
+            else output_label(output)
+            if _canonical(output) in recurring
+            else OTHER_OUTPUTS
+        ),
     )
 
 
@@ -169,8 +197,12 @@ def value_breakdown(
                 seed=seed,
                 confidence=confidence,
             ),
-            control_recall=_recall(key, label, ids, control_predicted),
-            candidate_recall=_recall(key, label, ids, candidate_predicted),
+            control_recall=None
+            if label == OTHER_OUTPUTS
+            else _recall(key, label, ids, control_predicted),
+            candidate_recall=None
+            if label == OTHER_OUTPUTS
+            else _recall(key, label, ids, candidate_predicted),
         )
         for label, ids in sorted(groups.items())
     ]
