@@ -3,13 +3,14 @@ over, and a bound on how often a job may lose its worker. Runs on SQLite and Pos
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dse.errors import StoreError
 from dse.store import Store
+from dse.store import _jobs as store_jobs
 
 
 def enqueue(store: Store, key: str = "compile:1", max_attempts: int = 3) -> str:
@@ -62,13 +63,32 @@ def test_kinds_and_job_id_narrow_a_claim(store: Store) -> None:
     assert claimed is not None and claimed.id == wanted
 
 
+class Clock:
+    """The store's clock, moved by hand: a lease expires when the test says, not when a busy
+    machine happens to get there."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(store_jobs, "_now", lambda: fake.now)
+    return fake
+
+
 def test_an_expired_lease_is_taken_over_and_the_old_owner_can_no_longer_finish(
-    store: Store,
+    store: Store, clock: Clock
 ) -> None:
     job_id = enqueue(store)
     assert store.claim_job("dead", lease_s=0.2) is not None
+    clock.advance(0.19)
     assert store.claim_job("live", lease_s=30) is None  # still leased
-    time.sleep(0.3)
+    clock.advance(0.02)
     taken = store.claim_job("live", lease_s=30)
     assert taken is not None and taken.id == job_id
     assert taken.lease_owner == "live" and taken.attempts == 2
@@ -81,20 +101,24 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_can_no_longer_finish(
     assert done.finished_at is not None and done.lease_expires_at is None
 
 
-def test_a_renewed_lease_is_not_taken_over(store: Store) -> None:
+def test_a_renewed_lease_is_not_taken_over(store: Store, clock: Clock) -> None:
     job_id = enqueue(store)
     assert store.claim_job("w1", lease_s=0.3) is not None
     for _ in range(3):
-        time.sleep(0.15)
+        clock.advance(0.25)
         assert store.renew_job_lease(job_id, "w1", lease_s=0.3)
     assert store.claim_job("w2", lease_s=30) is None
+    clock.advance(0.31)
+    assert store.claim_job("w2", lease_s=30) is not None
 
 
-def test_a_job_that_keeps_losing_its_worker_is_failed_not_retried_forever(store: Store) -> None:
+def test_a_job_that_keeps_losing_its_worker_is_failed_not_retried_forever(
+    store: Store, clock: Clock
+) -> None:
     job_id = enqueue(store, max_attempts=2)
     for owner in ("a", "b"):
         assert store.claim_job(owner, lease_s=0.1) is not None
-        time.sleep(0.15)
+        clock.advance(0.15)
     assert store.claim_job("c", lease_s=30) is None
     job = store.get_job(job_id)
     assert job is not None and job.status == "failed" and job.attempts == 2
