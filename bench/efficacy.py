@@ -319,6 +319,21 @@ def _pct(value: float | None) -> str:
     return "  -  " if value is None else f"{100 * value:5.1f}"
 
 
+def _variant(row: dict[str, Any]) -> str:
+    """What a dse run changed from the zero-config compile (a teacher, optimizer settings, another
+    optimizer), as the report shows it; empty for the zero-config compile and for DSPy."""
+    if row["system"] != "dse":
+        return ""
+    parts = []
+    if row.get("teacher"):
+        parts.append(f"teacher {row['teacher']}")
+    if row.get("optimizer_config"):
+        parts.append(f"config {json.dumps(row['optimizer_config'], sort_keys=True)}")
+    if row.get("optimizer") not in (None, DEFAULT_OPTIMIZER):
+        parts.append(f"optimizer {row['optimizer']}")
+    return "  (" + ", ".join(parts) + ")" if parts else ""
+
+
 def report(args: argparse.Namespace) -> None:
     path = Path(args.results)
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
@@ -348,11 +363,12 @@ def report(args: argparse.Namespace) -> None:
             f"{row['task']:<15} {row['system']:<6} {optimizer:<10} {commit:<8} {row['seed']:>4} "
             f"{_pct(row['before']):>6} "
             f"{_pct(row['after']):>6} {delta:<22} {recall:>13} {row['search_lm_calls']:>6} "
-            f"{per_call}  {stop}"
+            f"{per_call}  {stop}{_variant(row)}"
         )
-    # The comparison uses each (task, seed, system)'s latest result: earlier lines are history.
+    # The comparison uses each (task, seed, system)'s latest zero-config result (dse's default
+    # optimizer, no teacher, no settings changed): earlier lines and variants are history.
     # A task whose holdout changed is another comparison: results are grouped by holdout size.
-    latest = {(r["task"], r["n"], r["seed"], r["system"]): r for r in rows}
+    latest = {(r["task"], r["n"], r["seed"], r["system"]): r for r in rows if not _variant(r)}
     rows = list(latest.values())
     print("\nLatest result per task, holdout size, seed and system:")
     for task, n in sorted({(r["task"], r["n"]) for r in rows}):
