@@ -365,26 +365,52 @@ def report(args: argparse.Namespace) -> None:
             f"{_pct(row['after']):>6} {delta:<22} {recall:>13} {row['search_lm_calls']:>6} "
             f"{per_call}  {stop}{_variant(row)}"
         )
-    # The comparison uses each (task, seed, system)'s latest zero-config result (dse's default
-    # optimizer, no teacher, no settings changed): earlier lines and variants are history.
-    # A task whose holdout changed is another comparison: results are grouped by holdout size.
+    print("\nLatest zero-config result per task, holdout size, seed and system:")
+    for line in summary(rows):
+        print(line)
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per (task, holdout size) in the terms of the acceptance: every seed's accuracy
+    after, dse's lowest CI bound and lowest abstention recall, and dse's worst seed against the
+    peer's best. Each (task, seed, system)'s latest zero-config run counts; earlier runs and
+    variants are history. A task whose holdout changed is another comparison."""
     latest = {(r["task"], r["n"], r["seed"], r["system"]): r for r in rows if not _variant(r)}
-    rows = list(latest.values())
-    print("\nLatest result per task, holdout size, seed and system:")
-    for task, n in sorted({(r["task"], r["n"]) for r in rows}):
-        means = {}
+    lines = []
+    for task, n in sorted({(task, n) for task, n, _, _ in latest}):
+        parts, afters = [], {}
         for system in ("dse", "dspy"):
-            afters = [
-                r["after"]
-                for r in rows
-                if r["task"] == task and r["n"] == n and r["system"] == system
+            runs = sorted(
+                (r for (t, size, _, s), r in latest.items() if (t, size, s) == (task, n, system)),
+                key=lambda r: r["seed"],
+            )
+            if not runs:
+                continue
+            afters[system] = [r["after"] for r in runs]
+            seeds = ", ".join(str(r["seed"]) for r in runs)
+            part = f"{system} {' / '.join(_pct(a).strip() for a in afters[system])} (seeds {seeds}"
+            bounds = [r["ci"][0] for r in runs if r.get("ci")]
+            if bounds:
+                part += f"; lowest CI bound {100 * min(bounds):+.1f}"
+            recalls = [
+                r["by_value"][r["abstain"]]["after"]
+                for r in runs
+                if r.get("abstain") in r["by_value"]
             ]
-            if afters:
-                means[system] = statistics.mean(afters)
-        line = ", ".join(f"{s} mean after {_pct(m)}" for s, m in means.items())
-        if len(means) == 2:
-            line += f"; dse - dspy {100 * (means['dse'] - means['dspy']):+.1f} points"
-        print(f"{task} (holdout {n}): {line}")
+            if recalls:
+                part += f"; abstention recall >= {_pct(min(recalls)).strip()}%"
+            parts.append(part + ")")
+        line = f"{task} (holdout {n}): " + "; ".join(parts)
+        if len(afters) == 2:
+            dse, dspy = afters["dse"], afters["dspy"]
+            mean_gap = statistics.mean(dse) - statistics.mean(dspy)
+            worst_gap = min(dse) - max(dspy)
+            line += (
+                f"; mean dse - dspy {100 * mean_gap:+.1f}, "
+                f"dse's worst seed - dspy's best {100 * worst_gap:+.1f} points"
+            )
+        lines.append(line)
+    return lines
 
 
 def main() -> None:
