@@ -385,6 +385,33 @@ def test_menu_matches_are_the_share_of_the_request_words_each_listed_item_repeat
     assert menu_matches(silent, choices, ("get_weather",)) == [0.0]
 
 
+def test_a_menu_nested_in_the_input_is_matched_against_the_words_beside_it() -> None:
+    """The request and its tools under one key, or the tools inside each turn: the words that
+    count are the input's own, everywhere but the list itself (JSON text included)."""
+    tools = [
+        {"name": "track_parcel", "description": "Where a parcel is now"},
+        {"name": "refund", "description": "Money back for an order"},
+    ]
+    nested = {"request": {"text": "where is my parcel", "tools": tools}}
+    choices = ChoiceParams(
+        source="input",
+        output_field="/tool",
+        input_path="request.tools[*].name",
+        abstain={"tool": "none"},
+        pick="logprob",
+        menu_match=1.0,
+    )
+    # Own words: parcel ("where", "is", "my" are function words); the tools' own text is not.
+    assert menu_matches(nested, choices, ("track_parcel", "refund")) == [1.0, 0.0]
+    as_text = {"request": json.dumps(nested["request"])}
+    assert menu_matches(as_text, choices, ("track_parcel", "refund")) == [1.0, 0.0]
+
+    turns = {"turns": [{"text": "my parcel, where?", "tools": tools}], "note": "an order"}
+    each_turn = choices.model_copy(update={"input_path": "turns[*].tools[*].name"})
+    # Own words: parcel (the turn's), order (the note's) -> 2; "where" is a function word.
+    assert menu_matches(turns, each_turn, ("track_parcel", "refund")) == [0.5, 0.5]
+
+
 async def test_a_menu_match_lifts_the_tool_the_request_names_and_leaves_the_abstention() -> None:
     """The model prefers email whatever is asked; the request shares words with the maps tool's
     description only, so with the match weighted in maps wins (no LM call added), and a request
@@ -451,6 +478,50 @@ def test_blank_input_keeps_only_the_list_the_choices_come_from() -> None:
     }
     with pytest.raises(ValueError, match="blank_weight needs pick='logprob'"):
         ChoiceParams.model_validate({**BY_INPUT.model_dump(), "blank_weight": 1.0})
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    tools: list[Tool]
+
+
+class TurnsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    turns: list[Turn]
+
+
+async def test_the_blank_contrast_keeps_a_menu_inside_each_turn_and_blanks_the_turns_text() -> None:
+    """Choices from ``turns[*].tools[*].name``: the blanked prompt empties what each turn says
+    and keeps its tools, so the contrast measures the request, not the list."""
+    seen: list[str] = []
+
+    def score(request: LMRequest, text: str) -> float:
+        seen.append(request.messages[-1].content)
+        return -1.0
+
+    lm = ScriptedLM(lambda r: "unused", scorer=score)
+    signature = Signature(
+        id="test/Turns.v1",
+        input_model=TurnsIn,
+        output_model=PickOut,
+        prompt=PromptBlocks(instruction="Pick the tool the last turn needs, or none."),
+    )
+    choices = ChoiceParams(
+        source="input",
+        output_field="/tool",
+        input_path="turns[*].tools[*].name",
+        abstain={"tool": "none"},
+        pick="logprob",
+        blank_weight=1.0,
+    )
+    value = TurnsIn(turns=[Turn(text="route me home", tools=[Tool(name="maps", description="x")])])
+    await DirectStrategy().run(_context(signature, Params(choices=choices), value, lm))
+
+    assert seen[-1].endswith('{"turns":[{"text":"","tools":[{"description":"x","name":"maps"}]}]}')
+    assert blank_input(value.model_dump(), "turns[*].tools") == {
+        "turns": [{"text": "", "tools": [{"name": "maps", "description": "x"}]}]
+    }
 
 
 async def test_logprob_mode_counts_against_the_prediction_budget() -> None:

@@ -194,12 +194,23 @@ def neighbor_votes(
     return [math.log((v + _VOTE_PRIOR) / total) for v in votes]
 
 
+def _menu_path(choices: ChoiceParams) -> str:
+    """The list the input-defined choices come from: ``input_path`` up to its last ``[*]``
+    (``functions`` for ``functions[*].function.name``); ``""`` when they come from no list."""
+    path = choices.input_path or ""
+    if choices.source != "input" or "[*]" not in path:
+        return ""
+    return path[: path.rindex("[*]")]
+
+
 def blank_input(document: Any, keep: str) -> Any:
     """The input with every string emptied except under ``keep`` (a dotted path to the list the
-    choices come from, ``""`` to keep nothing): the same prompt saying nothing of its own."""
+    choices come from, ``[*]`` for each item of a list on the way; ``""`` to keep nothing): the
+    same prompt saying nothing of its own."""
+    kept = keep.replace("[*]", "[]")
 
     def walk(node: Any, path: str) -> Any:
-        if keep and path == keep:
+        if kept and path == kept:
             return node
         if isinstance(node, str):
             return ""
@@ -221,9 +232,7 @@ def blank_messages(
     last = messages[-1] if messages else None
     if last is None or not last.content.endswith(text):
         raise StrategyError("blank contrast: the prompt's last turn does not end with the input")
-    path = choices.input_path or ""
-    keep = path.split("[*]", 1)[0] if choices.source == "input" and "[*]" in path else ""
-    blank = compact_json(blank_input(json.loads(text), keep))
+    blank = compact_json(blank_input(json.loads(text), _menu_path(choices)))
     turn = last.model_copy(update={"content": last.content[: -len(text)] + blank})
     return (*messages[:-1], turn)
 
@@ -285,9 +294,7 @@ def menu_matches(document: Any, choices: ChoiceParams, values: tuple[str, ...]) 
         named = next((n for n in input_nodes(item, key) if isinstance(n, str)), None)
         if named is not None:
             items.setdefault(named, json_text_value(item))
-    top = menu.split(".", 1)[0].split("[", 1)[0]
-    own = {k: v for k, v in document.items() if k != top} if isinstance(document, dict) else {}
-    asked = _words(own, with_keys=False)
+    asked = _words(_without(document, menu), with_keys=False)
     if not asked:
         return [0.0] * len(values)
     shares = []
@@ -329,6 +336,26 @@ def input_nodes(document: Any, path: str) -> list[Any]:
                 following.append(item)
         nodes = following
     return nodes
+
+
+def _without(document: Any, drop: str) -> Any:
+    """``document`` without the node at ``drop`` (a path as :func:`blank_input` takes it), JSON
+    text on the way to it read as its value: what the input says beside the list it carries."""
+    target = drop.replace("[*]", "[]")
+
+    def on_the_way(path: str) -> bool:
+        return not path or target.startswith((path + ".", path + "[]"))
+
+    def walk(node: Any, path: str) -> Any:
+        node = json_text_value(node) if on_the_way(path) else node
+        if isinstance(node, dict):
+            inner = {k: f"{path}.{k}" if path else str(k) for k in node}
+            return {k: walk(v, inner[k]) for k, v in node.items() if inner[k] != target}
+        if isinstance(node, list):
+            return [walk(item, path + "[]") for item in node]
+        return node
+
+    return walk(document, "")
 
 
 def json_text_value(node: Any) -> Any:
