@@ -24,6 +24,7 @@ from dse.compile._choices import (
     calibrate,
     choice_options,
     infer_choices,
+    neighbor_vote,
 )
 from dse.compile._race import RaceOptimizer, combined_candidates
 from dse.compile._search import SearchContext
@@ -423,6 +424,54 @@ async def test_blank_contrast_finds_what_the_input_adds_where_a_bias_alone_canno
     plain_honest = sum(plain_tuned.honest_rewards.values()) / rows
     assert honest >= 0.95 and plain_honest <= 0.8
     assert contrast_record.reward < honest
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    tools: list[Tool]
+
+
+class NestedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request: Request
+    channel: str = "chat"
+
+
+NESTED = Signature(
+    id="test/NestedPick.v1",
+    input_model=NestedIn,
+    output_model=PickOut,
+    prompt=PromptBlocks(instruction="Pick the tool the request needs, or none."),
+)
+
+
+def test_a_vote_over_a_nested_menu_matches_the_request_beside_it(sqlite_store: Store) -> None:
+    """Tools under ``request`` beside its text: the vote matches rows on ``request.text`` and
+    the other fields, not on the tool lists (which every row shares here, so they would tie)."""
+    rows = [
+        ExampleIn(
+            example_id=r.example_id,
+            input={"request": {"text": r.input["message"], "tools": r.input["tools"]}},
+            expected=r.expected,
+            split="train",
+        )
+        for r in _rows(40)
+    ]
+    lm = ScriptedLM(lambda r: '{"tool": "none"}', supports_constrained=True, scorer=_blind_scorer)
+    ctx = _context(sqlite_store, rows, lm, exact_match_reward(), NESTED)
+    choices = infer_choices(NESTED, [*ctx.scoring, *ctx.demo_pool]).choices
+    assert choices.input_path == "request.tools[*].name"
+
+    vote = neighbor_vote(ctx, choices.model_copy(update={"pick": "logprob"}))
+
+    assert vote is not None and vote.query_fields == ("channel", "request.text")
+    voter = retriever_for(
+        DemoRetrieval.model_construct(pool=vote.pool, k=1, query_fields=vote.query_fields)
+    )
+    asked = {"request": {"text": "please use timer", "tools": [{"name": "email"}]}, "channel": "x"}
+    nearest = [vote.pool[i].output for i in voter.nearest(compact_json(asked), 3)]
+    assert nearest and all(output == {"tool": "timer"} for output in nearest)
 
 
 def _blind_scorer(request: LMRequest, text: str) -> float:

@@ -132,6 +132,24 @@ def test_query_fields_choose_which_input_fields_are_matched() -> None:
     assert [pool[i].id for i in chosen] == ["x"]
 
 
+def test_a_query_field_may_be_a_dotted_path_into_a_nested_input() -> None:
+    """``request.text`` names the text under ``request``; a top-level key that holds a dot is
+    still read as itself, and a path that is missing or runs into a non-object adds nothing."""
+    pool = (
+        Demo(id="x", input={"request": {"text": "refund", "topic": "billing"}}, output={"l": "a"}),
+        Demo(id="y", input={"request": {"text": "billing", "topic": "refund"}}, output={"l": "b"}),
+    )
+    spec = DemoRetrieval(pool=pool, k=1, query_fields=("request.text",))
+    chosen = retrieve.DemoRetriever(spec).select(
+        '{"request":{"text":"refund now","topic":"billing"}}'
+    )
+    assert [pool[i].id for i in chosen] == ["x"]
+
+    fields = ("a.b", "request.text", "request.text.more", "gone.x")
+    value = {"a.b": "dotted", "request": {"text": "nested"}, "gone": "flat"}
+    assert retrieve.query_text(value, fields) == "dotted\nnested"
+
+
 @pytest.mark.parametrize("demos_as", ["inline", "chat"])
 def test_retrieved_demos_render_exactly_like_fixed_demos_after_them(demos_as: str) -> None:
     decode = DecodeParams(demos_as=demos_as)  # type: ignore[arg-type]

@@ -127,7 +127,7 @@ def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | N
     """A vote of the nearest train rows (every train row, scoring ones included: a row never
     votes for its own input), with ``k`` about the square root of their number; ``None`` when
     no answer repeats, so no neighbor could tell one input's answer from another's. Where the
-    choices come from a list in the input, rows are matched on the other top-level fields (the
+    choices come from a list in the input, rows are matched on the fields beside that list (the
     request, not the menu), when there are any."""
     rows = [*ctx.scoring, *ctx.demo_pool]
     answers = Counter(canonical_str(_normalized(ctx.signature, r.expected)) for r in rows)
@@ -136,13 +136,30 @@ def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | N
     if len(rows) > MAX_VOTE_POOL:
         rows = random.Random(ctx.seed).sample(rows, MAX_VOTE_POOL)
     k = max(3, min(32, round(math.sqrt(len(rows)))))
-    fields: tuple[str, ...] | None = None
-    if choices.source == "input" and choices.input_path:
-        menu = re.split(r"[.\[]", choices.input_path, maxsplit=1)[0]
-        others = sorted({name for r in rows for name in r.input if name != menu})
-        fields = tuple(others) or None
     pool = tuple(_as_predicted(ctx.signature, r) for r in rows)
+    path = choices.input_path or "" if choices.source == "input" else ""
+    inputs = [demo.input for demo in pool]
+    fields = _beside(inputs, path[: path.rindex("[*]")]) if "[*]" in path else None
     return NeighborVote(pool=pool, k=k, query_fields=fields)
+
+
+def _beside(inputs: Sequence[dict[str, Any]], menu: str) -> tuple[str, ...] | None:
+    """The input fields beside the list at ``menu`` (on its way down from the top, so a menu
+    under ``request`` leaves ``request.text``), as query fields; ``None`` (the whole input)
+    when there are none, or when the list sits in the items of another list."""
+    if not menu or "[*]" in menu:
+        return None
+    parts = menu.split(".")
+    names: set[str] = set()
+    for value in inputs:
+        node: Any = value
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict):
+                break
+            prefix = ".".join(parts[:depth])
+            names.update(f"{prefix}.{key}" if prefix else key for key in node if key != part)
+            node = node.get(part)
+    return tuple(sorted(names)) or None
 
 
 def _items_have_text(rows: Sequence[ExampleRow], choices: ChoiceParams) -> bool:

@@ -136,9 +136,9 @@ def _remember(spec: DemoRetrieval, retriever: DemoRetriever) -> None:
 
 def query_text(value: Any, fields: Sequence[str] | None = None) -> str:
     """The text an input is matched by: its string leaves in canonical (sorted-key) order,
-    from the top-level ``fields`` only when given."""
+    from ``fields`` only when given (top-level names, or dotted paths into nested objects)."""
     if fields is not None and isinstance(value, dict):
-        value = {name: value[name] for name in fields if name in value}
+        value = {name: node for name in fields if (node := _field(value, name)) is not _ABSENT}
     leaves: list[str] = []
     pending = [value]
     while pending:
@@ -150,6 +150,21 @@ def query_text(value: Any, fields: Sequence[str] | None = None) -> str:
         elif isinstance(item, list | tuple):
             pending.extend(reversed(item))
     return "\n".join(leaves)
+
+
+_ABSENT = object()
+
+
+def _field(value: dict[str, Any], name: str) -> Any:
+    """The node a query field names: a top-level key as it is, else a dotted path."""
+    if name in value:
+        return value[name]
+    node: Any = value
+    for key in name.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return node
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
