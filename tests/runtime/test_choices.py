@@ -522,6 +522,11 @@ async def test_the_blank_contrast_keeps_a_menu_inside_each_turn_and_blanks_the_t
     assert blank_input(value.model_dump(), "turns[*].tools") == {
         "turns": [{"text": "", "tools": [{"name": "maps", "description": "x"}]}]
     }
+    # A request kept as JSON text is blanked inside, its tools kept, and stays JSON text.
+    as_text = {"request": json.dumps({"text": "route me", "tools": [{"name": "maps"}]})}
+    assert blank_input(as_text, "request.tools") == {
+        "request": '{"text":"","tools":[{"name":"maps"}]}'
+    }
 
 
 async def test_logprob_mode_counts_against_the_prediction_budget() -> None:

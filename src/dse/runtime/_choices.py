@@ -213,7 +213,8 @@ def blank_input(document: Any, keep: str) -> Any:
         if kept and path == kept:
             return node
         if isinstance(node, str):
-            return ""
+            inner = json_text_value(node) if _leads_to(kept, path) else node
+            return "" if inner is node else compact_json(walk(inner, path))
         if isinstance(node, dict):
             return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
         if isinstance(node, list):
@@ -343,11 +344,8 @@ def _without(document: Any, drop: str) -> Any:
     text on the way to it read as its value: what the input says beside the list it carries."""
     target = drop.replace("[*]", "[]")
 
-    def on_the_way(path: str) -> bool:
-        return not path or target.startswith((path + ".", path + "[]"))
-
     def walk(node: Any, path: str) -> Any:
-        node = json_text_value(node) if on_the_way(path) else node
+        node = json_text_value(node) if _leads_to(target, path) else node
         if isinstance(node, dict):
             inner = {k: f"{path}.{k}" if path else str(k) for k in node}
             return {k: walk(v, inner[k]) for k, v in node.items() if inner[k] != target}
@@ -356,6 +354,12 @@ def _without(document: Any, drop: str) -> Any:
         return node
 
     return walk(document, "")
+
+
+def _leads_to(target: str, path: str) -> bool:
+    """Whether ``target`` lies below the node at ``path`` (paths as :func:`blank_input` names
+    them, ``[]`` for a list's items)."""
+    return bool(target) and (not path or target.startswith((path + ".", path + "[]")))
 
 
 def json_text_value(node: Any) -> Any:
