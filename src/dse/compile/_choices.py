@@ -137,9 +137,7 @@ def neighbor_vote(ctx: SearchContext, choices: ChoiceParams) -> NeighborVote | N
         rows = random.Random(ctx.seed).sample(rows, MAX_VOTE_POOL)
     k = max(3, min(32, round(math.sqrt(len(rows)))))
     pool = tuple(_as_predicted(ctx.signature, r) for r in rows)
-    path = (choices.input_path or "") if choices.source == "input" else ""
-    inputs = [demo.input for demo in pool]
-    fields = _beside(inputs, path[: path.rindex("[*]")]) if "[*]" in path else None
+    fields = _beside([demo.input for demo in pool], choices.menu_path)
     return NeighborVote(pool=pool, k=k, query_fields=fields)
 
 

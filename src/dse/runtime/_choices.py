@@ -194,15 +194,6 @@ def neighbor_votes(
     return [math.log((v + _VOTE_PRIOR) / total) for v in votes]
 
 
-def _menu_path(choices: ChoiceParams) -> str:
-    """The list the input-defined choices come from: ``input_path`` up to its last ``[*]``
-    (``functions`` for ``functions[*].function.name``); ``""`` when they come from no list."""
-    path = choices.input_path or ""
-    if choices.source != "input" or "[*]" not in path:
-        return ""
-    return path[: path.rindex("[*]")]
-
-
 def blank_input(document: Any, keep: str) -> Any:
     """The input with every string emptied except under ``keep`` (a dotted path to the list the
     choices come from, ``[*]`` for each item of a list on the way; ``""`` to keep nothing): the
@@ -233,7 +224,7 @@ def blank_messages(
     last = messages[-1] if messages else None
     if last is None or not last.content.endswith(text):
         raise StrategyError("blank contrast: the prompt's last turn does not end with the input")
-    blank = compact_json(blank_input(json.loads(text), _menu_path(choices)))
+    blank = compact_json(blank_input(json.loads(text), choices.menu_path))
     turn = last.model_copy(update={"content": last.content[: -len(text)] + blank})
     return (*messages[:-1], turn)
 

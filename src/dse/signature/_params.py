@@ -172,6 +172,15 @@ class ChoiceParams(_Frozen):
             )
         return self
 
+    @property
+    def menu_path(self) -> str:
+        """The list input-defined choices come from: ``input_path`` up to its last ``[*]``
+        (``functions`` for ``functions[*].function.name``); ``""`` when they come from no list."""
+        path = self.input_path or ""
+        if self.source != "input" or "[*]" not in path:
+            return ""
+        return path[: path.rindex("[*]")]
+
 
 class Params(_Frozen):
     """The full, versioned policy of one signature. ``few_shot=None`` uses the authored demos."""
