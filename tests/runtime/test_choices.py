@@ -136,6 +136,11 @@ def test_input_paths_read_lists_of_strings_and_of_objects() -> None:
     assert input_values(as_text, "each[*]") == each
     assert input_values({"tools": "[not json"}, "tools[*].name") == []
 
+    # A key asked of a string, a number or a list names nothing: the path does not fit there.
+    assert input_values({"tools": ["a", {"name": "b"}]}, "tools[*].name") == ["b"]
+    assert input_values({"request": "plain text"}, "request.tools[*].name") == []
+    assert input_values({"turns": [{"tools": ["x"]}]}, "turns.tools[*]") == []
+
 
 def test_a_finite_union_schema_lists_every_output() -> None:
     outputs = enumerate_outputs(UNION, 64)

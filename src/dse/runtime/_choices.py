@@ -310,17 +310,18 @@ def _output_matches(document: Any, allowed: ChoiceSet) -> list[float]:
 def input_nodes(document: Any, path: str) -> list[Any]:
     """Every node at ``path`` (as :func:`input_values` reads it), of any type. A string that
     holds a JSON list or object is read as that value where the path goes into it (a menu an
-    input carries as JSON text)."""
+    input carries as JSON text). A key asked of anything but an object finds nothing."""
     nodes: list[Any] = [document]
     for segment in (s for s in path.split(".") if s):
         each = segment.endswith("[*]")
         key = segment.removesuffix("[*]")
         following: list[Any] = []
         for node in nodes:
-            node = json_text_value(node) if key else node
-            item = node.get(key, _ABSENT) if isinstance(node, dict) and key else node
-            if item is _ABSENT:
-                continue
+            if key:
+                node = json_text_value(node)
+                if not isinstance(node, dict) or key not in node:
+                    continue
+            item = node[key] if key else node
             if each:
                 item = json_text_value(item)
                 following.extend(item if isinstance(item, list) else [])
